@@ -1,0 +1,3 @@
+from bgcam.cli import main
+
+main()

@@ -1,0 +1,67 @@
+"""Compositors: put the sharp person over a blurred, replaced or removed background.
+
+``compose(image, alpha)`` takes the BGR uint8 frame and the full-resolution float32 alpha
+(1 = person) and returns the output frame (a buffer the compositor owns and reuses). ``alpha=None``
+means no usable mask: the whole frame is treated as background (fail closed: nothing leaks).
+Backends (cpu, opencl, cuda) are registered by name; ``auto`` picks by measurement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from bgcam.config import ComposeConfig
+from bgcam.errors import BackendError
+from bgcam.frame import Image, Mask
+
+
+class Compositor(Protocol):
+    name: str
+
+    def compose(self, image: Image, alpha: Mask | None) -> Image:
+        """The output frame for ``image``; the result may be reused by the next call."""
+        ...
+
+    def update(self, cfg: ComposeConfig) -> None:
+        """Apply new settings (mode, strength, type, background) between frames."""
+        ...
+
+    def close(self) -> None: ...
+
+
+CompositorFactory = Callable[[ComposeConfig, tuple[int, int]], Compositor]
+
+_REGISTRY: dict[str, CompositorFactory] = {}
+
+
+def register(name: str) -> Callable[[CompositorFactory], CompositorFactory]:
+    def deco(factory: CompositorFactory) -> CompositorFactory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def _load_builtins() -> None:
+    from bgcam.compose import cpu  # noqa: F401
+
+
+def available() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def create_compositor(cfg: ComposeConfig, frame_size: tuple[int, int]) -> Compositor:
+    """Create the compositor ``cfg.backend`` (``auto`` = cpu until measured) for ``frame_size``."""
+    _load_builtins()
+    name = "cpu" if cfg.backend == "auto" else cfg.backend
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise BackendError(
+            f"compositor backend {name!r} is not available here; "
+            f"available: {', '.join(sorted(_REGISTRY))}",
+            hint="set compose.backend = \"cpu\" (or run `bgcam doctor` to see why)",
+        ) from None
+    return factory(cfg, frame_size)

@@ -1,0 +1,337 @@
+"""The one validated, frozen configuration object.
+
+Every setting is declared once here (name, type, default, bounds, help text). ``configs/default.toml``
+documents each key and a test keeps the two in step. A file or a ``--set KEY=VALUE`` override that
+names an unknown key, has the wrong type or is out of range raises :class:`ConfigError` naming the
+key, what was expected and what was given. A reload builds a new object and swaps it whole.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bgcam.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+Mode = Literal["blur", "replace", "remove", "off"]
+MODES: tuple[Mode, ...] = ("blur", "replace", "remove", "off")
+BlurType = Literal["gaussian", "box", "median", "bilateral", "lens"]
+SegmenterName = Literal["mediapipe", "onnx", "hsv"]
+Backend = Literal["auto", "cpu", "opencl", "cuda"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class SourceConfig(_Section):
+    """Where frames come from."""
+
+    uri: str = Field(
+        "0",
+        description="camera index (0), /dev/videoN, a video file, an image folder, or a "
+        "stream URL (http://…/mjpeg, rtsp://…)",
+    )
+    width: int = Field(1280, ge=16, le=7680, description="requested capture width (cameras)")
+    height: int = Field(720, ge=16, le=4320, description="requested capture height (cameras)")
+    fps: float = Field(30.0, gt=0, le=240, description="requested capture rate (cameras)")
+    fourcc: str = Field(
+        "MJPG", description="camera pixel format, 4 characters (MJPG, YUYV) or empty for default"
+    )
+    mirror: bool = Field(False, description="flip the image horizontally")
+    loop: bool = Field(True, description="restart a video file at its end")
+
+    @field_validator("fourcc")
+    @classmethod
+    def _fourcc(cls, v: str) -> str:
+        if v and len(v) != 4:
+            raise ValueError("a FOURCC of exactly 4 characters, or empty")
+        return v
+
+
+class SegmentConfig(_Section):
+    """Which model finds the person."""
+
+    segmenter: SegmenterName = Field(
+        "mediapipe", description="mediapipe (default) | onnx (same model on onnxruntime) | hsv"
+    )
+    model: str = Field(
+        "auto",
+        description="auto (landscape model for frames wider than 4:3) | landscape | general | "
+        "a path to a .tflite (mediapipe) or .onnx (onnx) model",
+    )
+    providers: tuple[str, ...] = Field(
+        ("CUDA", "DirectML", "CoreML", "CPU"),
+        strict=False,  # TOML gives a list; stored as a tuple so the config stays immutable
+        description="onnxruntime execution providers to try, in order",
+    )
+    threads: int = Field(1, ge=1, le=64, description="inference threads")
+    every: int = Field(
+        1, ge=0, le=30, description="segment every Nth frame (0 = automatic by load)"
+    )
+
+
+class RefineConfig(_Section):
+    """How the low-resolution model output becomes a steady, edge-aligned alpha matte."""
+
+    temporal: bool = Field(True, description="motion-adaptive temporal smoothing of the mask")
+    still_weight: float = Field(
+        0.15, gt=0, le=1, description="share of the new mask taken where nothing moves"
+    )
+    motion_weight: float = Field(
+        0.9, gt=0, le=1, description="share of the new mask taken where the image moves"
+    )
+    edge: Literal["guided", "none"] = Field(
+        "guided", description="align the mask with image edges: guided (filter) | none"
+    )
+    edge_radius: float = Field(
+        0.01, gt=0, le=0.1, description="guided-filter radius as a fraction of frame height"
+    )
+    edge_eps: float = Field(1e-3, gt=0, le=1, description="guided-filter regularisation")
+
+
+class ComposeConfig(_Section):
+    """What happens to the background."""
+
+    mode: Mode = Field("blur", description="blur | replace | remove | off")
+    blur: int = Field(60, ge=0, le=100, description="blur strength 0–100, same look at any size")
+    blur_type: BlurType = Field(
+        "gaussian", description="gaussian | box | median | bilateral | lens (disc bokeh)"
+    )
+    background: str = Field(
+        "", description="image or video (looped) shown behind you in replace mode"
+    )
+    color: str = Field("#00b140", description="fill colour for remove mode, #rrggbb")
+    backend: Backend = Field(
+        "auto", description="compositor backend: auto (measured at start) | cpu | opencl | cuda"
+    )
+
+    @field_validator("color")
+    @classmethod
+    def _color(cls, v: str) -> str:
+        s = v.removeprefix("#")
+        if len(s) != 6 or any(c not in "0123456789abcdefABCDEF" for c in s):
+            raise ValueError("a colour as #rrggbb")
+        return "#" + s.lower()
+
+
+class OutputConfig(_Section):
+    """Where frames go."""
+
+    sink: str = Field(
+        "virtualcam", description="virtualcam | file:PATH (a video) | preview (a window) | null"
+    )
+    device: str = Field(
+        "", description="virtual camera device (/dev/videoN); empty = the one named BgCam"
+    )
+    fps: float = Field(30.0, gt=0, le=120, description="output frame rate, held exactly")
+    width: int = Field(0, ge=0, le=7680, description="output width (0 = the source's, made even)")
+    height: int = Field(0, ge=0, le=4320, description="output height (0 = the source's)")
+    on_demand: bool = Field(
+        False, description="release the webcam while no application reads the virtual camera"
+    )
+
+
+class KeysConfig(_Section):
+    """Global hotkeys, in pynput's syntax."""
+
+    toggle: str = Field("<ctrl>+<alt>+b", description="blur on/off")
+    blur_up: str = Field("<ctrl>+<alt>+<up>", description="blur strength +10")
+    blur_down: str = Field("<ctrl>+<alt>+<down>", description="blur strength −10")
+    next_mode: str = Field("<ctrl>+<alt>+m", description="next mode: blur → replace → remove → off")
+
+
+class ControlConfig(_Section):
+    """How the running daemon is controlled."""
+
+    socket: bool = Field(True, description="serve the control socket for `bgcam ctl`")
+    hotkeys: bool = Field(True, description="listen for global hotkeys (X11, Windows, macOS)")
+    keys: KeysConfig = Field(default_factory=KeysConfig)
+
+
+class WebConfig(_Section):
+    """The local web control panel."""
+
+    enabled: bool = Field(False, description="serve the control panel on loopback")
+    port: int = Field(8765, ge=1, le=65535, description="TCP port on 127.0.0.1")
+    preview_fps: float = Field(10.0, gt=0, le=30, description="live preview rate")
+
+
+class LogConfig(_Section):
+    """What the daemon reports."""
+
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+    stats_interval: float = Field(5.0, ge=0, le=3600, description="seconds between stats lines")
+
+
+class Config(_Section):
+    """The whole configuration: one frozen object, built from defaults, a file and overrides."""
+
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    segment: SegmentConfig = Field(default_factory=SegmentConfig)
+    refine: RefineConfig = Field(default_factory=RefineConfig)
+    compose: ComposeConfig = Field(default_factory=ComposeConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+
+    def replace(self, **dotted: Any) -> Config:
+        """A new validated Config with ``{"compose.blur": 80}``-style keys replaced."""
+        data = self.model_dump()
+        for key, value in dotted.items():
+            _set_dotted(data, key, value)
+        return from_mapping(data)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Build the Config from defaults, an optional TOML file and ``KEY=VALUE`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = read_toml(Path(path))
+    for item in overrides:
+        key, value = parse_override(item)
+        _set_dotted(data, key, value)
+    return from_mapping(data, source=str(path) if path else None)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML file, turning every failure into a ConfigError that names the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} does not exist",
+            hint="pass an existing file with --config, e.g. --config configs/default.toml",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Split ``compose.blur=80`` into a key and a TOML-typed value (bare words are strings)."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. compose.blur=80")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def from_mapping(data: Mapping[str, Any], source: str | None = None) -> Config:
+    """Validate a nested mapping into a Config, with errors that name key, expected and got."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(err) for err in exc.errors()]
+        where = f"{source}: " if source else ""
+        raise ConfigError(where + "invalid configuration\n  " + "\n  ".join(lines)) from None
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{key}: {part!r} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return None
+    return model
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc)
+    given = err.get("input")
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent = _model_at(loc[:-1]) or Config
+        known = list(parent.model_fields)
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        maybe = f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])!r}?)" if close else ""
+        return f"{key}: unknown key{maybe}; expected one of: {', '.join(known)}"
+    expected = _expected(err)
+    return f"{key}: expected {expected}, got {given!r}"
+
+
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "tuple_type": "a list",
+    "model_type": "a table (section)",
+    "dict_type": "a table (section)",
+}
+
+
+def _expected(err: Mapping[str, Any]) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind in _TYPE_WORDS:
+        return str(_TYPE_WORDS[kind])
+    if kind == "literal_error":
+        return "one of " + str(ctx.get("expected", ""))
+    bounds = {
+        "greater_than": "a value > {gt}",
+        "greater_than_equal": "a value ≥ {ge}",
+        "less_than": "a value < {lt}",
+        "less_than_equal": "a value ≤ {le}",
+    }
+    if kind in bounds:
+        return bounds[kind].format(**ctx)
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    return str(err["msg"]).lower()
+
+
+def describe_keys() -> list[tuple[str, str, Any]]:
+    """Every leaf setting as (dotted key, help text, default), in declaration order."""
+    out: list[tuple[str, str, Any]] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, f"{prefix}{name}.")
+            else:
+                out.append((prefix + name, field.description or "", field.get_default()))
+
+    walk(Config, "")
+    return out

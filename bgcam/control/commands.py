@@ -1,0 +1,195 @@
+"""The one command set every control surface uses (hotkeys, socket, signals, web page).
+
+Front ends never touch stages: they parse a :class:`Command` and ``submit`` it to the daemon's
+:class:`CommandQueue`. The pipeline drains the queue between frames and runs :func:`execute`
+against itself (a :class:`Daemon`), so each change is atomic and thread-safe.
+"""
+
+from __future__ import annotations
+
+import queue
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from bgcam.config import MODES, Config, SegmenterName
+from bgcam.errors import BgCamError
+
+BLUR_STEP = 10
+
+# name -> kind of argument: None (no argument), "int" or "str"
+COMMANDS: dict[str, str | None] = {
+    "toggle": None,
+    "blur_up": None,
+    "blur_down": None,
+    "blur": "int",
+    "mode": "str",
+    "next_mode": None,
+    "blur_type": "str",
+    "background": "str",
+    "segmenter": "str",
+    "pause": None,
+    "resume": None,
+    "reload": None,
+    "save": None,
+    "status": None,
+    "quit": None,
+}
+
+
+class CommandError(ValueError):
+    """A request that cannot be run: unknown name, bad argument, full queue, failed effect."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    arg: str | int | None = None
+
+    @classmethod
+    def parse(cls, name: object, arg: object = None) -> Command:
+        """Validate a name and argument from any front end (strings from the CLI are fine)."""
+        if not isinstance(name, str) or name not in COMMANDS:
+            raise CommandError(f"unknown command {name!r}; expected one of {', '.join(COMMANDS)}")
+        kind = COMMANDS[name]
+        if kind is None:
+            if arg is not None:
+                raise CommandError(f"{name}: takes no argument, got {arg!r}")
+            return cls(name)
+        if arg is None:
+            raise CommandError(f"{name}: needs an argument ({kind})")
+        if kind == "int":
+            if isinstance(arg, bool) or not isinstance(arg, (int, str)):
+                raise CommandError(f"{name}: expected an integer 0–100, got {arg!r}")
+            try:
+                value = int(arg)
+            except ValueError:
+                raise CommandError(f"{name}: expected an integer 0–100, got {arg!r}") from None
+            if not 0 <= value <= 100:
+                raise CommandError(f"{name}: expected an integer 0–100, got {value}")
+            return cls(name, value)
+        if not isinstance(arg, str) or not arg:
+            raise CommandError(f"{name}: expected a non-empty string, got {arg!r}")
+        return cls(name, arg)
+
+
+class Daemon(Protocol):
+    """What a running pipeline offers to commands (implemented by ``bgcam.pipeline``)."""
+
+    @property
+    def config(self) -> Config: ...
+
+    def apply_config(self, cfg: Config) -> None:
+        """Swap in a new validated config between frames."""
+        ...
+
+    def set_paused(self, paused: bool) -> None: ...
+
+    def reload_config(self) -> Config:
+        """Read the config file again and return it (ConfigError if it is bad)."""
+        ...
+
+    def save_config(self) -> Path:
+        """Write run-time changes back; return the file written."""
+        ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def request_stop(self) -> None: ...
+
+
+@dataclass(slots=True)
+class ToggleMemory:
+    """What ``toggle`` returns to: the last mode that was not ``off``."""
+
+    last_on: str = "blur"
+
+
+def execute(daemon: Daemon, cmd: Command, memory: ToggleMemory) -> dict[str, Any]:
+    """Run one command against the daemon; return the reply payload (raise CommandError)."""
+    cfg = daemon.config
+    compose = cfg.compose
+    if compose.mode != "off":
+        memory.last_on = compose.mode
+    name, arg = cmd.name, cmd.arg
+    try:
+        if name == "toggle":
+            new_mode = memory.last_on if compose.mode == "off" else "off"
+            daemon.apply_config(cfg.replace(**{"compose.mode": new_mode}))
+        elif name in ("blur_up", "blur_down", "blur"):
+            if name == "blur":
+                level = int(arg)  # type: ignore[arg-type]
+            else:
+                step = BLUR_STEP if name == "blur_up" else -BLUR_STEP
+                level = min(100, max(0, compose.blur + step))
+            daemon.apply_config(cfg.replace(**{"compose.blur": level}))
+        elif name == "mode":
+            daemon.apply_config(cfg.replace(**{"compose.mode": arg}))
+        elif name == "next_mode":
+            nxt = MODES[(MODES.index(compose.mode) + 1) % len(MODES)]
+            daemon.apply_config(cfg.replace(**{"compose.mode": nxt}))
+        elif name == "blur_type":
+            daemon.apply_config(cfg.replace(**{"compose.blur_type": arg}))
+        elif name == "background":
+            path = Path(str(arg)).expanduser()
+            if not path.is_file():
+                raise CommandError(f"background: no such file {path}")
+            daemon.apply_config(
+                cfg.replace(**{"compose.background": str(path), "compose.mode": "replace"})
+            )
+        elif name == "segmenter":
+            seg: SegmenterName | str = str(arg)
+            daemon.apply_config(cfg.replace(**{"segment.segmenter": seg}))
+        elif name in ("pause", "resume"):
+            daemon.set_paused(name == "pause")
+        elif name == "reload":
+            daemon.apply_config(daemon.reload_config())
+        elif name == "save":
+            return {"saved": str(daemon.save_config())}
+        elif name == "quit":
+            daemon.request_stop()
+        return daemon.status()
+    except CommandError:
+        raise
+    except BgCamError as exc:
+        raise CommandError(f"{name}: {exc.message}") from None
+
+
+@dataclass
+class CommandQueue:
+    """A bounded queue of commands, each with a Future the submitter can wait on."""
+
+    maxsize: int = 64
+    _q: queue.Queue[tuple[Command, Future[dict[str, Any]]]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._q = queue.Queue(maxsize=self.maxsize)
+
+    def submit(self, cmd: Command) -> Future[dict[str, Any]]:
+        """Enqueue ``cmd`` without blocking; raise CommandError when the queue is full."""
+        fut: Future[dict[str, Any]] = Future()
+        try:
+            self._q.put_nowait((cmd, fut))
+        except queue.Full:
+            raise CommandError("busy: too many commands waiting; try again") from None
+        return fut
+
+    def drain(self) -> list[tuple[Command, Future[dict[str, Any]]]]:
+        """Everything waiting now, oldest first (called by the pipeline between frames)."""
+        items = []
+        while True:
+            try:
+                items.append(self._q.get_nowait())
+            except queue.Empty:
+                return items
+
+    def run_pending(self, daemon: Daemon, memory: ToggleMemory) -> int:
+        """Execute every waiting command against ``daemon``, resolving each future."""
+        items = self.drain()
+        for cmd, fut in items:
+            try:
+                fut.set_result(execute(daemon, cmd, memory))
+            except CommandError as exc:
+                fut.set_exception(exc)
+        return len(items)

@@ -1,0 +1,66 @@
+"""Segmenters: find the person in a frame.
+
+Each segmenter turns a BGR uint8 frame into a low-resolution float32 person probability map in
+[0, 1] (its own working size, e.g. 256x144 for the landscape model). Backends are registered by
+name and created with :func:`create_segmenter`; when one cannot run, the error says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from bgcam.config import SegmentConfig
+from bgcam.errors import BackendError
+from bgcam.frame import Image, Mask
+
+
+class Segmenter(Protocol):
+    """One method does the work; ``close`` frees native resources."""
+
+    name: str
+
+    def segment(self, image: Image) -> Mask:
+        """Person probability (h, w) float32 in [0, 1] for a BGR uint8 (H, W, 3) frame.
+
+        The returned array may be reused by the next call: copy it to keep it.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+SegmenterFactory = Callable[[SegmentConfig, tuple[int, int]], Segmenter]
+"""Builds a segmenter from its config section and the frame size (width, height)."""
+
+_REGISTRY: dict[str, SegmenterFactory] = {}
+
+
+def register(name: str) -> Callable[[SegmenterFactory], SegmenterFactory]:
+    def deco(factory: SegmenterFactory) -> SegmenterFactory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def _load_builtins() -> None:
+    # Imported lazily so that `import bgcam` does not load mediapipe or onnxruntime.
+    from bgcam.segment import hsv, mediapipe, onnx  # noqa: F401
+
+
+def available() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def create_segmenter(cfg: SegmentConfig, frame_size: tuple[int, int]) -> Segmenter:
+    """Create the segmenter ``cfg.segmenter`` for frames of ``frame_size`` (width, height)."""
+    _load_builtins()
+    try:
+        factory = _REGISTRY[cfg.segmenter]
+    except KeyError:
+        raise BackendError(
+            f"unknown segmenter {cfg.segmenter!r}; expected one of {', '.join(sorted(_REGISTRY))}"
+        ) from None
+    return factory(cfg, frame_size)
