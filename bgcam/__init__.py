@@ -8,6 +8,7 @@ from bgcam.errors import (
     DeviceError,
     InputError,
     ModelError,
+    OutputError,
 )
 from bgcam.frame import Frame
 
@@ -22,6 +23,7 @@ __all__ = [
     "Frame",
     "InputError",
     "ModelError",
+    "OutputError",
     "__version__",
     "load_config",
 ]

@@ -86,10 +86,26 @@ class RefineConfig(_Section):
 
     temporal: bool = Field(True, description="motion-adaptive temporal smoothing of the mask")
     still_weight: float = Field(
-        0.15, gt=0, le=1, description="share of the new mask taken where nothing moves"
+        0.1, gt=0, le=1, description="share of the new mask taken where nothing moves"
     )
     motion_weight: float = Field(
         0.9, gt=0, le=1, description="share of the new mask taken where the image moves"
+    )
+    motion_compensation: bool = Field(
+        True,
+        description="follow camera and body motion with optical flow before smoothing",
+    )
+    motion_threshold: float = Field(
+        8.0,
+        gt=0,
+        le=100,
+        description="mean grey-level change (0–255) above which a region counts as moving",
+    )
+    hysteresis: float = Field(
+        0.1,
+        ge=0,
+        lt=0.5,
+        description="a pixel changes side only when the mask crosses 0.5 ± this (0 = off)",
     )
     edge: Literal["guided", "none"] = Field(
         "guided", description="align the mask with image edges: guided (filter) | none"
@@ -97,7 +113,15 @@ class RefineConfig(_Section):
     edge_radius: float = Field(
         0.01, gt=0, le=0.1, description="guided-filter radius as a fraction of frame height"
     )
-    edge_eps: float = Field(1e-3, gt=0, le=1, description="guided-filter regularisation")
+    edge_eps: float = Field(
+        1e-3, gt=0, le=1, description="guided-filter regularisation (grey 0–1, squared)"
+    )
+    work_height: int = Field(
+        160,
+        ge=32,
+        le=4320,
+        description="refine at the frame size halved while its height stays ≥ this",
+    )
 
 
 class ComposeConfig(_Section):
@@ -140,6 +164,11 @@ class OutputConfig(_Section):
     on_demand: bool = Field(
         False, description="release the webcam while no application reads the virtual camera"
     )
+    governor: bool = Field(
+        True,
+        description="when the output cannot hold its fps, lower segmentation quality step by "
+        "step (logged) and restore it when there is headroom",
+    )
 
 
 class KeysConfig(_Section):
@@ -156,6 +185,10 @@ class ControlConfig(_Section):
 
     socket: bool = Field(True, description="serve the control socket for `bgcam ctl`")
     hotkeys: bool = Field(True, description="listen for global hotkeys (X11, Windows, macOS)")
+    hotkey_backend: Literal["auto", "pynput", "evdev"] = Field(
+        "auto",
+        description="auto (pynput; evdev on Wayland) | pynput | evdev (Linux, needs the input group)",
+    )
     keys: KeysConfig = Field(default_factory=KeysConfig)
 
 
@@ -335,3 +368,41 @@ def describe_keys() -> list[tuple[str, str, Any]]:
 
     walk(Config, "")
     return out
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def render_default_toml() -> str:
+    """The documented default configuration as TOML text (source of configs/default.toml)."""
+    lines = [
+        "# BgCam configuration: every key with its default and what it does.",
+        "# Copy this file, change what you need, run `bgcam run --config FILE`.",
+        "# Any key may also be set on the command line: --set compose.blur=80",
+    ]
+    section = None
+    defaults = Config()
+    for key, help_text, _ in describe_keys():
+        head, _, name = key.rpartition(".")
+        if head != section:
+            section = head
+            model = _model_at(tuple(head.split(".")))
+            doc = (model.__doc__ or "").strip().splitlines()[0] if model else ""
+            lines += ["", f"[{head}]"]
+            if doc:
+                lines.append(f"# {doc}")
+        value: Any = defaults
+        for part in key.split("."):
+            value = getattr(value, part)
+        lines.append(f"# {help_text}")
+        lines.append(f"{name} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"

@@ -43,8 +43,14 @@ class Engine:
         self.cfg = cfg
         self.frame_size = frame_size
         self.segmenter = segmenter or create_segmenter(cfg.segment, frame_size)
-        self.refiner = MaskRefiner(cfg.refine, frame_size)
-        self.compositor = compositor or create_compositor(cfg.compose, frame_size)
+        try:
+            self.refiner = MaskRefiner(cfg.refine, frame_size)
+            self.compositor = compositor or create_compositor(cfg.compose, frame_size)
+        except BaseException:
+            # Free the segmenter now: MediaPipe's finaliser fails noisily at interpreter exit.
+            if segmenter is None:
+                self.segmenter.close()
+            raise
         self.times = StageTimes()
         self.alpha: Mask | None = None
 

@@ -7,6 +7,7 @@ hint, when there is one) without a traceback and exits non-zero. ::
     ├── ConfigError            a config file, key or value is wrong
     ├── ModelError             a model is missing, corrupt or cannot be fetched
     ├── InputError             an input file/folder/URL cannot be read as video or image
+    ├── OutputError            an output file/folder cannot be written
     ├── DeviceError            a camera or virtual-camera device is missing or busy
     └── BackendError           a segmenter/compositor backend cannot run here
 """
@@ -40,6 +41,10 @@ class ModelError(BgCamError):
 
 class InputError(BgCamError):
     exit_code = 4
+
+
+class OutputError(BgCamError):
+    exit_code = 7
 
 
 class DeviceError(BgCamError):

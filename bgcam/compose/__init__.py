@@ -32,6 +32,18 @@ class Compositor(Protocol):
 
 CompositorFactory = Callable[[ComposeConfig, tuple[int, int]], Compositor]
 
+BLUR_SIGMA_AT_100 = 0.03
+"""Blur strength 100 means a Gaussian sigma of this fraction of the frame height."""
+
+
+def blur_sigma(strength: int, height: int) -> float:
+    """Full-resolution Gaussian sigma (pixels) that blur ``strength`` (0–100) means at ``height``.
+
+    The one definition every backend (and the naive reference in ``bgcam bench``) scales by, so a
+    strength looks the same at any resolution.
+    """
+    return strength / 100.0 * BLUR_SIGMA_AT_100 * height
+
 _REGISTRY: dict[str, CompositorFactory] = {}
 
 
@@ -44,7 +56,8 @@ def register(name: str) -> Callable[[CompositorFactory], CompositorFactory]:
 
 
 def _load_builtins() -> None:
-    from bgcam.compose import cpu  # noqa: F401
+    # Registered everywhere; creating opencl/cuda raises BackendError saying why it cannot run.
+    from bgcam.compose import cpu, cuda, opencl  # noqa: F401
 
 
 def available() -> list[str]:
@@ -53,9 +66,13 @@ def available() -> list[str]:
 
 
 def create_compositor(cfg: ComposeConfig, frame_size: tuple[int, int]) -> Compositor:
-    """Create the compositor ``cfg.backend`` (``auto`` = cpu until measured) for ``frame_size``."""
+    """Create the compositor ``cfg.backend`` for ``frame_size``; ``auto`` measures and picks."""
     _load_builtins()
-    name = "cpu" if cfg.backend == "auto" else cfg.backend
+    if cfg.backend == "auto":
+        from bgcam.compose.auto import choose
+
+        return choose(cfg, frame_size)[0]
+    name = cfg.backend
     try:
         factory = _REGISTRY[name]
     except KeyError:

@@ -94,7 +94,11 @@ class Daemon(Protocol):
         """Write run-time changes back; return the file written."""
         ...
 
-    def status(self) -> dict[str, Any]: ...
+    def status(self) -> dict[str, Any]:
+        """JSON-able state. Control surfaces read these keys when present: ``frames_out``
+        (int), ``fps_out`` (float), ``mode``, ``blur``, ``paused``, ``state`` ("idle" when
+        on-demand has released the camera); see ``bgcam.control.runtime``."""
+        ...
 
     def request_stop(self) -> None: ...
 
@@ -188,6 +192,8 @@ class CommandQueue:
         """Execute every waiting command against ``daemon``, resolving each future."""
         items = self.drain()
         for cmd, fut in items:
+            if not fut.set_running_or_notify_cancel():
+                continue  # the submitter gave up waiting; do not run a cancelled command
             try:
                 fut.set_result(execute(daemon, cmd, memory))
             except CommandError as exc:

@@ -1,11 +1,14 @@
 """The MediaPipe selfie-segmentation models: where they live and how to get them.
 
 Files live in the user data dir (``BGCAM_MODEL_DIR`` overrides) as ``<stem>.tflite`` and the
-converted ``<stem>.onnx``. ``bgcam models fetch`` gets them from the mediapipe 0.10.21 wheel on PyPI.
+converted ``<stem>.onnx``. ``bgcam models fetch`` gets them from the mediapipe 0.10.21 wheel on PyPI
+(:mod:`bgcam.models.fetch`) and converts them with BgCam's own converter
+(:mod:`bgcam.models.tflite2onnx`); :func:`ensure_model` does the same on first use.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +51,32 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+MEDIAPIPE_VERSION = "0.10.21"
+"""The last mediapipe release whose wheels ship the selfie models."""
+WHEEL_NAME = f"mediapipe-{MEDIAPIPE_VERSION}-cp311-cp311-manylinux_2_28_x86_64.whl"
+WHEEL_SHA256 = "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3"
+WHEEL_MEMBER_DIR = "mediapipe/modules/selfie_segmentation/"
+PIP_DOWNLOAD_ARGS = (
+    "download",
+    "--no-deps",
+    "--only-binary=:all:",
+    "--python-version",
+    "3.11",
+    "--platform",
+    "manylinux_2_28_x86_64",
+    f"mediapipe=={MEDIAPIPE_VERSION}",
+)
+"""One fixed wheel on every machine, so Python 3.13 or a Mac gets the very same model files."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def model_dir() -> Path:
     """Where models are stored: ``$BGCAM_MODEL_DIR`` or the platform's user data dir."""
     env = os.environ.get("BGCAM_MODEL_DIR")
@@ -57,7 +86,7 @@ def model_dir() -> Path:
 
 
 def choose_model(setting: str, frame_size: tuple[int, int]) -> str:
-    """The model name for ``segment.model = setting`` (auto: landscape for frames wider than 4:3)."""
+    """The model name for ``segment.model = setting`` (auto: landscape wider than 4:3)."""
     if setting == "auto":
         w, h = frame_size
         return "landscape" if w * 3 > h * 4 else "general"
@@ -68,16 +97,31 @@ def model_path(name: str, fmt: ModelFormat = "tflite") -> Path:
     return model_dir() / f"{MODELS[name].stem}.{fmt}"
 
 
-def ensure_model(name: str, fmt: ModelFormat = "tflite") -> Path:
-    """The path of model ``name`` in format ``fmt``; raise ModelError saying how to get it."""
+def ensure_model(name: str, fmt: ModelFormat = "tflite", *, fetch: bool = True) -> Path:
+    """The path of model ``name`` in format ``fmt``, fetching it first when it is missing.
+
+    With ``fetch=False`` a missing file raises ModelError saying how to get it. A .tflite file
+    whose sha256 differs from the pinned one is refused.
+    """
     if name not in MODELS:
         raise ModelError(
             f"unknown model {name!r}; expected one of {', '.join(MODELS)} or a file path"
         )
     path = model_path(name, fmt)
     if not path.is_file():
-        raise ModelError(
-            f"model {name} ({fmt}) is missing: {path} does not exist",
-            hint="run `bgcam models fetch`",
-        )
+        if not fetch:
+            raise ModelError(
+                f"model {name} ({fmt}) is missing: {path} does not exist",
+                hint="run `bgcam models fetch`",
+            )
+        from bgcam.models.fetch import fetch_models
+
+        fetch_models([name], formats=(fmt,))
+    if fmt == "tflite":
+        spec = MODELS[name]
+        if path.stat().st_size != spec.size or sha256_file(path) != spec.sha256:
+            raise ModelError(
+                f"model file {path} is not the expected {spec.stem}.tflite (sha256 differs)",
+                hint="run `bgcam models fetch --force` to download it again",
+            )
     return path

@@ -1,0 +1,176 @@
+"""``bgcam bench``: how fast each stage is on this machine, against a naive reference."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from bgcam.config import load_config
+from bgcam.errors import ConfigError
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.1f}"
+    return "–"
+
+
+def _pair(row: dict[str, Any], prefix: str) -> str:
+    return f"{_fmt(row.get(prefix + '_p50'))}/{_fmt(row.get(prefix + '_p99'))}"
+
+
+def print_table(result: dict[str, Any], console: Console) -> None:
+    """The benchmark result as a rich table (milliseconds, median/p99)."""
+    table = Table(
+        title="bgcam bench: ms per frame, median/p99, one thread",
+        caption="naive = raw model + full-resolution GaussianBlur + float32 blend "
+        "(its compose column = blur + blend)",
+        box=box.SIMPLE_HEAD,
+    )
+    for col in ("size", "pipeline", "frame", "segment", "refine", "compose", "speed-up"):
+        left = col in ("size", "pipeline")
+        table.add_column(col, justify="left" if left else "right", no_wrap=True)
+    for key, res in result.items():
+        if key == "meta":
+            continue
+        table.add_row(
+            key,
+            f"[bold]{res['segmenter']}/{res['backend']}[/] (default)",
+            _pair(res, "ms"),
+            _pair(res, "segment_ms"),
+            _pair(res, "refine_ms"),
+            _pair(res, "compose_ms"),
+            f"[bold]{res['ratio']:.1f}x[/]",
+        )
+        for seg, backends in res["segmenters"].items():
+            for backend, row in backends.items():
+                if (seg, backend) == (res["segmenter"], res["backend"]):
+                    continue
+                name = f"{seg}/{backend}"
+                if "skipped" in row:
+                    continue  # listed under the table, once per reason
+                table.add_row(
+                    "",
+                    name,
+                    _pair(row, "ms"),
+                    _pair(row, "segment_ms"),
+                    _pair(row, "refine_ms"),
+                    _pair(row, "compose_ms"),
+                    f"{res['naive_ms_p50'] / row['ms_p50']:.1f}x",
+                )
+        table.add_row(
+            "",
+            "naive reference",
+            _pair(res, "naive_ms"),
+            _pair(res, "naive_segment_ms"),
+            "",
+            _pair(res, "naive_compose_ms"),
+            "1.0x",
+        )
+        table.add_section()
+    console.print(table)
+    skipped: dict[str, set[str]] = {}
+    for res in result.values():
+        for seg, backends in res.get("segmenters", {}).items():
+            for backend, row in backends.items():
+                if "skipped" in row:
+                    skipped.setdefault(row["skipped"], set()).add(f"{seg}/{backend}")
+    for reason, names in sorted(skipped.items()):
+        console.print(f"[dim]skipped {', '.join(sorted(names))}: {reason}[/]")
+    from bgcam.bench import TARGET_MS, TARGET_RATIO
+
+    for key, target in TARGET_MS.items():
+        if key in result:
+            res = result[key]
+            ok = res["ms_p50"] <= target and res["ratio"] >= TARGET_RATIO
+            mark = "[green]meets[/]" if ok else "[red]misses[/]"
+            console.print(
+                f"{key}: {res['ms_p50']:.2f} ms (target ≤ {target:g}), "
+                f"{res['ratio']:.1f}x naive (target ≥ {TARGET_RATIO:g}x): {mark} the target"
+            )
+    meta = result["meta"]
+    console.print(
+        f"[dim]{meta['frames']} frames after {meta['warmup']} warm-up, {meta['cpu']} "
+        f"({meta['cpus']} cpus, load {meta.get('loadavg_1m', '?')}), opencv {meta['opencv']}, "
+        f"mediapipe {meta['mediapipe']}, {meta['date']}[/]"
+    )
+
+
+@click.command(
+    "bench",
+    epilog="""\b
+Examples:
+  bgcam bench
+  bgcam bench --sizes 1280x720 --frames 500
+  bgcam bench --json > bench.json
+""",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option(
+    "--frames",
+    type=click.IntRange(min=1, max=100_000),
+    default=200,
+    show_default=True,
+    help="Timed frames per pipeline and size (after the warm-up).",
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=0, max=10_000),
+    default=20,
+    show_default=True,
+    help="Untimed frames first (model load, caches, buffers).",
+)
+@click.option(
+    "--sizes",
+    default="640x480,1280x720,1920x1080",
+    show_default=True,
+    help="Frame sizes, comma-separated WIDTHxHEIGHT.",
+)
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Benchmark this config instead of the defaults (threads are forced to 1).",
+)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key.")
+def bench(
+    as_json: bool,
+    frames: int,
+    warmup: int,
+    sizes: str,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+) -> None:
+    """Time each stage (segment, refine, compose) and whole frames, one thread, on real frames.
+
+    For each size: the default pipeline segmenting every frame, every available segmenter and
+    compositor backend, and in the same run a naive reference (raw model, full-resolution
+    Gaussian blur of the same strength, float32 blend), with the ratio naive / ours.
+    """
+    from bgcam.bench import parse_sizes, run_bench
+
+    try:
+        size_list = parse_sizes(sizes)
+    except ValueError as exc:
+        raise ConfigError(f"--sizes: {exc}") from None
+    cfg = load_config(config_path, overrides)
+    result = run_bench(size_list, frames=frames, warmup=warmup, base=cfg)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, allow_nan=False))
+    else:
+        console = Console()
+        if not console.is_terminal:  # a pipe or file: do not squeeze the table into 80 columns
+            console = Console(width=120)
+        print_table(result, console)
+
+
+COMMANDS = [bench]

@@ -1,0 +1,105 @@
+"""``bgcam models list|fetch|verify``: the segmentation models on this machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bgcam.errors import ModelError
+from bgcam.models import MODELS
+
+
+def _size(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1024:.0f} KiB"
+
+
+@click.group()
+def models() -> None:
+    """Manage the MediaPipe selfie-segmentation models (list, fetch, verify).
+
+    They are stored in the user data dir; set BGCAM_MODEL_DIR to use another directory.
+    """
+
+
+@models.command("list")
+def list_models() -> None:
+    """Show each model: input size, files, sizes and whether they are verified."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from bgcam.models import model_dir
+    from bgcam.models.fetch import model_status
+
+    click.echo(f"models in {model_dir()}")
+    table = Table(box=None)
+    for col in ("name", "input", "file", "size", "state"):
+        table.add_column(col, no_wrap=True)
+    statuses = model_status()
+    for st in statuses:
+        spec = MODELS[st.name]
+        rows = (
+            (st.tflite_size, st.tflite_ok, st.tflite_path),
+            (st.onnx_size, st.onnx_ok, st.onnx_path),
+        )
+        for i, (size, ok, path) in enumerate(rows):
+            state = "[green]verified" if ok else "[red]missing" if size is None else "[red]bad"
+            table.add_row(
+                st.name if i == 0 else "",
+                f"{spec.width}x{spec.height}" if i == 0 else "",
+                path.name,
+                _size(size),
+                state,
+            )
+    Console().print(table)
+    if not all(st.tflite_ok and st.onnx_ok for st in statuses):
+        click.echo("some models are missing or bad: run `bgcam models fetch`")
+
+
+@models.command()
+@click.option("--force", is_flag=True, help="Download and convert again even if present.")
+@click.option(
+    "--wheel",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Use an already downloaded mediapipe-0.10.21 wheel instead of running pip.",
+)
+@click.option("--index-url", help="Package index for pip (default: pip's own configuration).")
+@click.option(
+    "--model",
+    "names",
+    multiple=True,
+    type=click.Choice(sorted(MODELS)),
+    help="Only this model (repeatable; default: all).",
+)
+def fetch(force: bool, wheel: Path | None, index_url: str | None, names: tuple[str, ...]) -> None:
+    """Download the models (mediapipe 0.10.21 wheel from PyPI) and convert them to ONNX."""
+    from bgcam.models import model_dir
+    from bgcam.models.fetch import fetch_models
+
+    results = fetch_models(names or None, force=force, wheel=wheel, index_url=index_url)
+    for r in results:
+        diff = f", max abs diff {r.max_abs_diff:.1e}" if r.max_abs_diff is not None else ""
+        click.echo(f"{r.name}: tflite {r.tflite}, onnx {r.onnx}{diff}")
+    click.echo(f"models are in {model_dir()}")
+
+
+@models.command()
+def verify() -> None:
+    """Recheck the sha256 sums, and that each ONNX model loads and matches its TFLite original."""
+    from bgcam.models.fetch import model_status
+
+    bad = []
+    for st in model_status(deep=True):
+        if st.problems:
+            bad.append(st)
+            for p in st.problems:
+                click.echo(f"{st.name}: {p}")
+        else:
+            click.echo(f"{st.name}: ok ({st.tflite_path.name}, {st.onnx_path.name})")
+    if bad:
+        raise ModelError(
+            f"{len(bad)} model(s) failed verification", hint="run `bgcam models fetch --force`"
+        )
+
+
+COMMANDS = [models]

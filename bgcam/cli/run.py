@@ -1,0 +1,158 @@
+"""``bgcam run``: the live daemon (camera → blurred background → virtual camera)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from bgcam.config import Config, load_config
+from bgcam.errors import BgCamError
+
+log = logging.getLogger("bgcam.run")
+
+
+def build_loader(
+    config: Path | None, overrides: tuple[str, ...], direct: dict[str, str]
+) -> tuple[Path | None, Any]:
+    """The config file in use and a function that (re)builds the Config with the CLI's overrides.
+
+    Without ``--config`` the user's own file (written by ``bgcam ctl save``) is used if it exists.
+    ``direct`` holds values given by dedicated options (``--source``…): set as strings as given,
+    after the file and ``--set``.
+    """
+    if config is None:
+        from bgcam.control.save import user_config_path
+
+        user = user_config_path()
+        config = user if user.is_file() else None
+
+    def load() -> Config:
+        cfg = load_config(config, overrides)
+        return cfg.replace(**direct) if direct else cfg
+
+    return config, load
+
+
+class _StopOnSignal:
+    """Fallback handlers when the control layer is off: only set the pipeline's stop flag."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self._pipeline = pipeline
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self._pipeline.request_stop()
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+@click.command()
+@click.option(
+    "-c",
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML config file (default: your saved settings, else the defaults).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one setting, e.g. --set compose.blur=80 (repeatable).",
+)
+@click.option("--source", help="Camera index, /dev/videoN, video file, image folder or URL.")
+@click.option("--sink", help="virtualcam | file:PATH | preview | null.")
+@click.option(
+    "--device", help="Virtual camera device (/dev/videoN) instead of the one named BgCam."
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stop cleanly after this many seconds.",
+)
+@click.option(
+    "--stats-json",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the run's stats to this file at exit (one JSON object).",
+)
+def run(
+    config: Path | None,
+    overrides: tuple[str, ...],
+    source: str | None,
+    sink: str | None,
+    device: str | None,
+    seconds: float | None,
+    stats_json: Path | None,
+) -> None:
+    """Run live: webcam → background blur → the "BgCam" virtual camera.
+
+    \b
+    Examples:
+      bgcam run                                   # defaults: camera 0 → virtual camera
+      bgcam run --source clip.mp4 --sink null     # try without a webcam or v4l2loopback
+      bgcam run --source http://phone:8080/video --sink preview
+      bgcam run --seconds 60 --stats-json stats.json
+    """
+    from bgcam.cli import setup_logging
+    from bgcam.pipeline import Pipeline
+
+    direct = {
+        k: v
+        for k, v in (("source.uri", source), ("output.sink", sink), ("output.device", device))
+        if v is not None
+    }
+    config_path, loader = build_loader(config, overrides, direct)
+    cfg = loader()
+    if logging.getLogger().level > logging.DEBUG:
+        setup_logging(cfg.log.level)
+    pipeline = Pipeline(cfg, config_path=config_path, loader=loader)
+    controls = _start_controls(pipeline, config_path)
+    fallback = None
+    if controls is None or getattr(controls, "signals", None) is None:
+        fallback = _StopOnSignal(pipeline)
+        fallback.install()
+    summary: dict[str, Any] | None = None
+    try:
+        summary = pipeline.run(seconds)
+    finally:
+        if controls is not None:
+            controls.stop()
+        if fallback is not None:
+            fallback.restore()
+        ran = summary is not None or pipeline.stats.run.frames_out > 0
+        if stats_json is not None and ran:
+            data = summary if summary is not None else pipeline.stats.summary()
+            stats_json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _start_controls(pipeline: Any, config_path: Path | None) -> Any:
+    """The control surfaces (socket, hotkeys, signals, systemd) when that layer is installed."""
+    try:
+        from bgcam.control.runtime import start_controls
+    except ImportError as exc:
+        log.debug("control layer not available (%s): signals only", exc)
+        return None
+    try:
+        return start_controls(pipeline, config_path)
+    except BgCamError:
+        raise
+    except Exception as exc:  # the video matters more than the remote control
+        log.warning("control surfaces could not start: %s", exc)
+        return None
+
+
+COMMANDS = [run]

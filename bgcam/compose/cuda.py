@@ -1,0 +1,260 @@
+"""The ``cuda`` compositor: the compositing as ONNX graphs on onnxruntime-gpu's CUDA provider.
+
+Why an ONNX graph: BgCam already depends on onnxruntime-gpu (for the ``onnx`` segmenter), so a
+CUDA path needs no further library — no CuPy/PyTorch wheel of hundreds of MB tied to one CUDA
+version, and no OpenCV built with CUDA (the PyPI wheels have none). The graph
+(:mod:`bgcam.compose.onnxgraph`) is plain ONNX, so the very same graph is tested here on the CPU
+provider against the CPU compositor, and could run on any other provider that can run it.
+
+Per frame: the frame and the alpha are bound as inputs (copied to the GPU once), the whole chain
+runs on the device, and the result is copied once into a preallocated output array (IO binding).
+Median and bilateral blurs have no linear form: their person-filled small frame comes back from
+the GPU, OpenCV filters it on the CPU (a frame a sixteenth of the size or less), and a second
+graph upscales and blends on the GPU. Sessions are cached per setting, so changing the blur back
+and forth does not rebuild them.
+
+On a machine without a working CUDA device, creating this backend raises :class:`BackendError`
+with onnxruntime's reason (it lists CUDA as available even without a GPU; the provider that
+really runs is read from the session).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+
+from bgcam.compose import register
+from bgcam.compose.plan import LINEAR_TYPES, BlurPlan
+from bgcam.config import ComposeConfig
+from bgcam.effects import Background, open_background, parse_color
+from bgcam.errors import BackendError
+from bgcam.frame import Image, Mask
+
+log = logging.getLogger(__name__)
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+_CACHE_SIZE = 8
+
+CUDA_HINT = (
+    "install an NVIDIA driver and the CUDA/cuDNN runtime your onnxruntime-gpu was built for "
+    '(pip install "onnxruntime-gpu[cuda,cudnn]"), or set compose.backend = "cpu"; '
+    "`bgcam doctor` shows what was found"
+)
+
+
+def _session_options() -> Any:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return so
+
+
+def _session(model_bytes: bytes, providers: Sequence[str]) -> Any:
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(4)  # provider start-up failures: we say it ourselves
+    try:
+        return ort.InferenceSession(model_bytes, _session_options(), providers=list(providers))
+    finally:
+        ort.set_default_logger_severity(2)
+
+
+@functools.cache
+def probe_cuda() -> str:
+    """The CUDA device onnxruntime runs on, checked once per process; BackendError why not."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise BackendError(f"onnxruntime cannot be imported: {exc}", hint=CUDA_HINT) from None
+    if CUDA not in ort.get_available_providers():
+        raise BackendError(
+            f"this onnxruntime build ({ort.__version__}) has no CUDA provider "
+            f"(it offers {', '.join(ort.get_available_providers())})",
+            hint=CUDA_HINT,
+        )
+    from bgcam.compose import onnxgraph
+
+    plan = BlurPlan.of((64, 48), 60, "gaussian")
+    session = _session(onnxgraph.blur_graph(plan).SerializeToString(), [CUDA, CPU])
+    if session.get_providers()[0] != CUDA:
+        from bgcam.segment.onnx import _why_not
+
+        raise BackendError(
+            f"onnxruntime's CUDA provider does not start: {_why_not(CUDA)}", hint=CUDA_HINT
+        )
+    return f"CUDA device {session.get_provider_options()[CUDA].get('device_id', '0')}"
+
+
+class _Runner:
+    """One session with its IO binding: inputs bound per call, output into a fixed array."""
+
+    def __init__(self, model_bytes: bytes, providers: Sequence[str], out_shape: tuple[int, ...]):
+        import onnxruntime as ort
+
+        self.session = _session(model_bytes, providers)
+        self.provider: str = self.session.get_providers()[0]
+        self.out = np.empty(out_shape, np.uint8)
+        self._binding = self.session.io_binding()
+        self._binding.bind_ortvalue_output("out", ort.OrtValue.ortvalue_from_numpy(self.out))
+
+    def run(self, **inputs: np.ndarray[Any, Any]) -> Image:
+        for name, arr in inputs.items():
+            self._binding.bind_cpu_input(name, arr)
+        self.session.run_with_iobinding(self._binding)
+        return self.out
+
+
+class OnnxCompositor:
+    """Modes blur / replace / remove / off as ONNX graphs on ``providers`` (first must run)."""
+
+    name = "cuda"
+
+    def __init__(
+        self,
+        cfg: ComposeConfig,
+        frame_size: tuple[int, int],
+        providers: Sequence[str] = (CUDA, CPU),
+    ) -> None:
+        self.providers = tuple(providers)
+        self.frame_size = (int(frame_size[0]), int(frame_size[1]))
+        w, h = self.frame_size
+        self._copy = np.empty((h, w, 3), np.uint8)
+        self._bg = np.empty((h, w, 3), np.uint8)
+        self._zeros = np.zeros((h, w), np.float32)
+        self._runners: OrderedDict[tuple[Any, ...], _Runner] = OrderedDict()
+        self._plan = BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type)
+        self._small_bg: Image | None = None
+        self._background: Background | None = None
+        self._background_path = ""
+        self.cfg = cfg
+        self.update(cfg)
+        first = next(iter(self._runners.values()), None) or self._blend_runner(self.frame_size)
+        self.provider = first.provider
+        if self.provider != self.providers[0]:
+            raise BackendError(
+                f"onnxruntime runs the compositing graph on {self.provider}, not "
+                f"{self.providers[0]}",
+                hint=CUDA_HINT,
+            )
+
+    # -- sessions --------------------------------------------------------------------------
+
+    def _runner(self, key: tuple[Any, ...], build: Any, out_shape: tuple[int, ...]) -> _Runner:
+        runner = self._runners.get(key)
+        if runner is None:
+            runner = _Runner(build().SerializeToString(), self.providers, out_shape)
+            self._runners[key] = runner
+            if len(self._runners) > _CACHE_SIZE:
+                self._runners.popitem(last=False)
+        else:
+            self._runners.move_to_end(key)
+        return runner
+
+    def _blur_runner(self) -> _Runner:
+        from bgcam.compose import onnxgraph
+
+        p = self._plan
+        w, h = self.frame_size
+        if p.sigma_full <= 0 or p.blur_type in LINEAR_TYPES:
+            return self._runner(("blur", p), lambda: onnxgraph.blur_graph(p), (h, w, 3))
+        ww, wh = p.work_size
+        return self._runner(("fill", p), lambda: onnxgraph.fill_graph(p), (wh, ww, 3))
+
+    def _blend_runner(self, bg_size: tuple[int, int]) -> _Runner:
+        from bgcam.compose import onnxgraph
+
+        p = BlurPlan.of(self.frame_size, 0, "gaussian")
+        w, h = self.frame_size
+        return self._runner(
+            ("upblend", bg_size), lambda: onnxgraph.upblend_graph(p, bg_size), (h, w, 3)
+        )
+
+    # -- Compositor ------------------------------------------------------------------------
+
+    def update(self, cfg: ComposeConfig) -> None:
+        if (
+            cfg.mode == "replace"
+            and cfg.background
+            and (self._background is None or cfg.background != self._background_path)
+        ):
+            new = open_background(cfg.background, self.frame_size)
+            if self._background is not None:
+                self._background.close()
+            self._background, self._background_path = new, cfg.background
+        self._plan = BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type)
+        if cfg.mode == "blur" or (cfg.mode == "replace" and self._background is None):
+            self._blur_runner()  # build the session now, not on the next frame
+            p = self._plan
+            if p.sigma_full > 0 and p.blur_type not in LINEAR_TYPES:
+                ww, wh = p.work_size
+                self._small_bg = np.empty((wh, ww, 3), np.uint8)
+                self._blend_runner(p.work_size)
+        if cfg.mode == "remove":
+            self._bg[...] = parse_color(cfg.color)
+        if cfg.mode == "remove" or (cfg.mode == "replace" and self._background is not None):
+            self._blend_runner(self.frame_size)
+        self.cfg = cfg
+
+    def close(self) -> None:
+        if self._background is not None:
+            self._background.close()
+            self._background = None
+        self._runners.clear()
+
+    def compose(self, image: Image, alpha: Mask | None) -> Image:
+        w, h = self.frame_size
+        if image.shape != (h, w, 3):
+            raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
+        if alpha is not None and alpha.shape != (h, w):
+            raise ValueError(f"alpha: expected shape ({h}, {w}), got {alpha.shape}")
+        mode = self.cfg.mode
+        if mode == "off":
+            np.copyto(self._copy, image)
+            return self._copy
+        image = np.ascontiguousarray(image)
+        if mode == "remove" or (mode == "replace" and self._background is not None):
+            bg = self._bg if mode == "remove" else self._background_image()
+            if alpha is None:
+                np.copyto(self._copy, bg)
+                return self._copy
+            return self._blend_runner(self.frame_size).run(
+                image=image, alpha=np.ascontiguousarray(alpha), background=bg
+            )
+        # blur; no mask = the whole frame is background (alpha 0 everywhere)
+        a = self._zeros if alpha is None else np.ascontiguousarray(alpha)
+        p = self._plan
+        runner = self._blur_runner()
+        if p.sigma_full <= 0 or p.blur_type in LINEAR_TYPES:
+            return runner.run(image=image, alpha=a)
+        # median / bilateral: fill on the device, filter on the CPU, upscale + blend on the device
+        filled = runner.run(image=image, alpha=a)
+        assert self._small_bg is not None
+        if p.blur_type == "median":
+            cv2.medianBlur(filled, p.median, dst=self._small_bg)
+        else:
+            cv2.bilateralFilter(filled, p.bilateral_d, 60.0, p.sigma, dst=self._small_bg)
+        return self._blend_runner(p.work_size).run(image=image, alpha=a, background=self._small_bg)
+
+    def _background_image(self) -> Image:
+        assert self._background is not None
+        return np.ascontiguousarray(self._background.frame())
+
+
+@register("cuda")
+def _create(cfg: ComposeConfig, frame_size: tuple[int, int]) -> OnnxCompositor:
+    device = probe_cuda()
+    log.debug("compositor cuda on %s", device)
+    return OnnxCompositor(cfg, frame_size, (CUDA, CPU))

@@ -1,0 +1,460 @@
+"""The control socket: newline-delimited JSON over a Unix socket, and its client.
+
+Where: ``$XDG_RUNTIME_DIR/bgcam/control.sock``. Without ``XDG_RUNTIME_DIR`` (no systemd login
+session, e.g. a container or cron), ``/tmp/bgcam-<uid>/`` is used instead; ``BGCAM_RUNTIME_DIR``
+overrides both (several daemons side by side, tests). The directory is created with mode 0700
+(an existing one must belong to us and is tightened to 0700), the socket has mode 0600, and the
+server also checks each peer's uid (``SO_PEERCRED``) and refuses other users.
+
+Protocol, one JSON object per line each way::
+
+    → {"id": 1, "cmd": "blur", "arg": 40}
+    ← {"id": 1, "ok": true, "result": {...status...}, "error": null}
+    ← {"id": 2, "ok": false, "result": null, "error": "blur: expected an integer 0–100, got 'x'"}
+
+``cmd`` may be spelled with ``-`` or ``_`` (``blur-up``). Malformed JSON, a line over
+:data:`MAX_LINE` bytes (the rest of it is discarded), an unknown command or a wrong argument get
+an error reply; none of them reaches the pipeline. Each accepted command goes through the
+pipeline's :class:`CommandQueue`, and the reply waits (up to :data:`REPLY_TIMEOUT`) until the
+pipeline has applied it between frames.
+
+Only one daemon per runtime directory: :meth:`ControlServer.start` holds an exclusive lock
+(``bgcam.lock``, with the pid) for the daemon's life, refuses to start while another daemon holds
+it ("BgCam is already running (pid N)") and removes a stale socket a crashed daemon left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import select
+import socket
+import stat
+import struct
+import sys
+import threading
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import IO, Any
+
+from bgcam.control.commands import Command, CommandError, CommandQueue
+from bgcam.errors import BgCamError, DeviceError
+
+if sys.platform != "win32":
+    import fcntl
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "MAX_CLIENTS",
+    "MAX_LINE",
+    "ControlClient",
+    "ControlServer",
+    "NotRunningError",
+    "default_socket_path",
+    "runtime_dir",
+]
+
+MAX_LINE = 64 * 1024  # bytes in one request line
+MAX_CLIENTS = 16  # connections served at once; more are told "busy" and closed
+REPLY_TIMEOUT = 5.0  # seconds to wait for the pipeline to apply a command
+IDLE_TIMEOUT = 300.0  # seconds a silent client may keep its connection
+SOCKET_NAME = "control.sock"
+LOCK_NAME = "bgcam.lock"
+
+
+def runtime_dir() -> Path:
+    """The per-user directory for the socket and the lock (not created here)."""
+    override = os.environ.get("BGCAM_RUNTIME_DIR")
+    if override:
+        return Path(override)
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return Path(xdg) / "bgcam"
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path("/tmp") / f"bgcam-{uid}"
+
+
+def default_socket_path() -> Path:
+    return runtime_dir() / SOCKET_NAME
+
+
+def _ensure_private_dir(path: Path) -> None:
+    """Create ``path`` with mode 0700, or check an existing one is ours and make it 0700."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = path.lstat()
+    except OSError as exc:
+        raise DeviceError(f"cannot create the runtime directory {path}: {exc}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise DeviceError(f"{path} exists and is not a directory", hint=f"remove it: rm {path}")
+    if st.st_uid != os.getuid():
+        raise DeviceError(
+            f"the runtime directory {path} belongs to uid {st.st_uid}, not to you",
+            hint="set BGCAM_RUNTIME_DIR to a directory of your own",
+        )
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+
+
+def _peer_cred(sock: socket.socket) -> tuple[int, int, int] | None:
+    """(pid, uid, gid) of the process at the other end, where the OS tells (Linux)."""
+    opt = getattr(socket, "SO_PEERCRED", None)
+    if opt is None:
+        return None
+    raw = sock.getsockopt(socket.SOL_SOCKET, opt, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return pid, uid, gid
+
+
+def _reply(req_id: Any, result: Any = None, error: str | None = None) -> bytes:
+    body = {"id": req_id, "ok": error is None, "result": result, "error": error}
+    return (json.dumps(body, default=str, ensure_ascii=False) + "\n").encode()
+
+
+def parse_request(line: bytes) -> tuple[Any, Command]:
+    """Decode one request line into (id, Command); raise CommandError(id-carrying) if bad."""
+    try:
+        req = json.loads(line)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _RequestError(None, f"malformed request: not JSON ({exc})") from None
+    if not isinstance(req, dict):
+        raise _RequestError(None, f"malformed request: expected a JSON object, got {req!r:.80}")
+    req_id = req.get("id")
+    if req_id is not None and not isinstance(req_id, (str, int, float)):
+        raise _RequestError(None, "malformed request: 'id' must be a string or a number")
+    extra = set(req) - {"id", "cmd", "arg"}
+    if extra:
+        raise _RequestError(req_id, f"unknown field(s) {sorted(extra)}; expected id, cmd, arg")
+    name = req.get("cmd")
+    if isinstance(name, str):
+        name = name.replace("-", "_")
+    try:
+        return req_id, Command.parse(name, req.get("arg"))
+    except CommandError as exc:
+        raise _RequestError(req_id, str(exc)) from None
+
+
+class _RequestError(Exception):
+    def __init__(self, req_id: Any, message: str) -> None:
+        super().__init__(message)
+        self.req_id = req_id
+        self.message = message
+
+
+class ControlServer:
+    """Serves the control socket in background threads until :meth:`stop`."""
+
+    def __init__(self, commands: CommandQueue, path: Path | None = None) -> None:
+        self.commands = commands
+        self.path = Path(path) if path is not None else default_socket_path()
+        self._sock: socket.socket | None = None
+        self._lock_file: IO[str] | None = None
+        self._stop = threading.Event()
+        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
+        self._clients: set[socket.socket] = set()
+        self._clients_lock = threading.Lock()
+        self._threads: set[threading.Thread] = set()
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name="bgcam-control", daemon=True
+        )
+
+    # -- life --------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Lock, clean a stale socket, bind (0600) and start accepting; DeviceError if taken."""
+        _ensure_private_dir(self.path.parent)
+        self._take_lock()
+        try:
+            self._bind()
+        except BaseException:
+            self._release_lock()
+            raise
+        self._accept_thread.start()
+        log.info("control socket: %s (try `bgcam status`)", self.path)
+
+    def _take_lock(self) -> None:
+        if sys.platform == "win32":  # no flock; the socket probe in _bind still guards
+            return
+        lock_path = self.path.parent / LOCK_NAME
+        fh = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the daemon's life
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                fh.close()
+                raise DeviceError(f"cannot lock {lock_path}: {exc}") from None
+            fh.seek(0)
+            pid = fh.read().strip() or "unknown"
+            fh.close()
+            raise DeviceError(
+                f"BgCam is already running (pid {pid}); one daemon per user at a time",
+                hint="control it with `bgcam ctl …`, or stop it first: `bgcam ctl quit`",
+            ) from None
+        os.chmod(lock_path, 0o600)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._lock_file = fh
+
+    def _release_lock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing drops the flock
+            self._lock_file = None
+
+    def _bind(self) -> None:
+        if self.path.exists() or self.path.is_symlink():
+            # We hold the lock, so no live daemon owns it: a crash left it behind.
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.settimeout(1.0)
+                probe.connect(str(self.path))
+            except OSError:
+                log.info("removing a stale control socket left by a crashed daemon: %s", self.path)
+                self.path.unlink(missing_ok=True)
+            else:
+                cred = _peer_cred(probe)
+                pid = cred[0] if cred else "unknown"
+                raise DeviceError(
+                    f"BgCam is already running (pid {pid}): {self.path} answers",
+                    hint="stop it first: `bgcam ctl quit`",
+                )
+            finally:
+                probe.close()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)  # the socket is born 0600: no window where others connect
+        try:
+            sock.bind(str(self.path))
+        except OSError as exc:
+            sock.close()
+            raise DeviceError(f"cannot create the control socket {self.path}: {exc}") from None
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+        sock.listen(MAX_CLIENTS)
+        sock.settimeout(None)
+        self._sock = sock
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop accepting, close every connection, remove the socket, release the lock."""
+        deadline = time.monotonic() + timeout
+        self._stop.set()
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+        if self._accept_thread.is_alive():
+            self._accept_thread.join(timeout)
+        # Stop reading from clients, but let replies in flight (e.g. to `quit`) go out ...
+        self._shutdown_clients(socket.SHUT_RD)
+        with self._clients_lock:
+            threads = list(self._threads)
+        for t in threads:  # one shared deadline, however many clients there are
+            t.join(max(0.0, deadline - time.monotonic()))
+        # ... then cut whoever is still blocked writing to a client that does not read.
+        self._shutdown_clients(socket.SHUT_RDWR)
+        for t in threads:
+            t.join(0.2)
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+        self._release_lock()
+
+    def _shutdown_clients(self, how: int) -> None:
+        with self._clients_lock:
+            for conn in list(self._clients):
+                with contextlib.suppress(OSError):
+                    conn.shutdown(how)
+
+    # -- serving -----------------------------------------------------------------------------
+    def _accept_loop(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([self._sock], [], [], 0.5)
+                if not ready:
+                    continue
+                conn, _ = self._sock.accept()
+            except OSError:
+                if self._stop.is_set():
+                    return
+                log.exception("control socket: accept failed")
+                self._stop.wait(0.5)
+                continue
+            self._admit(conn)
+
+    def _admit(self, conn: socket.socket) -> None:
+        cred = _peer_cred(conn)
+        if cred is not None and cred[1] != os.getuid():
+            log.warning(
+                "control socket: refused pid %d of uid %d (only uid %d may control BgCam)",
+                cred[0],
+                cred[1],
+                os.getuid(),
+            )
+            with contextlib.suppress(OSError):
+                conn.sendall(_reply(None, error="permission denied: not the daemon's user"))
+            conn.close()
+            return
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                conn.sendall(_reply(None, error=f"busy: {MAX_CLIENTS} clients connected already"))
+            conn.close()
+            return
+        t = threading.Thread(target=self._serve, args=(conn,), name="bgcam-control-client")
+        t.daemon = True
+        with self._clients_lock:
+            self._clients.add(conn)
+            self._threads.add(t)
+        t.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(IDLE_TIMEOUT)
+            buf = bytearray()
+            discarding = False
+            while not self._stop.is_set():
+                try:
+                    chunk = conn.recv(65536)
+                except (TimeoutError, OSError):
+                    return
+                if not chunk:
+                    return
+                buf += chunk
+                while True:
+                    nl = buf.find(b"\n")
+                    if nl < 0:
+                        if len(buf) > MAX_LINE:
+                            if not discarding:
+                                conn.sendall(_reply(None, error=_too_long()))
+                                discarding = True
+                            buf.clear()
+                        break
+                    line = bytes(buf[:nl])
+                    del buf[: nl + 1]
+                    if discarding:  # the tail of an oversized line
+                        discarding = False
+                        continue
+                    if len(line) > MAX_LINE:
+                        conn.sendall(_reply(None, error=_too_long()))
+                        continue
+                    if line.strip():
+                        conn.sendall(self._handle(line))
+        except OSError:
+            return  # the client went away mid-reply
+        finally:
+            conn.close()
+            with self._clients_lock:
+                self._clients.discard(conn)
+                self._threads.discard(threading.current_thread())
+            self._slots.release()
+
+    def _handle(self, line: bytes) -> bytes:
+        try:
+            req_id, cmd = parse_request(line)
+        except _RequestError as exc:
+            return _reply(exc.req_id, error=exc.message)
+        try:
+            result = self.commands.submit(cmd).result(timeout=REPLY_TIMEOUT)
+        except CommandError as exc:
+            return _reply(req_id, error=str(exc))
+        except FutureTimeout:
+            return _reply(
+                req_id,
+                error=f"{cmd.name}: queued, but the daemon did not apply it within "
+                f"{REPLY_TIMEOUT:.0f} s (is it stuck? see its log)",
+            )
+        except Exception as exc:  # the pipeline hit an unexpected error running it
+            log.exception("control socket: %s failed", cmd.name)
+            return _reply(req_id, error=f"{cmd.name}: internal error: {exc}")
+        return _reply(req_id, result=result)
+
+
+def _too_long() -> str:
+    return f"request line longer than {MAX_LINE} bytes: discarded"
+
+
+# --------------------------------------------------------------------------------------------
+# Client
+
+
+class NotRunningError(BgCamError):
+    """No daemon answers on the control socket."""
+
+    exit_code = 7
+
+
+class ControlClient:
+    """A connection to the running daemon: ``call("blur", 40) -> result dict``."""
+
+    def __init__(self, path: Path | None = None, timeout: float = 10.0) -> None:
+        self.path = Path(path) if path is not None else default_socket_path()
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.connect(str(self.path))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            self._sock.close()
+            raise NotRunningError(
+                f"BgCam is not running (nothing answers on {self.path}: {exc.strerror})",
+                hint="start it with `bgcam run` (or `systemctl --user start bgcam` for the "
+                "service); if it runs with BGCAM_RUNTIME_DIR, set the same here",
+            ) from None
+        except OSError as exc:
+            self._sock.close()
+            raise NotRunningError(f"cannot connect to {self.path}: {exc}") from None
+        self._file = self._sock.makefile("rb")
+        self._next_id = 0
+
+    @property
+    def server_pid(self) -> int | None:
+        cred = _peer_cred(self._sock)
+        return cred[0] if cred else None
+
+    def request(self, cmd: str, arg: Any = None) -> dict[str, Any]:
+        """Send one request, return the whole reply object."""
+        self._next_id += 1
+        msg: dict[str, Any] = {"id": self._next_id, "cmd": cmd}
+        if arg is not None:
+            msg["arg"] = arg
+        return self.send_raw((json.dumps(msg) + "\n").encode())
+
+    def send_raw(self, data: bytes) -> dict[str, Any]:
+        """Send raw bytes (one or more lines' worth) and read one reply line."""
+        try:
+            self._sock.sendall(data)
+            line = self._file.readline(MAX_LINE * 16)
+        except TimeoutError:
+            wait = self._sock.gettimeout()
+            raise BgCamError(f"the daemon did not reply within {wait} s") from None
+        except OSError as exc:
+            raise BgCamError(f"lost the connection to the daemon: {exc}") from None
+        if not line:
+            raise BgCamError("the daemon closed the connection without a reply")
+        reply = json.loads(line)
+        if not isinstance(reply, dict):
+            raise BgCamError(f"unexpected reply from the daemon: {line!r:.200}")
+        return reply
+
+    def call(self, cmd: str, arg: Any = None) -> dict[str, Any]:
+        """Send a command; return its result, or raise BgCamError with the daemon's error."""
+        reply = self.request(cmd, arg)
+        if not reply.get("ok"):
+            raise BgCamError(str(reply.get("error")))
+        result = reply.get("result")
+        return result if isinstance(result, dict) else {"result": result}
+
+    def close(self) -> None:
+        self._file.close()
+        self._sock.close()
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,206 @@
+"""Background effects: blur kernels and the backgrounds shown in replace and remove modes.
+
+Blur strength is a number 0–100 that looks the same at any resolution: it maps to a Gaussian
+sigma of ``strength / 100 * BLUR_SCALE * min(width, height)`` pixels (60 → 3 % of the frame
+height, 21.6 px at 720p). The other kernels (box, median, bilateral, lens) are sized to spread
+light over a similar distance. Blurs run at a reduced working resolution (``blur_factor``): a
+blurred background has no detail to lose, and the work drops with the square of the factor.
+
+Backgrounds for replace mode: :class:`ImageBackground` (one picture) and
+:class:`VideoBackground` (a clip, looped), both resized to the frame with a cover-crop (the
+picture fills the frame; what overflows is cut off evenly on both sides).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from bgcam.errors import InputError
+from bgcam.frame import Image
+
+log = logging.getLogger(__name__)
+
+BLUR_SCALE = 0.05
+"""Gaussian sigma at strength 100, as a fraction of the frame's shorter side."""
+
+MIN_WORK_SIGMA = 2.5
+"""The blur's working resolution is lowered while sigma there stays at least this many pixels."""
+
+MAX_FACTOR = 16
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".gif", ".mpg"})
+
+
+# --------------------------------------------------------------------------------------------
+# Blur geometry
+
+
+def blur_sigma(strength: float, frame_size: tuple[int, int]) -> float:
+    """The Gaussian sigma in full-resolution pixels for a strength 0–100."""
+    w, h = frame_size
+    return max(0.0, float(strength)) / 100.0 * BLUR_SCALE * min(w, h)
+
+
+def blur_factor(sigma: float, frame_size: tuple[int, int]) -> int:
+    """The power-of-two downscale at which a blur of ``sigma`` (full-res pixels) is computed."""
+    w, h = frame_size
+    f = 1
+    while (
+        f < MAX_FACTOR
+        and sigma / (f * 2) >= MIN_WORK_SIGMA
+        and min(w, h) // (f * 2) >= 16
+    ):
+        f *= 2
+    return f
+
+
+def box_size(sigma: float) -> int:
+    """Box width (odd) whose variance matches a Gaussian of ``sigma``: w^2 / 12 = sigma^2."""
+    return max(1, 2 * round(sigma * math.sqrt(12.0) / 2.0) + 1)
+
+
+def median_size(sigma: float) -> int:
+    """An odd median aperture spreading over about the same distance as the Gaussian."""
+    return max(3, 2 * round(sigma * 1.5) + 1)
+
+
+def disc_kernel(radius: float) -> npt.NDArray[np.float32]:
+    """A normalised anti-aliased disc (lens bokeh) of ``radius`` pixels, float32 (2r+1)^2."""
+    r = max(0.5, float(radius))
+    n = math.ceil(r)
+    y, x = np.mgrid[-n : n + 1, -n : n + 1].astype(np.float32)
+    d = np.sqrt(x * x + y * y)
+    k = np.clip(r + 0.5 - d, 0.0, 1.0).astype(np.float32)
+    k /= float(k.sum())
+    return k
+
+
+def disc_radius(sigma: float) -> float:
+    """Disc radius with the Gaussian's variance (a disc of radius r has variance r^2 / 4)."""
+    return 2.0 * sigma
+
+
+# --------------------------------------------------------------------------------------------
+# Colours and fitting
+
+
+def parse_color(value: str) -> tuple[int, int, int]:
+    """``#rrggbb`` → a BGR tuple (OpenCV's channel order)."""
+    s = value.removeprefix("#")
+    if len(s) != 6:
+        raise ValueError(f"colour: expected #rrggbb, got {value!r}")
+    r, g, b = (int(s[i : i + 2], 16) for i in (0, 2, 4))
+    return b, g, r
+
+
+def cover_resize(src: Image, size: tuple[int, int], dst: Image | None = None) -> Image:
+    """``src`` scaled to fill ``size`` (width, height), the overflow cut evenly (cover-crop)."""
+    w, h = size
+    sh, sw = src.shape[:2]
+    scale = max(w / sw, h / sh)
+    cw = min(sw, max(1, round(w / scale)))
+    ch = min(sh, max(1, round(h / scale)))
+    x0 = (sw - cw) // 2
+    y0 = (sh - ch) // 2
+    crop = src[y0 : y0 + ch, x0 : x0 + cw]
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    if dst is None:
+        dst = np.empty((h, w, 3), np.uint8)
+    cv2.resize(crop, (w, h), dst=dst, interpolation=interp)
+    return dst
+
+
+# --------------------------------------------------------------------------------------------
+# Backgrounds
+
+
+class Background(Protocol):
+    """Something drawn behind the person in replace mode."""
+
+    def frame(self) -> Image:
+        """The background for the next output frame, at frame size (may be reused)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ImageBackground:
+    """One picture, fitted to the frame once."""
+
+    def __init__(self, path: str | Path, size: tuple[int, int]) -> None:
+        self.path = Path(path).expanduser()
+        img = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise InputError(
+                f"background {self.path}: cannot be read as an image",
+                hint="set compose.background to a JPEG/PNG file or a video, e.g. "
+                "--background ~/Pictures/office.jpg",
+            )
+        self._img = cover_resize(img, size)
+
+    def frame(self) -> Image:
+        return self._img
+
+    def close(self) -> None:
+        pass
+
+
+class VideoBackground:
+    """A video clip fitted to the frame, one clip frame per output frame, looped at its end."""
+
+    def __init__(self, path: str | Path, size: tuple[int, int]) -> None:
+        self.path = Path(path).expanduser()
+        self.size = size
+        w, h = size
+        self._buf = np.zeros((h, w, 3), np.uint8)
+        self._cap = cv2.VideoCapture(str(self.path))
+        ok, first = self._cap.read() if self._cap.isOpened() else (False, None)
+        if not ok or first is None:
+            self._cap.release()
+            raise InputError(
+                f"background {self.path}: cannot be read as a video",
+                hint="set compose.background to a playable video (mp4, webm, …) or an image",
+            )
+        cover_resize(first, size, self._buf)
+        self._pending = True  # the first frame is already in _buf
+
+    def frame(self) -> Image:
+        if self._pending:
+            self._pending = False
+            return self._buf
+        ok, img = self._cap.read()
+        if not ok:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, img = self._cap.read()
+            if not ok:  # a stream that cannot seek: reopen it
+                self._cap.release()
+                self._cap = cv2.VideoCapture(str(self.path))
+                ok, img = self._cap.read()
+        if ok and img is not None:
+            cover_resize(img, self.size, self._buf)
+        else:
+            log.warning("background video %s stopped; holding its last frame", self.path)
+        return self._buf
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+def open_background(path: str | Path, size: tuple[int, int]) -> Background:
+    """An :class:`ImageBackground` or :class:`VideoBackground` for ``path``, by its suffix."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise InputError(
+            f"background {p}: no such file",
+            hint="set compose.background (or --background) to an existing image or video",
+        )
+    if p.suffix.lower() in VIDEO_SUFFIXES:
+        return VideoBackground(p, size)
+    return ImageBackground(p, size)

@@ -1,0 +1,178 @@
+"""The quality governor: step quality down when the output cannot hold its rate, back up later.
+
+The ladder, cheapest last, built from the user's ``[segment]`` settings:
+
+1. as configured;
+2. with ``segment.every = 0`` (automatic) only: segment every 2nd, then every 3rd frame (the
+   temporal smoother carries the mask in between; the pipeline still segments every frame while
+   the picture moves, see :mod:`bgcam.pipeline`);
+3. a cheaper model: the landscape model instead of the square one, else the same model on
+   onnxruntime instead of MediaPipe (measured faster here);
+4. the ``hsv`` segmenter (no neural network at all).
+
+Every :data:`WINDOW` seconds the pipeline hands over the figures of the last window. *Overload* is
+an output below 97 % of its rate, more than 5 % late ticks, more than 10 % of the source's frames
+dropped (only when the source is not faster than the output), more than 20 % of new frames
+without a fresh mask, or a segmentation thread busy more than 90 % of the time. Two overloaded
+windows in a row step down one level. *Headroom* is no overload for :data:`UP_AFTER` seconds with
+both threads under half busy; then one level up. The gap between the two thresholds and the
+waiting time are the hysteresis that keeps it from oscillating. Each step is logged with its
+reason. A level whose segmenter cannot be built here is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bgcam.config import SegmentConfig
+
+log = logging.getLogger(__name__)
+
+WINDOW = 2.0
+UP_AFTER = 10.0
+DOWN_WINDOWS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    every: int
+    """Segment at most every Nth frame (0 = the user's fixed setting applies: see pipeline)."""
+    segment: SegmentConfig
+    label: str
+
+
+def build_levels(seg: SegmentConfig) -> list[Level]:
+    auto = seg.every == 0
+    base_every = 1 if auto else seg.every
+    levels = [Level(base_every, seg, "as configured")]
+    if auto:
+        levels += [
+            Level(2, seg, "segment every 2nd frame"),
+            Level(3, seg, "segment every 3rd frame"),
+        ]
+    every = levels[-1].every
+    cheaper: SegmentConfig | None = None
+    if seg.segmenter != "hsv":
+        if seg.model == "general":
+            cheaper = seg.model_copy(update={"model": "landscape"})
+        elif seg.segmenter == "mediapipe" and not seg.model.endswith(".tflite"):
+            cheaper = seg.model_copy(update={"segmenter": "onnx"})
+    if cheaper is not None:
+        levels.append(
+            Level(every, cheaper, f"cheaper model ({cheaper.segmenter}, {cheaper.model})")
+        )
+    if seg.segmenter != "hsv":
+        levels.append(Level(every, seg.model_copy(update={"segmenter": "hsv"}), "hsv segmenter"))
+    return levels
+
+
+class Governor:
+    def __init__(self, seg: SegmentConfig, fps: float, *, enabled: bool = True) -> None:
+        self.fps = fps
+        self.enabled = enabled
+        self.levels = build_levels(seg)
+        self.level = 0
+        self._bad_windows = 0
+        self._good_since = time.monotonic()
+        self._unavailable: set[int] = set()
+
+    @property
+    def current(self) -> Level:
+        return self.levels[self.level]
+
+    def reset(self, seg: SegmentConfig) -> None:
+        """The user changed ``[segment]``: rebuild the ladder and start from the top."""
+        self.levels = build_levels(seg)
+        self.level = 0
+        self._unavailable.clear()
+        self._good_since = time.monotonic()
+
+    def unavailable(self, index: int, reason: str) -> Level:
+        """Level ``index`` cannot run here (its segmenter failed to build): skip it from now on.
+
+        Returns the level to use instead (the next cheaper one, else the one before).
+        """
+        log.warning(
+            "governor: %s is not available (%s); skipping it", self.levels[index].label, reason
+        )
+        self._unavailable.add(index)
+        if self.level == index:
+            nxt = self._next(index, +1)
+            self.level = nxt if nxt is not None else (self._next(index, -1) or 0)
+            log.info("governor: now at %s", self.current.label)
+        return self.current
+
+    def overload_reasons(self, w: dict[str, Any], source_fps: float, seconds: float) -> list[str]:
+        reasons = []
+        ticks = w["frames_out"] + w["late_ticks"]
+        if w["frames_out"] > 5 and w["fps_out"] < 0.97 * self.fps:
+            reasons.append(f"output {w['fps_out']:.1f} of {self.fps:g} fps")
+        if ticks and w["late_ticks"] > 0.05 * ticks:
+            reasons.append(f"{w['late_ticks']} late ticks")
+        seen = w["frames_new"] + w["frames_dropped"]
+        if source_fps <= 1.05 * self.fps and seen and w["frames_dropped"] > 0.1 * seen:
+            reasons.append(f"{w['frames_dropped']} of {seen} source frames dropped")
+        if w["frames_new"] > 5 and w["frames_unmasked"] > 0.2 * w["frames_new"]:
+            reasons.append(f"{w['frames_unmasked']} frames without a fresh mask")
+        seg_busy = self._seg_busy(w, seconds)
+        if seg_busy > 0.9:
+            reasons.append(f"segmentation busy {seg_busy:.0%}")
+        return reasons
+
+    @staticmethod
+    def _seg_busy(w: dict[str, Any], seconds: float) -> float:
+        st = w["stage_ms"]
+        return float((st["segment"] + st["refine"]) * w["segmentations"] / 1000.0 / seconds)
+
+    @staticmethod
+    def _out_busy(w: dict[str, Any], seconds: float) -> float:
+        st = w["stage_ms"]
+        return float(st["compose"] * w["frames_new"] + st["send"] * w["frames_out"]) / 1e3 / seconds
+
+    def observe(self, w: dict[str, Any], source_fps: float, seconds: float) -> Level | None:
+        """Judge one window; return the new level when it changes, else None."""
+        if not self.enabled:
+            return None
+        now = time.monotonic()
+        reasons = self.overload_reasons(w, source_fps, seconds)
+        if reasons:
+            self._good_since = now
+            self._bad_windows += 1
+            if self._bad_windows >= DOWN_WINDOWS:
+                self._bad_windows = 0
+                nxt = self._next(self.level, +1)
+                if nxt is not None:
+                    self.level = nxt
+                    log.warning(
+                        "governor: cannot hold %g fps (%s): stepping down to %s",
+                        self.fps,
+                        "; ".join(reasons),
+                        self.current.label,
+                    )
+                    return self.current
+            return None
+        self._bad_windows = 0
+        if (
+            self.level > 0
+            and now - self._good_since >= UP_AFTER
+            and self._seg_busy(w, seconds) < 0.5
+            and self._out_busy(w, seconds) < 0.5
+        ):
+            nxt = self._next(self.level, -1)
+            self._good_since = now
+            if nxt is not None:
+                self.level = nxt
+                log.info("governor: headroom again: stepping up to %s", self.current.label)
+                return self.current
+        return None
+
+    def _next(self, level: int, step: int) -> int | None:
+        i = level + step
+        while 0 <= i < len(self.levels):
+            if i not in self._unavailable:
+                return i
+            i += step
+        return None

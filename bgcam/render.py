@@ -1,0 +1,193 @@
+"""Offline rendering: run the live engine over a video, an image or a folder of images.
+
+The input is one sequence: one :class:`~bgcam.engine.Engine` processes every frame in order, so the
+temporal smoother carries its state from frame to frame exactly as it does live. Frames are
+streamed (one decoded frame in memory at a time), so memory does not grow with the input length.
+
+Frame sizes inside a folder may differ. Every frame is processed at the *first* frame's size
+(resized to it when needed, with one warning) so the sequence keeps one engine and one smoother
+state; a folder or image output and the masks are then written back at each frame's own size,
+a video output keeps the first frame's size.
+
+Nothing is written before the input, the output name and the config have been checked and the
+engine has been built; outputs are atomic (see :mod:`bgcam.media`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import cv2
+import numpy as np
+
+from bgcam.config import Config
+from bgcam.engine import Engine
+from bgcam.errors import InputError, OutputError
+from bgcam.frame import Image, Mask
+from bgcam.media import (
+    FrameWriter,
+    InputInfo,
+    MaskFolderWriter,
+    OutputKind,
+    open_writer,
+    output_kind,
+    probe_input,
+    read_frames,
+)
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+"""Called after each frame with (frames done, expected total)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderResult:
+    """What :func:`render` wrote."""
+
+    input: InputInfo
+    output: Path
+    output_kind: OutputKind
+    masks: Path | None
+    frames: int
+    seconds: float
+    resized: int
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def check_outputs(info: InputInfo, output: Path, masks: Path | None) -> OutputKind:
+    """The output kind for ``info``; raises before anything is written when they do not fit."""
+    kind = output_kind(output)
+    if kind == "image" and info.kind != "image":
+        raise OutputError(
+            f"cannot write the {info.kind} {info.path} as the single image {output}",
+            hint="give a folder (a name without suffix) or a video name such as out.mp4",
+        )
+    resolved = {info.path.resolve()}
+    for target in (output, masks):
+        if target is not None and target.resolve() in resolved:
+            raise OutputError(
+                f"output {target} would overwrite the input (or the other output)",
+                hint="write to another path",
+            )
+        if target is not None:
+            resolved.add(target.resolve())
+    if masks is not None and info.kind == "folder":
+        stems = [f.stem for f in info.files]
+        if len(set(stems)) != len(stems):
+            dup = sorted({s for s in stems if stems.count(s) > 1})
+            raise InputError(
+                f"input folder {info.path} has several images named {dup[0]}.* "
+                "and --masks names each mask after its image's stem",
+                hint="keep one image per name",
+            )
+    return kind
+
+
+class _Resizer:
+    """Brings frames to the engine size and results back to each frame's own size."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        w, h = size
+        self.size = size
+        self._in = np.empty((h, w, 3), np.uint8)
+        self.count = 0
+
+    def to_engine(self, image: Image) -> Image:
+        h, w = image.shape[:2]
+        if (w, h) == self.size:
+            return image
+        if self.count == 0:
+            log.warning(
+                "frame size %dx%d differs from the first frame's %dx%d: "
+                "processing such frames at %dx%d",
+                w,
+                h,
+                *self.size,
+                *self.size,
+            )
+        self.count += 1
+        cv2.resize(image, self.size, dst=self._in, interpolation=cv2.INTER_AREA)
+        return self._in
+
+
+def render(
+    cfg: Config,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    masks: str | Path | None = None,
+    fps: float | None = None,
+    progress: Progress | None = None,
+) -> RenderResult:
+    """Composite every frame of ``input_path`` into ``output_path`` (and masks into ``masks``).
+
+    ``fps`` overrides the output video's frame rate (default: the input video's, 30 for images).
+    """
+    output = Path(output_path)
+    mask_dir = Path(masks) if masks is not None else None
+    info = probe_input(input_path)
+    kind = check_outputs(info, output, mask_dir)
+    out_fps = fps or info.fps
+    every = cfg.segment.every or 1  # 0 = "by load" live; offline there is no deadline
+
+    t0 = time.monotonic()
+    with Engine(cfg, info.size) as engine:
+        writer: FrameWriter | None = None
+        mask_writer: MaskFolderWriter | None = None
+        resizer = _Resizer(info.size)
+        done = 0
+        try:
+            writer = open_writer(output, kind, out_fps, info.size)
+            if mask_dir is not None:
+                mask_writer = MaskFolderWriter(mask_dir)
+            names = info.frame_names()
+            for image in read_frames(info):
+                name = next(names)
+                h, w = image.shape[:2]
+                out = engine.process(resizer.to_engine(image), segment=done % every == 0)
+                alpha: Mask | None = engine.alpha
+                if (w, h) != info.size and kind != "video":
+                    out = cast(Image, cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR))
+                if (w, h) != info.size and alpha is not None:
+                    alpha = cast(Mask, cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR))
+                writer.write(name, out)
+                if mask_writer is not None and alpha is not None:
+                    mask_writer.write_mask(Path(name).stem, alpha)
+                done += 1
+                if progress is not None:
+                    progress(done, max(info.count, done))
+            if done == 0:
+                raise InputError(f"input {info.path} yielded no frames")
+            writer.commit()
+            writer = None
+            if mask_writer is not None:
+                mask_writer.commit()
+                mask_writer = None
+        finally:
+            # Reached with a writer still set only on failure or Ctrl-C: remove the temporaries.
+            if writer is not None:
+                writer.abort()
+            if mask_writer is not None:
+                mask_writer.abort()
+    seconds = time.monotonic() - t0
+    result = RenderResult(info, output, kind, mask_dir, done, seconds, resizer.count)
+    log.debug(
+        "rendered %d frames (%dx%d) from %s to %s%s in %.1f s (%.1f fps)",
+        done,
+        *info.size,
+        info.path,
+        output,
+        f", masks to {mask_dir}" if mask_dir else "",
+        seconds,
+        result.fps,
+    )
+    return result

@@ -1,0 +1,262 @@
+"""Network streams: MJPEG over HTTP (phones, IP cameras) and anything FFmpeg opens (RTSP, HLS…).
+
+MJPEG over HTTP (``Content-Type: multipart/x-mixed-replace``) is read here with ``http.client``:
+parts are split at the boundary (using ``Content-Length`` when a part has one) and each JPEG is
+decoded with OpenCV. Stopping shuts the socket down from the stopping thread, so a read blocked
+on a silent server returns at once. A URL that does not answer with multipart (or ``rtsp://``…)
+goes to OpenCV's FFmpeg backend with an open timeout and a read timeout of
+:data:`FFMPEG_READ_TIMEOUT_MS`; such a read cannot be interrupted safely (releasing a capture
+from another thread crashes FFmpeg), so ``stop()`` returns after its join timeout and the capture
+thread releases the stream when the read times out, at most one read timeout later.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import logging
+import socket
+import time
+import urllib.parse
+
+import cv2
+import numpy as np
+
+from bgcam.config import SourceConfig
+from bgcam.errors import InputError
+from bgcam.frame import Image
+from bgcam.media import _quiet_decoders
+from bgcam.sources import Source, as_image
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 5.0
+"""Seconds without a byte before an MJPEG stream counts as lost."""
+FFMPEG_OPEN_TIMEOUT_MS = 5000
+FFMPEG_READ_TIMEOUT_MS = 1000
+MAX_PART = 32 * 1024 * 1024
+"""Bytes without a complete JPEG after which the stream is not MJPEG (or broken)."""
+
+
+def _redact(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+class StreamSource(Source):
+    """``http(s)://`` MJPEG (own reader) or any URL FFmpeg opens (RTSP, HTTP video…)."""
+
+    kind = "stream"
+
+    def __init__(self, url: str, *, mirror: bool = False) -> None:
+        super().__init__(_redact(url), mirror=mirror)
+        self._url = url
+        self._parts = urllib.parse.urlsplit(url)
+        self._conn: http.client.HTTPConnection | None = None
+        self._resp: http.client.HTTPResponse | None = None
+        self._sock: socket.socket | None = None
+        self._boundary = b""
+        self._buf = bytearray()
+        self._cap: cv2.VideoCapture | None = None
+        self._first: Image | None = None
+        self._last_t = 0.0
+        self.mode = "mjpeg" if self._parts.scheme in ("http", "https") else "ffmpeg"
+
+    # -- connect -------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        if self.mode == "mjpeg":
+            try:
+                multipart = self._connect_http()
+            except (OSError, http.client.HTTPException) as exc:
+                self._disconnect()
+                raise InputError(
+                    f"cannot connect to {self.uri}: {exc}",
+                    hint="check the URL and that the camera/app is serving",
+                ) from None
+            if not multipart:
+                self._disconnect()
+                log.info("stream %s is not multipart MJPEG: reading it with FFmpeg", self.uri)
+                self.mode = "ffmpeg"
+        if self.mode == "ffmpeg":
+            self._connect_ffmpeg()
+        first = self._read_backend()
+        if first is None:
+            self._disconnect()
+            raise InputError(f"stream {self.uri} sent no frame: {self._lost_reason}")
+        h, w = first.shape[:2]
+        if self.native_size is None:
+            log.info("stream source: %s (%s, %dx%d)", self.uri, self.mode, w, h)
+        self.native_size = (w, h)
+        self._first = first
+        self._last_t = 0.0
+
+    def _connect_http(self) -> bool:
+        p = self._parts
+        cls = http.client.HTTPSConnection if p.scheme == "https" else http.client.HTTPConnection
+        conn = cls(p.hostname or "localhost", p.port, timeout=CONNECT_TIMEOUT)
+        self._conn = conn
+        headers = {"User-Agent": "bgcam", "Accept": "multipart/x-mixed-replace, */*"}
+        if p.username is not None:
+            cred = f"{urllib.parse.unquote(p.username)}:{urllib.parse.unquote(p.password or '')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
+        path = p.path or "/"
+        if p.query:
+            path += "?" + p.query
+        conn.request("GET", path, headers=headers)
+        self._sock = conn.sock
+        resp = conn.getresponse()
+        if resp.status != 200:
+            raise http.client.HTTPException(f"HTTP {resp.status} {resp.reason}")
+        ctype = resp.getheader("Content-Type", "") or ""
+        if not ctype.lower().startswith("multipart/"):
+            return False
+        boundary = ""
+        for param in ctype.split(";")[1:]:
+            key, _, value = param.strip().partition("=")
+            if key.lower() == "boundary":
+                boundary = value.strip().strip('"')
+        if not boundary:
+            raise http.client.HTTPException(f"multipart stream without a boundary ({ctype})")
+        # Servers disagree on whether the declared boundary carries the leading "--": search
+        # for the bare token, which matches both.
+        self._boundary = boundary.lstrip("-").encode()
+        if self._sock is not None:
+            self._sock.settimeout(READ_TIMEOUT)
+        self._resp = resp
+        self._buf.clear()
+        return True
+
+    def _connect_ffmpeg(self) -> None:
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, FFMPEG_OPEN_TIMEOUT_MS,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC, FFMPEG_READ_TIMEOUT_MS,
+        ]  # fmt: skip
+        with _quiet_decoders():
+            cap = cv2.VideoCapture(self._url, cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():
+            raise InputError(
+                f"cannot open stream {self.uri} (FFmpeg could not read it)",
+                hint="check the URL with `ffprobe URL`",
+            )
+        fps = float(cap.get(cv2.CAP_PROP_FPS))
+        if 1.0 <= fps <= 240.0:
+            self.fps = fps
+        self._cap = cap
+
+    def _disconnect(self) -> None:
+        resp, self._resp = self._resp, None
+        conn, self._conn = self._conn, None
+        self._sock = None
+        for closable in (resp, conn):
+            if closable is not None:
+                with contextlib.suppress(Exception):
+                    closable.close()
+        cap, self._cap = self._cap, None
+        if cap is not None:
+            cap.release()
+
+    def _interrupt(self) -> None:
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    # -- read ----------------------------------------------------------------------------
+
+    def _read(self) -> Image | None:
+        first, self._first = self._first, None
+        image = first if first is not None else self._read_backend()
+        if image is not None:
+            now = time.monotonic()
+            if self._last_t:
+                dt = now - self._last_t
+                if 0.002 < dt < 1.0:
+                    self.fps += 0.05 * (1.0 / dt - self.fps)  # measured rate, smoothed
+            self._last_t = now
+        return image
+
+    def _read_backend(self) -> Image | None:
+        if self._cap is not None:
+            ok, image = self._cap.read()
+            if not ok:
+                self._lost_reason = "FFmpeg read failed or timed out"
+                return None
+            return as_image(image)
+        return self._read_mjpeg()
+
+    def _fill(self) -> bool:
+        resp = self._resp
+        if resp is None:
+            self._lost_reason = "not connected"
+            return False
+        try:
+            chunk = resp.read1(65536)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            self._lost_reason = f"read failed: {exc}" if str(exc) else "read timed out"
+            return False
+        if not chunk:
+            self._lost_reason = "the server closed the stream"
+            return False
+        self._buf += chunk
+        if len(self._buf) > MAX_PART:
+            self._lost_reason = f"no complete JPEG in {MAX_PART} bytes: not an MJPEG stream?"
+            return False
+        return True
+
+    def _read_mjpeg(self) -> Image | None:
+        """The next decodable JPEG part, or None when the stream fails."""
+        buf, token = self._buf, self._boundary
+        while True:
+            start = buf.find(token)
+            if start < 0:
+                if not self._fill():
+                    return None
+                continue
+            head_end = buf.find(b"\r\n\r\n", start)
+            if head_end < 0:
+                if not self._fill():
+                    return None
+                continue
+            body = head_end + 4
+            length = _content_length(bytes(buf[start:head_end]))
+            if length is not None:
+                while len(buf) < body + length:
+                    if not self._fill():
+                        return None
+                jpeg = bytes(buf[body : body + length])
+                del buf[: body + length]
+            else:
+                end = buf.find(token, body)
+                while end < 0:
+                    if not self._fill():
+                        return None
+                    end = buf.find(token, body)
+                jpeg = bytes(buf[body:end])
+                del buf[:end]
+            soi = jpeg.find(b"\xff\xd8")
+            if soi < 0:
+                continue
+            image = cv2.imdecode(np.frombuffer(jpeg, np.uint8)[soi:], cv2.IMREAD_COLOR)
+            if image is not None and image.ndim == 3:
+                return as_image(image)
+            log.debug("stream %s: skipped an undecodable part (%d bytes)", self.uri, len(jpeg))
+
+
+def _content_length(headers: bytes) -> int | None:
+    for line in headers.split(b"\r\n"):
+        key, sep, value = line.partition(b":")
+        if sep and key.strip().lower() == b"content-length":
+            with contextlib.suppress(ValueError):
+                n = int(value.strip())
+                return n if 0 < n <= MAX_PART else None
+    return None
+
+
+def open_stream_source(cfg: SourceConfig) -> StreamSource:
+    return StreamSource(cfg.uri, mirror=cfg.mirror)

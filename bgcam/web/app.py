@@ -1,0 +1,475 @@
+"""The web control panel as a Starlette application.
+
+Routes (every one needs the access token, see :class:`TokenGuard`)::
+
+    GET  /                  the page (static/index.html); ?token=… sets the cookie and redirects
+    GET  /static/…          its script and style sheet
+    GET  /api/session       what the page needs to start: CSRF value, choices, limits
+    GET  /api/status        the pipeline's stats and current settings (JSON)
+    GET  /preview.mjpg      live preview, MJPEG, at most ``web.preview_fps``
+    POST /api/command       {"name": "blur", "arg": 40} → the same command set as `bgcam ctl`
+    POST /api/background    multipart upload (field ``image``) → saved, then ``background PATH``
+
+Every change goes through the pipeline's :class:`~bgcam.control.commands.CommandQueue`, exactly
+like the control socket, and the reply waits until the pipeline has applied it between frames.
+
+Security, in the order a request meets it: the Host header must name 127.0.0.1 or localhost
+(Starlette's TrustedHostMiddleware, 400 otherwise: defeats DNS rebinding); the token must come
+with the request (401 otherwise); a POST must carry it in a header (``Authorization: Bearer``,
+``X-BgCam-Token``) or send the cookie plus the ``X-BgCam-CSRF`` value the page got from
+``/api/session``, and a foreign ``Origin`` is refused (403). No CORS headers are ever sent.
+Uploads stop being read past :data:`MAX_UPLOAD_BYTES` and must decode as an image (OpenCV).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, get_args
+
+import cv2
+import numpy as np
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bgcam import __version__
+from bgcam.config import MODES, BlurType, Config, SegmenterName
+from bgcam.control.commands import COMMANDS, Command, CommandError, CommandQueue
+from bgcam.frame import Image
+from bgcam.web.access import csrf_token
+from bgcam.web.preview import PreviewEncoder
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MAX_UPLOAD_BYTES", "PanelPipeline", "PanelSettings", "create_app"]
+
+STATIC_DIR = Path(__file__).with_name("static")
+COOKIE = "bgcam_token"
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_IMAGE_SIDE = 8192
+MAX_JSON_BYTES = 4096
+COMMAND_TIMEOUT = 5.0  # seconds for the pipeline to apply a command
+STATUS_TIMEOUT = 2.0
+ALLOWED_HOSTS = ("127.0.0.1", "localhost")
+# Commands the page may send. `background` takes a path: the page uploads instead. `quit` stops
+# the daemon, which a browser tab should not do by accident: `bgcam ctl quit` does.
+WEB_COMMANDS = frozenset(COMMANDS) - {"background", "quit"}
+
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        b"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+class PanelPipeline(Protocol):
+    """What the panel needs from the running pipeline (``bgcam.pipeline`` provides it)."""
+
+    @property
+    def commands(self) -> CommandQueue: ...
+
+    @property
+    def config(self) -> Config: ...
+
+    def latest_output(self) -> tuple[Image | None, int]:
+        """The newest output frame (BGR uint8, not written again after it is returned) and its
+        frame index; ``(None, -1)`` before the first one. Called from the web server's threads."""
+        ...
+
+
+@dataclass(frozen=True)
+class PanelSettings:
+    token: str
+    port: int
+    upload_dir: Path
+    preview_fps: float = 10.0
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+
+
+# --------------------------------------------------------------------------------------------
+# Guard
+
+
+def _same(given: str | None, expected: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+class TokenGuard:
+    """ASGI middleware: token on every request, stricter rules for POST, security headers."""
+
+    def __init__(self, app: ASGIApp, settings: PanelSettings) -> None:
+        self.app = app
+        self.token = settings.token
+        self.csrf = csrf_token(settings.token)
+        port = settings.port
+        self.origins = {f"http://{h}:{port}" for h in ALLOWED_HOSTS}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+            await send(message)
+
+        denial = self._check(Request(scope))
+        if denial is not None:
+            await denial(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
+
+    def _check(self, request: Request) -> Response | None:
+        headers = request.headers
+        auth = headers.get("authorization", "")
+        bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        header_ok = _same(bearer, self.token) or _same(headers.get("x-bgcam-token"), self.token)
+        cookie_ok = _same(request.cookies.get(COOKIE), self.token)
+        if request.method in ("GET", "HEAD"):
+            query = request.query_params.get("token")
+            if query is not None and _same(query, self.token):
+                if request.url.path == "/":
+                    # Move the token from the address bar into an HttpOnly cookie.
+                    resp = RedirectResponse("/", status_code=303)
+                    resp.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
+                    return resp
+                return None
+            if header_ok or cookie_ok:
+                return None
+            return _unauthorized()
+        origin = headers.get("origin")
+        if origin is not None and origin not in self.origins:
+            return PlainTextResponse(f"forbidden: requests from {origin} are refused", 403)
+        if header_ok or (cookie_ok and _same(headers.get("x-bgcam-csrf"), self.csrf)):
+            return None
+        if cookie_ok:
+            return PlainTextResponse("forbidden: a POST needs the X-BgCam-CSRF header", 403)
+        return _unauthorized()
+
+
+def _unauthorized() -> Response:
+    return PlainTextResponse(
+        "401 unauthorized: the access token is missing or wrong.\n"
+        "Open the panel with `bgcam open` (it adds the token to the address).\n",
+        401,
+        headers={"www-authenticate": 'Bearer realm="bgcam"'},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises _TooLarge once more than ``limit`` body bytes have arrived."""
+    total = 0
+
+    async def wrapped() -> Message:
+        nonlocal total
+        message = await receive()
+        if message["type"] == "http.request":
+            total += len(message.get("body", b""))
+            if total > limit:
+                raise _TooLarge
+        return message
+
+    return wrapped
+
+
+def _declared_length(request: Request) -> int | None:
+    try:
+        return int(request.headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+
+
+class _Json(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, default=str, ensure_ascii=False).encode()
+
+
+def _error(status: int, message: str) -> Response:
+    # After a refused body (413) the rest of it is not read: close instead of draining it.
+    headers = {"connection": "close"} if status == 413 else None
+    return _Json({"ok": False, "error": message}, status, headers=headers)
+
+
+def _settings(cfg: Config, stats: dict[str, Any]) -> dict[str, Any]:
+    c = cfg.compose
+    return {
+        "mode": c.mode,
+        "blur": c.blur,
+        "blur_type": c.blur_type,
+        "background": c.background,
+        "segmenter": cfg.segment.segmenter,
+        "paused": bool(stats.get("paused", False)),
+    }
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    """Retrieve a late result/exception so asyncio does not log it as never retrieved."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+# --------------------------------------------------------------------------------------------
+# The application
+
+
+class Panel:
+    """The endpoints, bound to one pipeline."""
+
+    def __init__(
+        self, pipeline: PanelPipeline, settings: PanelSettings, stopping: threading.Event
+    ) -> None:
+        self.pipeline = pipeline
+        self.settings = settings
+        self.stopping = stopping
+        self.encoder = PreviewEncoder(pipeline.latest_output)
+        self.viewers = 0
+
+    async def submit(self, cmd: Command, timeout: float) -> dict[str, Any]:
+        """Queue ``cmd`` and wait (without a thread) until the pipeline applied it.
+
+        Raises CommandError (bad or refused command, queue full) or TimeoutError.
+        """
+        fut: Future[dict[str, Any]] = self.pipeline.commands.submit(cmd)
+        inner = asyncio.wrap_future(fut)
+        inner.add_done_callback(_consume)
+        # shield: a timeout must not cancel the queued Future under the pipeline's feet.
+        return await asyncio.wait_for(asyncio.shield(inner), timeout)
+
+    async def _reply(self, cmd: Command) -> Response:
+        try:
+            stats = await self.submit(cmd, COMMAND_TIMEOUT)
+        except CommandError as exc:
+            return _error(400, str(exc))
+        except TimeoutError:
+            return _error(
+                504,
+                f"{cmd.name}: queued, but the daemon did not apply it within "
+                f"{COMMAND_TIMEOUT:.0f} s (is it stuck? see its log)",
+            )
+        return _Json(
+            {"ok": True, "stats": stats, "settings": _settings(self.pipeline.config, stats)}
+        )
+
+    # -- pages -------------------------------------------------------------------------------
+    async def index(self, request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+    async def session(self, request: Request) -> Response:
+        return _Json(
+            {
+                "csrf": csrf_token(self.settings.token),
+                "version": __version__,
+                "preview_fps": self.settings.preview_fps,
+                "max_upload_bytes": self.settings.max_upload_bytes,
+                "choices": {
+                    "mode": list(MODES),
+                    "blur_type": list(get_args(BlurType)),
+                    "segmenter": list(get_args(SegmenterName)),
+                },
+                "commands": sorted(WEB_COMMANDS),
+            }
+        )
+
+    async def status(self, request: Request) -> Response:
+        try:
+            stats = await self.submit(Command("status"), STATUS_TIMEOUT)
+        except CommandError as exc:
+            return _error(503, str(exc))
+        except TimeoutError:
+            return _error(503, f"the daemon did not answer within {STATUS_TIMEOUT:.0f} s")
+        return _Json(
+            {"ok": True, "stats": stats, "settings": _settings(self.pipeline.config, stats)}
+        )
+
+    # -- changes -----------------------------------------------------------------------------
+    async def command(self, request: Request) -> Response:
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return _error(415, "send the command as JSON (Content-Type: application/json)")
+        declared = _declared_length(request)
+        if declared is not None and declared > MAX_JSON_BYTES:
+            return _error(413, f"request body over {MAX_JSON_BYTES} bytes")
+        try:
+            raw = await Request(request.scope, _limited(request.receive, MAX_JSON_BYTES)).body()
+            body = json.loads(raw)
+        except _TooLarge:
+            return _error(413, f"request body over {MAX_JSON_BYTES} bytes")
+        except ValueError as exc:
+            return _error(400, f"malformed request: not JSON ({exc})")
+        if not isinstance(body, dict) or set(body) - {"name", "arg"}:
+            return _error(400, 'expected {"name": COMMAND, "arg": VALUE-or-null}')
+        name = body.get("name")
+        if isinstance(name, str):
+            name = name.replace("-", "_")
+        if name not in WEB_COMMANDS:
+            hint = " (upload a file instead)" if name == "background" else ""
+            return _error(
+                400,
+                f"command {name!r} is not available here{hint}; "
+                f"expected one of {', '.join(sorted(WEB_COMMANDS))}",
+            )
+        try:
+            cmd = Command.parse(name, body.get("arg"))
+        except CommandError as exc:
+            return _error(400, str(exc))
+        return await self._reply(cmd)
+
+    async def background(self, request: Request) -> Response:
+        limit = self.settings.max_upload_bytes
+        too_big = f"upload refused: larger than {limit // (1024 * 1024)} MB; nothing was saved"
+        ctype = request.headers.get("content-type", "")
+        if not ctype.startswith("multipart/form-data"):
+            return _error(415, "send the image as multipart/form-data (field 'image')")
+        declared = _declared_length(request)
+        if declared is not None and declared > limit + 64 * 1024:  # room for the form framing
+            return _error(413, too_big)
+        limited = Request(request.scope, _limited(request.receive, limit + 64 * 1024))
+        try:
+            form = await limited.form(max_files=1, max_fields=1)
+        except _TooLarge:
+            return _error(413, too_big)
+        except MultiPartException as exc:
+            return _error(400, f"malformed upload: {exc.message}")
+        try:
+            upload = form.get("image")
+            if not isinstance(upload, UploadFile):
+                return _error(400, "expected a file in the form field 'image'")
+            data = await upload.read(limit + 1)
+            name = upload.filename or "upload"
+        finally:
+            await form.close()
+        if len(data) > limit:
+            return _error(413, too_big)
+        image = await run_in_threadpool(_decode, data)
+        if image is None:
+            return _error(
+                415,
+                f"{name!r} is not an image OpenCV can read (PNG, JPEG, WebP, BMP, TIFF…); "
+                "nothing was saved",
+            )
+        h, w = image.shape[:2]
+        if max(h, w) > MAX_IMAGE_SIDE:
+            return _error(
+                413, f"image is {w}x{h}: larger than {MAX_IMAGE_SIDE} pixels a side; not saved"
+            )
+        path = await run_in_threadpool(_save, data, image, self.settings.upload_dir)
+        response = await self._reply(Command("background", str(path)))
+        if response.status_code != 200:
+            path.unlink(missing_ok=True)
+        return response
+
+    # -- preview -----------------------------------------------------------------------------
+    async def preview(self, request: Request) -> Response:
+        return StreamingResponse(
+            self._mjpeg(), media_type="multipart/x-mixed-replace; boundary=frame"
+        )
+
+    async def _mjpeg(self) -> AsyncIterator[bytes]:
+        period = 1.0 / self.settings.preview_fps
+        loop = asyncio.get_running_loop()
+        last = -1
+        due = loop.time()
+        self.viewers += 1
+        try:
+            while not self.stopping.is_set():
+                jpeg, index = await run_in_threadpool(self.encoder.encode)
+                if jpeg is not None and index != last:
+                    last = index
+                    head = (
+                        b"--frame\r\nContent-Type: image/jpeg\r\n"
+                        b"Content-Length: %d\r\n\r\n" % len(jpeg)
+                    )
+                    yield head + jpeg + b"\r\n"
+                due += period
+                now = loop.time()
+                if due < now:  # fell behind (slow client or busy machine): do not catch up
+                    due = now
+                while now < due and not self.stopping.is_set():  # wake up for a stop
+                    await asyncio.sleep(min(due - now, 0.1))
+                    now = loop.time()
+        finally:
+            self.viewers -= 1
+
+
+def _decode(data: bytes) -> Image | None:
+    if not data:
+        return None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return None if image is None else np.asarray(image, np.uint8)
+
+
+def _save(data: bytes, image: Image, directory: Path) -> Path:
+    """Store a decoded upload (re-encoded: PNG stays PNG, the rest becomes JPEG)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ext = ".png" if data.startswith(b"\x89PNG") else ".jpg"
+    params = [] if ext == ".png" else [cv2.IMWRITE_JPEG_QUALITY, 95]
+    ok, buf = cv2.imencode(ext, image, params)
+    if not ok:  # pragma: no cover - a decoded BGR image always encodes
+        raise OSError(f"could not encode the background as {ext}")
+    path = directory / f"background-{hashlib.sha256(data).hexdigest()[:16]}{ext}"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(buf.tobytes())
+    os.replace(tmp, path)
+    return path
+
+
+def create_app(
+    pipeline: PanelPipeline, settings: PanelSettings, stopping: threading.Event
+) -> tuple[Starlette, Panel]:
+    """The ASGI app for ``pipeline`` and the :class:`Panel` behind it (tests read its state)."""
+    panel = Panel(pipeline, settings, stopping)
+    routes = [
+        Route("/", panel.index, methods=["GET", "HEAD"]),
+        Route("/api/session", panel.session, methods=["GET"]),
+        Route("/api/status", panel.status, methods=["GET"]),
+        Route("/api/command", panel.command, methods=["POST"]),
+        Route("/api/background", panel.background, methods=["POST"]),
+        Route("/preview.mjpg", panel.preview, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    middleware = [
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(ALLOWED_HOSTS)),
+        Middleware(TokenGuard, settings=settings),
+    ]
+    return Starlette(routes=routes, middleware=middleware), panel

@@ -1,0 +1,134 @@
+"""`bgcam ctl` and `bgcam status` as separate processes talking to a live control socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bgcam.control.socket import ControlServer
+from tests.control.daemon_double import DaemonDouble
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def rundir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="bgc-", dir="/tmp")) / "run"
+    yield path
+    shutil.rmtree(path.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def daemon(rundir: Path) -> Iterator[DaemonDouble]:
+    double = DaemonDouble()
+    thread = double.start_thread()
+    server = ControlServer(double.commands, rundir / "control.sock")
+    server.start()
+    yield double
+    server.stop()
+    double.request_stop()
+    thread.join(5)
+
+
+def bgcam(rundir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bgcam", *args],
+        cwd=ROOT,
+        env={**os.environ, "BGCAM_RUNTIME_DIR": str(rundir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_ctl_commands(daemon: DaemonDouble, rundir: Path) -> None:
+    res = bgcam(rundir, "ctl", "blur", "35")
+    assert res.returncode == 0, res.stderr
+    assert "blur" in res.stdout and "35" in res.stdout
+    assert daemon.config.compose.blur == 35
+    assert bgcam(rundir, "ctl", "blur-up").returncode == 0
+    assert daemon.config.compose.blur == 45
+    assert bgcam(rundir, "ctl", "mode", "remove").returncode == 0
+    assert daemon.config.compose.mode == "remove"
+    res = bgcam(rundir, "ctl", "toggle", "--json")
+    assert json.loads(res.stdout)["mode"] == "off"
+    assert bgcam(rundir, "ctl", "next-mode").returncode == 0
+    assert daemon.config.compose.mode == "blur"
+    assert bgcam(rundir, "ctl", "blur-type", "box").returncode == 0
+    assert daemon.config.compose.blur_type == "box"
+
+
+def test_status_plain_and_json(daemon: DaemonDouble, rundir: Path) -> None:
+    res = bgcam(rundir, "status", "--json")
+    assert res.returncode == 0, res.stderr
+    status = json.loads(res.stdout)
+    assert status["mode"] == "blur" and status["frames_out"] > 0
+    res = bgcam(rundir, "status")
+    assert res.returncode == 0 and "frames_out" in res.stdout and "fps_out" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ctl", "blur", "500"], "expected an integer 0–100, got 500"),
+        (["ctl", "blur"], "needs an argument"),
+        (["ctl", "mode", "sepia"], "compose.mode: expected one of"),
+        (["ctl", "background", "/no/such.png"], "no such file"),
+    ],
+)
+def test_ctl_errors_are_clean(
+    daemon: DaemonDouble, rundir: Path, args: list[str], message: str
+) -> None:
+    res = bgcam(rundir, *args)
+    assert res.returncode == 1
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_background_paths_are_made_absolute(
+    daemon: DaemonDouble, rundir: Path, tmp_path: Path
+) -> None:
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(tmp_path / "beach.png"), np.full((8, 8, 3), 200, np.uint8))
+    res = subprocess.run(
+        [sys.executable, "-m", "bgcam", "ctl", "background", "beach.png"],
+        cwd=tmp_path,  # a relative path, from another directory than the daemon's
+        env={**os.environ, "BGCAM_RUNTIME_DIR": str(rundir), "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert daemon.config.compose.background == str(tmp_path / "beach.png")
+    assert daemon.config.compose.mode == "replace"
+
+
+def test_usage_mistakes_are_caught_without_a_daemon(rundir: Path) -> None:
+    res = bgcam(rundir, "ctl", "blur", "x")
+    assert res.returncode == 1 and "expected an integer 0–100" in res.stderr
+    res = bgcam(rundir, "ctl", "toggle", "now")
+    assert res.returncode == 1 and "takes no argument" in res.stderr
+
+
+def test_unknown_command_is_a_usage_error(rundir: Path) -> None:
+    res = bgcam(rundir, "ctl", "explode")
+    assert res.returncode == 2 and "explode" in res.stderr
+
+
+def test_not_running_says_how_to_start(rundir: Path) -> None:
+    res = bgcam(rundir, "status")
+    assert res.returncode == 7
+    assert "BgCam is not running" in res.stderr and "bgcam run" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -1,0 +1,62 @@
+"""Fixtures shared by the whole suite: the real models and real test images.
+
+``model_dir`` runs the real ``bgcam models fetch`` code into a per-machine cache
+(``~/.cache/bgcam-test-models``, or ``$BGCAM_TEST_MODEL_CACHE``), so a fresh clone downloads the
+35 MB mediapipe wheel from PyPI once per machine and later runs only verify the files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import platformdirs
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT / ".." / "shared"
+DAVIS = SHARED / "evaldata" / "davis-dev"
+
+
+def _cache_dir() -> Path:
+    env = os.environ.get("BGCAM_TEST_MODEL_CACHE")
+    return Path(env) if env else platformdirs.user_cache_path("bgcam-test-models")
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Iterator[Path]:
+    """A directory holding both .tflite and both .onnx models; BGCAM_MODEL_DIR points to it."""
+    from bgcam.models.fetch import fetch_models
+
+    path = _cache_dir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BGCAM_MODEL_DIR", str(path))
+        fetch_models(show_progress=False)  # no-op when present and verified
+        yield path
+
+
+@pytest.fixture(scope="session")
+def _astronaut_rgb() -> npt.NDArray[np.uint8]:
+    from skimage import data
+
+    image: npt.NDArray[np.uint8] = data.astronaut()
+    image.setflags(write=False)
+    return image
+
+
+@pytest.fixture
+def astronaut(_astronaut_rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """scikit-image's astronaut photo (512x512) as a fresh, writable BGR uint8 array."""
+    return cv2.cvtColor(_astronaut_rgb, cv2.COLOR_RGB2BGR)
+
+
+@pytest.fixture(scope="session")
+def davis_dir() -> Path:
+    """../shared/evaldata/davis-dev (real video frames with person masks); skips when absent."""
+    if not (DAVIS / "JPEGImages").is_dir():
+        pytest.skip(f"{DAVIS.resolve()} is absent (the shared evaluation data)")
+    return DAVIS

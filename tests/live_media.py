@@ -1,0 +1,144 @@
+"""Real media for the live-daemon tests: small video clips and an MJPEG-over-HTTP server.
+
+The server is a real ``http.server`` on 127.0.0.1 sending ``multipart/x-mixed-replace`` JPEGs,
+the way phones and IP cameras do; it can be stopped and started again on the same port, and it
+can be told to go silent after the headers (a read that blocks).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+Image = np.ndarray
+
+
+def astronaut_frames(n: int, size: tuple[int, int] = (320, 180)) -> list[Image]:
+    """``n`` different BGR frames of a real photo (the astronaut, shifted a little each frame)."""
+    base = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (size[0] + n * 2, size[1]))
+    return [np.ascontiguousarray(base[:, i * 2 : i * 2 + size[0]]) for i in range(n)]
+
+
+def write_clip(path: Path, frames: list[Image], fps: float) -> Path:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MjpegServer:
+    """Serves ``frame()`` as an endless MJPEG stream at ``fps`` on 127.0.0.1:``port``."""
+
+    def __init__(
+        self,
+        frame: Callable[[int], Image],
+        *,
+        port: int | None = None,
+        fps: float = 30.0,
+        content_length: bool = True,
+        frames_before_silence: int | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/video"
+        self._frame = frame
+        self._fps = fps
+        self._content_length = content_length
+        self._silence_after = frames_before_silence
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.connections = 0
+
+    def start(self) -> MjpegServer:
+        server = self
+        self._stop.clear()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server.connections += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                n = 0
+                try:
+                    while not server._stop.is_set():
+                        if server._silence_after is not None and n >= server._silence_after:
+                            server._stop.wait(60)  # hang: the client's read blocks
+                            return
+                        ok, jpeg = cv2.imencode(".jpg", server._frame(n))
+                        assert ok
+                        head = b"--frame\r\nContent-Type: image/jpeg\r\n"
+                        if server._content_length:
+                            head += f"Content-Length: {jpeg.size}\r\n".encode()
+                        self.wfile.write(head + b"\r\n" + jpeg.tobytes() + b"\r\n")
+                        self.wfile.flush()
+                        n += 1
+                        time.sleep(1.0 / server._fps)
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+
+        httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        httpd.daemon_threads = True
+        httpd.allow_reuse_address = True
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Kill the server: stop accepting and cut every open stream."""
+        self._stop.set()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(5)
+
+
+def solid(color: tuple[int, int, int], size: tuple[int, int] = (320, 180)) -> Image:
+    img = np.zeros((size[1], size[0], 3), np.uint8)
+    img[:] = color
+    return img
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str = "it") -> None:
+    """Poll until ``predicate()`` is truthy; fail naming ``what`` after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def models_env(request: pytest.FixtureRequest) -> str:
+    """The model dir: the shared ``model_dir`` fixture when tests/conftest.py provides it."""
+    try:
+        return str(request.getfixturevalue("model_dir"))
+    except pytest.FixtureLookupError:
+        path = os.environ.get("BGCAM_MODEL_DIR", "/tmp/bgcam-models")
+        os.environ["BGCAM_MODEL_DIR"] = path
+        return path

@@ -1,0 +1,162 @@
+"""``bgcam bench``: real frames, the naive reference, and the JSON the targets are checked from.
+
+Only shapes and keys are asserted here, never timings (the machine is shared and noisy).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from rich.console import Console
+
+from bgcam import compose, segment
+from bgcam.bench import NaivePipeline, bench_frames, parse_sizes, run_bench
+from bgcam.cli.bench import print_table
+from bgcam.config import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("640x480", [(640, 480)]),
+        ("640x480, 1280X720,1920x1080", [(640, 480), (1280, 720), (1920, 1080)]),
+        ("640*480", ValueError),
+        ("640x", ValueError),
+        ("8x8", ValueError),
+        ("1280x99999", ValueError),
+    ],
+)
+def test_parse_sizes(text: str, expected: list[tuple[int, int]] | type[Exception]) -> None:
+    if isinstance(expected, list):
+        assert parse_sizes(text) == expected
+    else:
+        with pytest.raises(expected):
+            parse_sizes(text)
+
+
+@pytest.mark.parametrize("size", [(640, 480), (1920, 1080)])
+def test_bench_frames_are_shifted_crops_of_a_real_photo(size: tuple[int, int]) -> None:
+    frames = bench_frames(size)
+    assert len(frames) == 8
+    assert all(f.shape == (size[1], size[0], 3) and f.dtype == np.uint8 for f in frames)
+    assert all(f.flags["C_CONTIGUOUS"] for f in frames)
+    # Consecutive frames differ (a moving camera)...
+    assert all(np.abs(a.astype(int) - b).mean() > 2 for a, b in itertools.pairwise(frames))
+    # ...and are photographs, not noise: neighbouring pixels are strongly correlated.
+    g = cv2.cvtColor(frames[0], cv2.COLOR_BGR2GRAY).astype(np.float32)
+    corr = np.corrcoef(g[:, :-1].ravel(), g[:, 1:].ravel())[0, 1]
+    assert corr > 0.9
+
+
+def test_naive_pipeline_blurs_the_background(model_dir: Path) -> None:
+    size = (640, 480)
+    frame = bench_frames(size)[0]
+    sigma = compose.blur_sigma(60, size[1])
+    seg = segment.create_segmenter(Config().segment, size)
+    try:
+        naive = NaivePipeline(seg, size, sigma)
+        out = naive.process(frame)
+        mask = cv2.resize(seg.segment(frame), size)
+    finally:
+        seg.close()
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert set(naive.times) == {"segment", "blur", "blend", "compose"}
+    person, background = mask > 0.95, mask < 0.05
+    assert person.any() and background.any()
+    diff = np.abs(out.astype(int) - frame).mean(axis=2)
+    assert diff[person].mean() < 3 < diff[background].mean()
+
+
+def _check_stage_keys(row: dict[str, float]) -> None:
+    for stage in ("", "segment_", "refine_", "compose_"):
+        for q in ("p50", "p99"):
+            value = row[f"{stage}ms_{q}"]
+            assert isinstance(value, float) and math.isfinite(value) and value >= 0
+
+
+def test_run_bench_reports_every_segmenter_and_backend(model_dir: Path) -> None:
+    threads = cv2.getNumThreads()
+    result = run_bench([(320, 240)], frames=4, warmup=1)
+    assert cv2.getNumThreads() == threads  # one thread only while measuring
+    assert set(result) == {"320x240", "meta"}
+    res = result["320x240"]
+    _check_stage_keys(res)
+    assert res["segmenter"] == "mediapipe"
+    assert res["naive_ms_p50"] > 0 and res["ratio"] > 0
+    assert res["naive_sigma_px"] == pytest.approx(compose.blur_sigma(60, 240), abs=0.01)
+    assert set(res["segmenters"]) == set(segment.available())
+    for backends in res["segmenters"].values():
+        assert set(backends) == set(compose.available())
+        for row in backends.values():
+            if "skipped" in row:
+                assert row["skipped"]  # a reason is given
+            else:
+                _check_stage_keys(row)
+    assert result["meta"]["frames"] == 4 and result["meta"]["threads"] == 1
+
+    text = io.StringIO()
+    print_table(result, Console(file=text, width=140))
+    table = text.getvalue()
+    assert "320x240" in table and "mediapipe/cpu (default)" in table
+    assert "naive reference" in table and f"{res['ratio']:.1f}x" in table
+
+
+def test_bench_json_cli(model_dir: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bgcam",
+            "bench",
+            "--json",
+            "--frames",
+            "3",
+            "--warmup",
+            "1",
+            "--sizes",
+            "320x180",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)  # exactly one JSON object on stdout
+    res = result["320x180"]
+    for key in (
+        "ms_p50",
+        "ms_p99",
+        "naive_ms_p50",
+        "ratio",
+        "segment_ms_p50",
+        "refine_ms_p99",
+        "compose_ms_p50",
+        "segmenters",
+    ):
+        assert key in res
+    assert res["ratio"] == pytest.approx(res["naive_ms_p50"] / res["ms_p50"], rel=0.02)
+
+
+def test_bench_rejects_bad_sizes() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bgcam", "bench", "--sizes", "big"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "--sizes: expected WIDTHxHEIGHT" in proc.stderr
+    assert "Traceback" not in proc.stderr

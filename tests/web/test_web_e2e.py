@@ -1,0 +1,171 @@
+"""End to end: `bgcam run` as a subprocess with the panel on, driven by a real browser.
+
+A real video clip through the real pipeline to the null sink; chromium moves the blur slider and
+the new level is read back over the control socket, by `bgcam status --json` and the socket
+client; the daemon then stops on SIGTERM and removes its token file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from conftest import ROOT, photo, wait_for
+
+from bgcam.control.socket import ControlClient, NotRunningError
+from bgcam.web.access import TOKEN_NAME, panel_url, read_access
+
+pytestmark = pytest.mark.slow
+
+
+def _wired() -> bool:
+    """Whether `bgcam run` starts the panel yet (the live pipeline calls start_web)."""
+    places = ["bgcam/cli/run.py", "bgcam/pipeline.py", "bgcam/control/runtime.py"]
+    return any(
+        "start_web" in (ROOT / p).read_text(encoding="utf-8")
+        for p in places
+        if (ROOT / p).is_file()
+    )
+
+
+def make_clip(path: Path, frames: int = 60) -> Path:
+    """A real 640x360 30 fps clip: a photo of a person, panning."""
+    image = photo((640, 360))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 360))
+    assert writer.isOpened()
+    for i in range(frames):
+        writer.write(np.roll(image, 2 * i, axis=1))
+    writer.release()
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Daemon:
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> int:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(30)
+        finally:
+            if self.alive():
+                self.proc.kill()
+            self._reader.join(10)
+
+
+@pytest.fixture
+def daemon(
+    tmp_path: Path, rundir: Path, web_models: Path
+) -> Iterator[tuple[Daemon, dict[str, str]]]:
+    if not _wired():
+        pytest.skip("`bgcam run` does not start the web panel yet (no start_web call)")
+    clip = make_clip(tmp_path / "clip.mp4")
+    env = {
+        **os.environ,
+        "BGCAM_RUNTIME_DIR": str(rundir),
+        "BGCAM_MODEL_DIR": str(web_models),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),  # no saved user settings
+        "XDG_DATA_HOME": str(tmp_path / "data"),  # uploads land here
+    }
+    env.pop("DISPLAY", None)  # no hotkeys needed
+    argv = [
+        sys.executable, "-m", "bgcam", "run",
+        "--source", str(clip),
+        "--sink", "null",
+        "--set", "web.enabled=true",
+        "--set", f"web.port={free_port()}",
+    ]  # fmt: skip
+    d = Daemon(argv, env)
+
+    def ready() -> bool:
+        if not d.alive():
+            return True
+        if not (rundir / TOKEN_NAME).exists():
+            return False
+        try:
+            with ControlClient(rundir / "control.sock", timeout=5) as c:
+                return int(c.call("status").get("frames_out", 0)) > 0
+        except NotRunningError:
+            return False
+
+    wait_for(ready, 120, what="the daemon to serve its panel and send frames")
+    assert d.alive(), d.output
+    yield d, env
+    d.stop()
+
+
+def test_bgcam_run_panel_in_a_browser(
+    daemon: tuple[Daemon, dict[str, str]], rundir: Path, browser: Any, artifacts: Path
+) -> None:
+    proc, env = daemon
+    url, token = read_access(rundir)
+    context = browser.new_context(viewport={"width": 1100, "height": 850})
+    page = context.new_page()
+    try:
+        page.goto(panel_url(url, token))
+        page.wait_for_function(
+            "() => document.getElementById('connection').textContent === 'Connected'"
+        )
+        slider = page.get_by_label("Blur strength")
+        slider.focus()
+        page.keyboard.press("Home")
+        page.keyboard.press("PageUp")
+        page.keyboard.press("PageUp")
+        page.keyboard.press("ArrowRight")
+        assert slider.input_value() == "21"
+
+        def blur_over_socket() -> int:
+            with ControlClient(rundir / "control.sock") as c:
+                return int(c.call("status")["blur"])
+
+        wait_for(lambda: blur_over_socket() == 21, what="blur 21 over the control socket")
+        out = subprocess.run(
+            [sys.executable, "-m", "bgcam", "status", "--json"],
+            env=env, capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert json.loads(out.stdout)["blur"] == 21
+
+        page.wait_for_function("() => document.getElementById('preview').naturalWidth > 0")
+        page.wait_for_function(
+            "() => /frames per second/.test(document.getElementById('stat-fps').textContent)"
+        )
+        page.screenshot(path=str(artifacts / "web-panel-e2e.png"), full_page=True)
+    finally:
+        context.close()
+    assert proc.stop() == 0, proc.output
+    assert not (rundir / TOKEN_NAME).exists()
