@@ -1,9 +1,10 @@
 """The one validated, frozen configuration object.
 
-Every setting is declared once here (name, type, default, bounds, help text). ``configs/default.toml``
-documents each key and a test keeps the two in step. A file or a ``--set KEY=VALUE`` override that
-names an unknown key, has the wrong type or is out of range raises :class:`ConfigError` naming the
-key, what was expected and what was given. A reload builds a new object and swaps it whole.
+Every setting is declared once here (name, type, default, bounds, help text).
+``configs/default.toml`` documents each key and a test keeps the two in step. A file or a
+``--set KEY=VALUE`` override that names an unknown key, has the wrong type or is out of range
+raises :class:`ConfigError` naming the key, what was expected and what was given. A reload builds
+a new object and swaps it whole.
 """
 
 from __future__ import annotations
@@ -107,6 +108,12 @@ class RefineConfig(_Section):
         lt=0.5,
         description="a pixel changes side only when the mask crosses 0.5 ± this (0 = off)",
     )
+    sharpen: float = Field(
+        3.0,
+        ge=1,
+        le=20,
+        description="steepness of the alpha edge around 0.5 (1 = as soft as the model's)",
+    )
     edge: Literal["guided", "none"] = Field(
         "guided", description="align the mask with image edges: guided (filter) | none"
     )
@@ -117,7 +124,7 @@ class RefineConfig(_Section):
         1e-3, gt=0, le=1, description="guided-filter regularisation (grey 0–1, squared)"
     )
     work_height: int = Field(
-        160,
+        128,
         ge=32,
         le=4320,
         description="refine at the frame size halved while its height stays ≥ this",
@@ -187,7 +194,8 @@ class ControlConfig(_Section):
     hotkeys: bool = Field(True, description="listen for global hotkeys (X11, Windows, macOS)")
     hotkey_backend: Literal["auto", "pynput", "evdev"] = Field(
         "auto",
-        description="auto (pynput; evdev on Wayland) | pynput | evdev (Linux, needs the input group)",
+        description="auto (pynput; evdev on Wayland) | pynput | "
+        "evdev (Linux, needs the input group)",
     )
     keys: KeysConfig = Field(default_factory=KeysConfig)
 

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 BLUR_SCALE = 0.05
 """Gaussian sigma at strength 100, as a fraction of the frame's shorter side."""
 
-MIN_WORK_SIGMA = 2.5
+MIN_WORK_SIGMA = 2.0
 """The blur's working resolution is lowered while sigma there stays at least this many pixels."""
 
 MAX_FACTOR = 16
@@ -52,11 +52,7 @@ def blur_factor(sigma: float, frame_size: tuple[int, int]) -> int:
     """The power-of-two downscale at which a blur of ``sigma`` (full-res pixels) is computed."""
     w, h = frame_size
     f = 1
-    while (
-        f < MAX_FACTOR
-        and sigma / (f * 2) >= MIN_WORK_SIGMA
-        and min(w, h) // (f * 2) >= 16
-    ):
+    while f < MAX_FACTOR and sigma / (f * 2) >= MIN_WORK_SIGMA and min(w, h) // (f * 2) >= 16:
         f *= 2
     return f
 
@@ -77,8 +73,8 @@ def disc_kernel(radius: float) -> npt.NDArray[np.float32]:
     n = math.ceil(r)
     y, x = np.mgrid[-n : n + 1, -n : n + 1].astype(np.float32)
     d = np.sqrt(x * x + y * y)
-    k = np.clip(r + 0.5 - d, 0.0, 1.0).astype(np.float32)
-    k /= float(k.sum())
+    k: npt.NDArray[np.float32] = np.clip(r + 0.5 - d, 0.0, 1.0).astype(np.float32)
+    k /= np.float32(k.sum())
     return k
 
 
@@ -143,7 +139,7 @@ class ImageBackground:
                 hint="set compose.background to a JPEG/PNG file or a video, e.g. "
                 "--background ~/Pictures/office.jpg",
             )
-        self._img = cover_resize(img, size)
+        self._img = cover_resize(np.asarray(img, np.uint8), size)
 
     def frame(self) -> Image:
         return self._img
@@ -168,7 +164,7 @@ class VideoBackground:
                 f"background {self.path}: cannot be read as a video",
                 hint="set compose.background to a playable video (mp4, webm, …) or an image",
             )
-        cover_resize(first, size, self._buf)
+        cover_resize(np.asarray(first, np.uint8), size, self._buf)
         self._pending = True  # the first frame is already in _buf
 
     def frame(self) -> Image:
@@ -184,7 +180,7 @@ class VideoBackground:
                 self._cap = cv2.VideoCapture(str(self.path))
                 ok, img = self._cap.read()
         if ok and img is not None:
-            cover_resize(img, self.size, self._buf)
+            cover_resize(np.asarray(img, np.uint8), self.size, self._buf)
         else:
             log.warning("background video %s stopped; holding its last frame", self.path)
         return self._buf

@@ -25,6 +25,7 @@ refiner and written by copy: the segmenter's output buffer is reused by it and n
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import cv2
 import numpy as np
@@ -42,13 +43,14 @@ CUT_LEVEL = 40.0
 
 FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
 
-FLOW_MIN_HEIGHT = 120
-"""Optical flow runs at half the working size unless that would be lower than this."""
+FLOW_MAX_HEIGHT = 180
+"""Optical flow runs at the working size, scaled down to at most this height (its cost)."""
 
-SHARPEN = 2.5
 
 CHANGE_LO = 0.15
 CHANGE_HI = 0.5
+"""Where the new mask and the (warped) history differ by more than CHANGE_LO, the smoother follows
+faster, fully from CHANGE_HI: a confident change of the model is taken even without image motion."""
 
 
 def work_size(frame_size: tuple[int, int], min_height: int) -> tuple[int, int]:
@@ -58,6 +60,11 @@ def work_size(frame_size: tuple[int, int], min_height: int) -> tuple[int, int]:
     while h // (f * 2) >= min_height and w // (f * 2) >= 8:
         f *= 2
     return max(1, round(w / f)), max(1, round(h / f))
+
+
+def _remap(src: npt.NDArray[Any], xy: _F32, dst: npt.NDArray[Any], interpolation: int) -> None:
+    """dst(p) = src(xy(p)), edges replicated (OpenCV's stubs do not allow the absent map2)."""
+    cv2.remap(src, xy, None, interpolation, dst, cv2.BORDER_REPLICATE)  # type: ignore[call-overload]
 
 
 class GuidedFilter:
@@ -90,7 +97,7 @@ class GuidedFilter:
         cv2.subtract(corr, tmp, dst=corr)
         cv2.multiply(mean_i, mean_i, dst=tmp)
         cv2.subtract(var, tmp, dst=var)
-        cv2.add(var, self.eps, dst=var)
+        np.add(var, np.float32(self.eps), out=var)
         a, b = corr, var
         cv2.divide(corr, var, dst=a)  # a = cov / (var + eps)
         cv2.multiply(a, mean_i, dst=tmp)
@@ -134,10 +141,10 @@ class MaskRefiner:
         self._label8 = np.zeros((wh, ww), np.uint8)
         self._label = self._label8.view(np.bool_)
         # Motion compensation: optical flow at half the working size, the history warped along it.
-        fw, fh = (ww // 2, wh // 2) if wh >= 2 * FLOW_MIN_HEIGHT else (ww, wh)
-        self._flow_size = (max(fw, 8), max(fh, 8))
-        self._flow_scale = (ww / self._flow_size[0], wh / self._flow_size[1], 0.0, 0.0)
-        self._dis = cv2.DISOpticalFlow_create(FLOW_PRESET)
+        fs = min(1.0, FLOW_MAX_HEIGHT / wh)
+        self._flow_size = (max(8, round(ww * fs)), max(8, round(wh * fs)))
+        self._flow_scale = np.array([ww / self._flow_size[0], wh / self._flow_size[1]], np.float32)
+        self._dis = cv2.DISOpticalFlow.create(FLOW_PRESET)
         self._fgray = np.empty(self._flow_size[::-1], np.uint8)
         self._fprev = np.empty(self._flow_size[::-1], np.uint8)
         self._flow = np.zeros((*self._flow_size[::-1], 2), np.float32)
@@ -180,7 +187,7 @@ class MaskRefiner:
         ww, wh = self.work_size
         cv2.resize(image, (ww, wh), dst=self._small, interpolation=cv2.INTER_LINEAR)
         cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._gray8)
-        cv2.multiply(self._gray8, 1.0 / 255.0, dst=self._gray, dtype=cv2.CV_32F)
+        np.multiply(self._gray8, np.float32(1.0 / 255.0), out=self._gray)
         cv2.resize(mask_low, (ww, wh), dst=self._mask, interpolation=cv2.INTER_LINEAR)
 
         if cfg.edge == "guided":
@@ -201,10 +208,10 @@ class MaskRefiner:
             self._start()
 
         self._apply_hysteresis()
-        if SHARPEN != 1.0:
-            # out = 0.5 + g (out - 0.5): a steeper edge ramp, clipped to [0, 1].
-            cv2.multiply(self._out, SHARPEN, dst=self._out)
-            cv2.add(self._out, 0.5 - 0.5 * SHARPEN, dst=self._out)
+        g = cfg.sharpen
+        if g != 1.0:
+            # out = 0.5 + g (out - 0.5): a steeper edge ramp around the same 0.5 crossing.
+            cv2.addWeighted(self._out, g, self._out, 0.0, 0.5 - 0.5 * g, dst=self._out)
             np.clip(self._out, 0.0, 1.0, out=self._out)
         cv2.resize(self._out, (w, h), dst=self._alpha, interpolation=cv2.INTER_LINEAR)
         return self._alpha
@@ -222,13 +229,14 @@ class MaskRefiner:
         """Warp the history onto the current frame; False when the scene changed (a cut)."""
         if self.cfg.motion_compensation:
             self._dis.calc(self._fgray, self._fprev, self._flow)  # current -> previous
-            cv2.resize(self._flow, self.work_size, dst=self._flow_up, interpolation=cv2.INTER_LINEAR)
-            cv2.multiply(self._flow_up, self._flow_scale, dst=self._flow_up)
+            cv2.resize(
+                self._flow, self.work_size, dst=self._flow_up, interpolation=cv2.INTER_LINEAR
+            )
+            np.multiply(self._flow_up, self._flow_scale, out=self._flow_up)
             cv2.add(self._grid, self._flow_up, dst=self._map)
-            border = cv2.BORDER_REPLICATE
-            cv2.remap(self._state, self._map, None, cv2.INTER_LINEAR, self._wstate, border)
-            cv2.remap(self._prev, self._map, None, cv2.INTER_LINEAR, self._wprev, border)
-            cv2.remap(self._label8, self._map, None, cv2.INTER_NEAREST, self._wlabel8, border)
+            _remap(self._state, self._map, self._wstate, cv2.INTER_LINEAR)
+            _remap(self._prev, self._map, self._wprev, cv2.INTER_LINEAR)
+            _remap(self._label8, self._map, self._wlabel8, cv2.INTER_NEAREST)
         else:
             np.copyto(self._wstate, self._state)
             np.copyto(self._wprev, self._prev)
@@ -246,28 +254,27 @@ class MaskRefiner:
         diff, motion = self._diff, self._motion
         # Remove the global exposure change, then the local mean absolute change in grey levels.
         shift = float(cv2.mean(diff)[0])
-        cv2.subtract(diff, shift, dst=diff)
-        cv2.absdiff(diff, 0.0, dst=diff)
+        np.subtract(diff, np.float32(shift), out=diff)
+        np.abs(diff, out=diff)
         cv2.blur(diff, (5, 5), dst=motion, borderType=cv2.BORDER_REPLICATE)
         lo = cfg.motion_threshold / 255.0
         # Ramp from the threshold (still) to 3x the threshold (moving).
-        cv2.subtract(motion, lo, dst=motion)
-        cv2.multiply(motion, 1.0 / (2.0 * lo), dst=motion)
+        cv2.addWeighted(motion, 1.0 / (2.0 * lo), motion, 0.0, -0.5, dst=motion)
         np.clip(motion, 0.0, 1.0, out=motion)
         # A large disagreement between the new mask and the history is evidence of change too.
         delta = self._tmp
         cv2.subtract(self._edge, self._wstate, dst=delta)
         if CHANGE_HI > 0:
             chg = self._diff
-            cv2.absdiff(delta, 0.0, dst=chg)
-            cv2.subtract(chg, CHANGE_LO, dst=chg)
-            cv2.multiply(chg, 1.0 / (CHANGE_HI - CHANGE_LO), dst=chg)
+            np.abs(delta, out=chg)
+            span = 1.0 / (CHANGE_HI - CHANGE_LO)
+            cv2.addWeighted(chg, span, chg, 0.0, -CHANGE_LO * span, dst=chg)
             np.clip(chg, 0.0, 1.0, out=chg)
             cv2.max(motion, chg, dst=motion)
         self.motion_ratio = float(cv2.countNonZero(motion)) / motion.size
         k = motion
-        cv2.multiply(k, cfg.motion_weight - cfg.still_weight, dst=k)
-        cv2.add(k, cfg.still_weight, dst=k)
+        gain = cfg.motion_weight - cfg.still_weight
+        cv2.addWeighted(k, gain, k, 0.0, cfg.still_weight, dst=k)
         cv2.multiply(delta, k, dst=delta)
         cv2.add(self._wstate, delta, dst=self._state)
         np.copyto(self._label8, self._wlabel8)
@@ -286,10 +293,9 @@ class MaskRefiner:
         np.logical_and(self._label, self._lo, out=self._label)
         # bump(s) = min(1, 4 s (1 - s) / (1 - 4 h^2)): 1 on [0.5-h, 0.5+h], 0 at 0 and 1.
         bump = self._tmp
-        cv2.subtract(1.0, s, dst=bump)
-        cv2.multiply(bump, s, dst=bump, scale=4.0 / (1.0 - 4.0 * h * h))
-        np.minimum(bump, 1.0, out=bump)
-        cv2.multiply(bump, h, dst=bump)
+        np.subtract(np.float32(1.0), s, out=bump)
+        cv2.multiply(bump, s, dst=bump, scale=4.0 * h / (1.0 - 4.0 * h * h))
+        np.minimum(bump, np.float32(h), out=bump)
         np.copyto(out, s)
         np.logical_not(self._label, out=self._hi)
         np.add(out, bump, out=out, where=self._label)

@@ -183,7 +183,7 @@ def main() -> int:
     elapsed = time.monotonic() - t0
 
     arr = np.array(times)
-    ms = dict(zip(("segment", "refine", "compose"), np.median(arr, axis=0).tolist()))
+    ms = dict(zip(("segment", "refine", "compose"), np.median(arr, axis=0).tolist(), strict=False))
     raw, ours = scores["raw"]["mean"], scores["bgcam"]["mean"]
     checks = {
         "J": ours["J"] >= raw["J"],

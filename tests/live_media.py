@@ -7,7 +7,6 @@ can be told to go silent after the headers (a read that blocks).
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -135,10 +134,5 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str =
 
 
 def models_env(request: pytest.FixtureRequest) -> str:
-    """The model dir: the shared ``model_dir`` fixture when tests/conftest.py provides it."""
-    try:
-        return str(request.getfixturevalue("model_dir"))
-    except pytest.FixtureLookupError:
-        path = os.environ.get("BGCAM_MODEL_DIR", "/tmp/bgcam-models")
-        os.environ["BGCAM_MODEL_DIR"] = path
-        return path
+    """The model dir from the suite's ``model_dir`` fixture (tests/conftest.py)."""
+    return str(request.getfixturevalue("model_dir"))

@@ -58,7 +58,7 @@ def test_config_is_frozen_and_replace_builds_a_new_one() -> None:
         cfg.compose.blur = 3  # type: ignore[misc]
     new = cfg.replace(**{"compose.blur": 10})
     assert new.compose.blur == 10 and cfg.compose.blur != 10
-    with pytest.raises(ConfigError, match="compose.blur"):
+    with pytest.raises(ConfigError, match=r"compose\.blur"):
         cfg.replace(**{"compose.blur": 1000})
 
 

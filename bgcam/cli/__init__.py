@@ -23,8 +23,10 @@ def setup_logging(level: str = "info") -> None:
     import os
 
     under_systemd = "JOURNAL_STREAM" in os.environ or "INVOCATION_ID" in os.environ
-    fmt = "%(levelname)s %(name)s: %(message)s" if under_systemd else (
-        "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    fmt = (
+        "%(levelname)s %(name)s: %(message)s"
+        if under_systemd
+        else ("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
     logging.basicConfig(level=level.upper(), format=fmt, datefmt="%H:%M:%S", force=True)
 

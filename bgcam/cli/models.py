@@ -71,7 +71,20 @@ def list_models() -> None:
     type=click.Choice(sorted(MODELS)),
     help="Only this model (repeatable; default: all).",
 )
-def fetch(force: bool, wheel: Path | None, index_url: str | None, names: tuple[str, ...]) -> None:
+@click.option(
+    "--face-cascade/--no-face-cascade",
+    default=True,
+    show_default=True,
+    help="Also get OpenCV's frontal-face cascade, which the hsv fallback segmenter anchors on "
+    "(OpenCV 5 wheels no longer ship it).",
+)
+def fetch(
+    force: bool,
+    wheel: Path | None,
+    index_url: str | None,
+    names: tuple[str, ...],
+    face_cascade: bool,
+) -> None:
     """Download the models (mediapipe 0.10.21 wheel from PyPI) and convert them to ONNX."""
     from bgcam.models import model_dir
     from bgcam.models.fetch import fetch_models
@@ -80,7 +93,25 @@ def fetch(force: bool, wheel: Path | None, index_url: str | None, names: tuple[s
     for r in results:
         diff = f", max abs diff {r.max_abs_diff:.1e}" if r.max_abs_diff is not None else ""
         click.echo(f"{r.name}: tflite {r.tflite}, onnx {r.onnx}{diff}")
+    if face_cascade:
+        _fetch_face_cascade(force)
     click.echo(f"models are in {model_dir()}")
+
+
+def _fetch_face_cascade(force: bool) -> None:
+    """The hsv segmenter's face cascade; optional, so a failure is a warning, not an error."""
+    from bgcam.segment.hsv import fetch_face_cascade, find_face_cascade
+
+    found = find_face_cascade()
+    if found is not None and not force:
+        click.echo(f"face cascade: present ({found})")
+        return
+    try:
+        click.echo(f"face cascade: {fetch_face_cascade()}")
+    except ModelError as exc:
+        click.secho(f"warning: {exc.message} (only the hsv fallback needs it)", fg="yellow")
+        if exc.hint:
+            click.echo(f"  fix: {exc.hint}")
 
 
 @models.command()

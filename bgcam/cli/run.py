@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from bgcam.config import Config, load_config
-from bgcam.errors import BgCamError
+from bgcam.control.runtime import start_controls
 
 log = logging.getLogger("bgcam.run")
 
@@ -120,39 +120,31 @@ def run(
     if logging.getLogger().level > logging.DEBUG:
         setup_logging(cfg.log.level)
     pipeline = Pipeline(cfg, config_path=config_path, loader=loader)
-    controls = _start_controls(pipeline, config_path)
+    # Controls first: the socket's lock refuses a second daemon before anything else starts
+    # (the web panel would otherwise overwrite the first daemon's token file).
+    controls = start_controls(pipeline, config_path)
     fallback = None
-    if controls is None or getattr(controls, "signals", None) is None:
+    if controls.signals is None:
         fallback = _StopOnSignal(pipeline)
         fallback.install()
     summary: dict[str, Any] | None = None
+    web = None
     try:
+        if cfg.web.enabled:
+            from bgcam.web.server import start_web
+
+            web = start_web(pipeline, cfg.web)
         summary = pipeline.run(seconds)
     finally:
-        if controls is not None:
-            controls.stop()
+        if web is not None:
+            web.stop()
+        controls.stop()
         if fallback is not None:
             fallback.restore()
         ran = summary is not None or pipeline.stats.run.frames_out > 0
         if stats_json is not None and ran:
             data = summary if summary is not None else pipeline.stats.summary()
             stats_json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-
-def _start_controls(pipeline: Any, config_path: Path | None) -> Any:
-    """The control surfaces (socket, hotkeys, signals, systemd) when that layer is installed."""
-    try:
-        from bgcam.control.runtime import start_controls
-    except ImportError as exc:
-        log.debug("control layer not available (%s): signals only", exc)
-        return None
-    try:
-        return start_controls(pipeline, config_path)
-    except BgCamError:
-        raise
-    except Exception as exc:  # the video matters more than the remote control
-        log.warning("control surfaces could not start: %s", exc)
-        return None
 
 
 COMMANDS = [run]

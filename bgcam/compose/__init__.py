@@ -44,6 +44,7 @@ def blur_sigma(strength: int, height: int) -> float:
     """
     return strength / 100.0 * BLUR_SIGMA_AT_100 * height
 
+
 _REGISTRY: dict[str, CompositorFactory] = {}
 
 
@@ -79,6 +80,6 @@ def create_compositor(cfg: ComposeConfig, frame_size: tuple[int, int]) -> Compos
         raise BackendError(
             f"compositor backend {name!r} is not available here; "
             f"available: {', '.join(sorted(_REGISTRY))}",
-            hint="set compose.backend = \"cpu\" (or run `bgcam doctor` to see why)",
+            hint='set compose.backend = "cpu" (or run `bgcam doctor` to see why)',
         ) from None
     return factory(cfg, frame_size)

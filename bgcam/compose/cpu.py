@@ -9,8 +9,10 @@ linear, so the person region is first filled from that normalised blur and then 
 
 **Speed.** The blur runs at the frame size divided by a power of two chosen from the strength
 (``effects.blur_factor``): a strong blur has no detail to lose, so it is computed on a small image
-and upsampled once. The final soft alpha blend is done in 8-bit fixed point with OpenCV's
-vectorised arithmetic, on buffers allocated once per frame size.
+and upsampled once, straight into the output buffer. The person is then copied over it where
+alpha is 1, and the soft blend ``bg + (I − bg)·a/255`` is computed only in the 16x16 tiles that
+hold a fractional alpha (the silhouette's edge band, a few percent of the frame). Buffers are
+allocated once per frame size.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class BackgroundBlur:
         self._bg8 = np.empty((wh, ww, 3), np.uint8)
         self._fill8 = np.empty((wh, ww, 3), np.uint8)
         self._kernel = np.array([[1.0]], np.float32)
+        self._k3 = np.ones((3, 3), np.uint8)
         self._fill_sigma = max(self.sigma, 1.0)
         if blur_type == "lens":
             self._kernel = disc_kernel(disc_radius(self.sigma))
@@ -105,8 +108,8 @@ class BackgroundBlur:
             a.fill(1.0)
             return a
         cv2.resize(alpha, self.work_size, dst=self._a2, interpolation=cv2.INTER_LINEAR)
-        cv2.dilate(self._a2, None, dst=a, borderType=cv2.BORDER_REPLICATE)
-        cv2.subtract(1.0, a, dst=a)
+        cv2.dilate(self._a2, self._k3, dst=a, borderType=cv2.BORDER_REPLICATE)
+        np.subtract(np.float32(1.0), a, out=a)
         np.clip(a, 0.0, 1.0, out=a)
         cv2.multiply(a, a, dst=a)
         return a
@@ -138,6 +141,7 @@ class BackgroundBlur:
         return self._fill8
 
     def run(self, image: Image, alpha: Mask | None, dst: Image) -> Image:
+        """Write the blurred background of ``image`` at full size into ``dst``."""
         small = self._shrink(image)
         weights = self._weights(alpha)
         kind = self.blur_type
@@ -161,7 +165,7 @@ class BackgroundBlur:
                 cv2.filter2D(lin, -1, self._kernel, dst=self._bgf, borderType=cv2.BORDER_REFLECT)
                 np.maximum(self._bgf, 0.0, out=self._bgf)
                 cv2.pow(self._bgf, 1.0 / 2.2, dst=self._bgf)
-                cv2.multiply(self._bgf, 255.0, dst=self._bgf)
+                np.multiply(self._bgf, np.float32(255.0), out=self._bgf)
                 np.clip(self._bgf, 0.0, 255.0, out=self._bgf)
                 self._bg8[...] = self._bgf
             bg8 = self._bg8
@@ -173,6 +177,28 @@ class BackgroundBlur:
         return dst
 
 
+TILE = 16
+"""Side of the square tiles in which the soft blend is computed."""
+
+
+def _tile_view(a: npt.NDArray[np.uint8], rows: int, cols: int) -> npt.NDArray[np.uint8]:
+    """A (rows, cols, TILE, TILE[, C]) view of the top-left tiles of ``a`` (no copy)."""
+    s = a.strides
+    shape = (rows, cols, TILE, TILE, *a.shape[2:])
+    strides = (s[0] * TILE, s[1] * TILE, s[0], s[1], *s[2:])
+    view: npt.NDArray[np.uint8] = np.lib.stride_tricks.as_strided(
+        a, shape=shape, strides=strides, writeable=True
+    )
+    return view
+
+
+def _blend_exact(out: Image, image: Image, a8: npt.NDArray[np.uint8]) -> None:
+    """out = out + (image − out) · a8 / 255 (rounded), in place, for small regions."""
+    o = out.astype(np.int32)
+    o += ((image.astype(np.int32) - o) * a8[..., None].astype(np.int32) + 127) // 255
+    out[...] = o
+
+
 class CpuCompositor:
     """Modes blur / replace / remove / off on the CPU, for frames of one size."""
 
@@ -182,10 +208,11 @@ class CpuCompositor:
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
         w, h = self.frame_size
         self._out = np.empty((h, w, 3), np.uint8)
-        self._bg = np.empty((h, w, 3), np.uint8)
-        self._tmp = np.empty((h, w, 3), np.uint8)
+        self._fill = np.empty((h, w, 3), np.uint8)
         self._a8 = np.empty((h, w), np.uint8)
-        self._a3 = np.empty((h, w, 3), np.uint8)
+        self._mask = np.empty((h, w), np.uint8)
+        self._rows, self._cols = h // TILE, w // TILE
+        self._tiles = np.empty((self._rows, self._cols), np.uint8)
         self._blur: BackgroundBlur | None = None
         self._background: Background | None = None
         self._background_path = ""
@@ -194,8 +221,10 @@ class CpuCompositor:
 
     def update(self, cfg: ComposeConfig) -> None:
         """Apply new settings; a new background file is opened before the old one is dropped."""
-        if cfg.mode == "replace" and cfg.background and (
-            self._background is None or cfg.background != self._background_path
+        if (
+            cfg.mode == "replace"
+            and cfg.background
+            and (self._background is None or cfg.background != self._background_path)
         ):
             new = open_background(cfg.background, self.frame_size)
             if self._background is not None:
@@ -207,8 +236,7 @@ class CpuCompositor:
             blur_sigma(cfg.blur, self.frame_size),
         ):
             self._blur = BackgroundBlur(self.frame_size, cfg.blur, cfg.blur_type)
-        if cfg.mode == "remove":
-            self._bg[...] = parse_color(cfg.color)
+        self._fill[...] = parse_color(cfg.color)
         self.cfg = cfg
 
     def close(self) -> None:
@@ -217,42 +245,59 @@ class CpuCompositor:
             self._background = None
 
     def compose(self, image: Image, alpha: Mask | None) -> Image:
+        """The output frame (owned, reused by the next call); ``alpha=None`` hides everything."""
         w, h = self.frame_size
         if image.shape != (h, w, 3):
             raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
         if alpha is not None and alpha.shape != (h, w):
             raise ValueError(f"alpha: expected shape ({h}, {w}), got {alpha.shape}")
-        mode = self.cfg.mode
         out = self._out
-        if mode == "off":
+        if self.cfg.mode == "off":
             np.copyto(out, image)
             return out
-        bg = self._background_frame(image, alpha)
-        if alpha is None:
-            np.copyto(out, bg)
-            return out
-        self._blend(image, bg, alpha, out)
+        self._draw_background(image, alpha, out)
+        if alpha is not None:
+            self._blend_person(image, alpha, out)
         return out
 
-    def _background_frame(self, image: Image, alpha: Mask | None) -> Image:
+    def _draw_background(self, image: Image, alpha: Mask | None, out: Image) -> None:
         mode = self.cfg.mode
         if mode == "remove":
-            return self._bg
-        if mode == "replace" and self._background is not None:
-            return self._background.frame()
-        # blur (and replace without a background: blur is the safe fallback)
-        assert self._blur is not None
-        return self._blur.run(image, alpha, self._bg)
+            np.copyto(out, self._fill)
+        elif mode == "replace" and self._background is not None:
+            np.copyto(out, self._background.frame())
+        else:  # blur, and replace without a background (blur is the safe fallback)
+            assert self._blur is not None
+            self._blur.run(image, alpha, out)
 
-    def _blend(self, image: Image, bg: Image, alpha: Mask, out: Image) -> None:
-        """out = (image · a + bg · (255 − a)) / 255 with a = round(255 · alpha), in 8 bits."""
-        a8, a3, tmp = self._a8, self._a3, self._tmp
-        cv2.convertScaleAbs(alpha, dst=a8, alpha=255.0)
-        cv2.cvtColor(a8, cv2.COLOR_GRAY2BGR, dst=a3)
-        cv2.multiply(image, a3, dst=out, scale=1.0 / 255.0)
-        cv2.bitwise_not(a3, dst=a3)
-        cv2.multiply(bg, a3, dst=tmp, scale=1.0 / 255.0)
-        cv2.add(out, tmp, dst=out)
+    def _blend_person(self, image: Image, alpha: Mask, out: Image) -> None:
+        """Put the person over the background already in ``out``: soft alpha blend."""
+        a8, mask = self._a8, self._mask
+        cv2.convertScaleAbs(alpha, dst=a8, alpha=255.0)  # round(255 · alpha), saturated
+        # Where alpha is 1: the person as is.
+        cv2.threshold(a8, 254, 255, cv2.THRESH_BINARY, dst=mask)
+        cv2.copyTo(image, mask, out)
+        # Where alpha is fractional: blend, tile by tile (only tiles holding such pixels).
+        cv2.inRange(a8, 1, 254, dst=mask)
+        rows, cols = self._rows, self._cols
+        hc, wc = rows * TILE, cols * TILE
+        if rows and cols:
+            # The mean of a tile of the 0/255 mask is > 0 iff it holds a fractional pixel
+            # (one such pixel among 256 contributes 255/256, which rounds to 1).
+            cv2.resize(mask[:hc, :wc], (cols, rows), dst=self._tiles, interpolation=cv2.INTER_AREA)
+            ty, tx = np.nonzero(self._tiles)
+            if len(ty):
+                ob = _tile_view(out, rows, cols)
+                ib = _tile_view(image, rows, cols)
+                ab = _tile_view(a8, rows, cols)
+                o = ob[ty, tx].astype(np.int32)
+                o += ((ib[ty, tx].astype(np.int32) - o) * ab[ty, tx][..., None] + 127) // 255
+                ob[ty, tx] = o
+        h, w = a8.shape
+        if wc < w:
+            _blend_exact(out[:, wc:], image[:, wc:], a8[:, wc:])
+        if hc < h:
+            _blend_exact(out[hc:, :wc], image[hc:, :wc], a8[hc:, :wc])
 
 
 @register("cpu")

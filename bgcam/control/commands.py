@@ -8,6 +8,7 @@ against itself (a :class:`Daemon`), so each change is atomic and thread-safe.
 from __future__ import annotations
 
 import queue
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,6 +167,7 @@ class CommandQueue:
 
     maxsize: int = 64
     _q: queue.Queue[tuple[Command, Future[dict[str, Any]]]] = field(init=False)
+    _hooks: list[Callable[[], None]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self._q = queue.Queue(maxsize=self.maxsize)
@@ -188,8 +190,17 @@ class CommandQueue:
             except queue.Empty:
                 return items
 
+    def add_hook(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` on the pipeline's thread at each :meth:`run_pending` (between frames).
+
+        For control surfaces that must act on the main thread; keep it cheap, never raise.
+        """
+        self._hooks.append(hook)
+
     def run_pending(self, daemon: Daemon, memory: ToggleMemory) -> int:
         """Execute every waiting command against ``daemon``, resolving each future."""
+        for hook in self._hooks:
+            hook()
         items = self.drain()
         for cmd, fut in items:
             if not fut.set_running_or_notify_cancel():

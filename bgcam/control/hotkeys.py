@@ -124,12 +124,39 @@ class PynputHotkeys:
         self._listener = keyboard.GlobalHotKeys(handlers)
         self._listener.daemon = True
         self._listener.name = "bgcam-hotkeys"
+        self._ready = threading.Event()
+        self._describe = _describe(control)
 
-    def start(self) -> None:
+    def start(self, timeout: float = 5.0) -> None:
+        """Start listening, without holding up the daemon's start.
+
+        A helper thread waits (up to ``timeout``) for the listener to be ready and logs the
+        outcome once: the bindings, or why there are no hotkeys. pynput's own ``wait()`` blocks
+        forever when its thread fails first (an X server without the RECORD extension).
+        """
         self._listener.start()
-        self._listener.wait()  # until it is really listening
+        threading.Thread(
+            target=self._confirm, args=(timeout,), name="bgcam-hotkeys-wait", daemon=True
+        ).start()
+
+    def _confirm(self, timeout: float) -> None:
+        waiter = threading.Thread(target=self._listener.wait, daemon=True)
+        waiter.start()
+        waiter.join(timeout)
+        if waiter.is_alive():
+            log.warning(
+                "hotkeys off: pynput cannot listen here (its listener did not start; an X "
+                "server needs the RECORD extension); use `bgcam ctl …`"
+            )
+        else:
+            self._ready.set()
+            log.info("hotkeys (pynput): %s", self._describe)
 
     def stop(self, timeout: float = 2.0) -> None:
+        if not self._ready.is_set():
+            # pynput's stop() waits for readiness too; a listener that never got ready is a
+            # daemon thread that is dead already (or will be at exit).
+            return
         self._listener.stop()
         if self._listener.is_alive() and self._listener is not threading.current_thread():
             self._listener.join(timeout)
@@ -358,8 +385,7 @@ def _try_pynput(control: ControlConfig, commands: CommandQueue) -> Hotkeys | Non
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         log.warning("hotkeys off: pynput cannot listen here (%s); use `bgcam ctl …`", first)
         return None
-    log.info("hotkeys (pynput): %s", _describe(control))
-    return hk
+    return hk  # it logs its bindings once it is listening
 
 
 def _try_evdev(control: ControlConfig, commands: CommandQueue, quiet: bool) -> Hotkeys | None:

@@ -84,7 +84,8 @@ class Controls:
             self.signals.stop(timeout)
         if self.pipeline is not None:  # nobody will apply what is still queued: say so
             for _, fut in self.pipeline.commands.drain():
-                fut.set_exception(CommandError("the daemon stopped before applying it"))
+                if fut.set_running_or_notify_cancel():
+                    fut.set_exception(CommandError("the daemon stopped before applying it"))
 
 
 def start_controls(

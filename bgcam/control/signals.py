@@ -49,6 +49,9 @@ def _signals() -> dict[int, str]:
     return {int(getattr(signal, n)): n for n in names if hasattr(signal, n)}
 
 
+_NAMES = _signals()
+
+
 class SignalDispatcher:
     """Installs the handlers and runs the thread that turns signals into commands."""
 
@@ -73,6 +76,10 @@ class SignalDispatcher:
             if sys.platform != "win32":
                 signal.siginterrupt(num, False)
         self._guard = HandlerGuard.capture(list(self._old))
+        if self._guard is not None:
+            # Check between frames too: a library that replaces a handler does so from the
+            # pipeline's thread (e.g. OpenCL set-up), so the next tick undoes it at once.
+            self._pipeline.commands.add_hook(self._guard_hook)
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -116,18 +123,22 @@ class SignalDispatcher:
                 except Exception:  # keep serving signals whatever one of them hit
                     log.exception("handling signal %s failed", names.get(num, num))
 
+    def _guard_hook(self) -> None:
+        if not self._closed:
+            self._check_guard(_NAMES)
+
     def _check_guard(self, names: dict[int, str]) -> None:
         if self._guard is None:
             return
-        for num in self._guard.restore_changed():
-            if num not in self._reported:
-                self._reported.add(num)
-                log.warning(
-                    "a library replaced the %s handler (LLVM, loaded by some OpenCL drivers, "
-                    "does this); restored it. A signal sent in the last %.1f s may be lost",
-                    names.get(num, num),
-                    GUARD_PERIOD,
-                )
+        restored = self._guard.restore_changed()
+        fresh = [names.get(n, str(n)) for n in restored if n not in self._reported]
+        self._reported.update(restored)
+        if fresh:
+            log.info(
+                "a native library replaced the handlers of %s (LLVM inside an OpenCL driver "
+                "does); put ours back",
+                ", ".join(fresh),
+            )
 
     def _dispatch(self, num: int, name: str) -> None:
         if name in ("SIGTERM", "SIGINT"):
@@ -176,7 +187,11 @@ class HandlerGuard:
     def __init__(self, libc: Any, saved: dict[int, Any]) -> None:
         self._libc = libc
         self._saved = saved
-        self._ptr = ctypes.sizeof(ctypes.c_void_p)  # sa_handler comes first in the struct
+        # sa_handler comes first in struct sigaction: read it in place, without copies
+        self._handlers = {n: ctypes.c_void_p.from_buffer(buf).value for n, buf in saved.items()}
+        self._now = ctypes.create_string_buffer(self._SIZE)
+        self._now_handler = ctypes.c_void_p.from_buffer(self._now)
+        self._lock = threading.Lock()
 
     @classmethod
     def capture(cls, signums: list[int]) -> HandlerGuard | None:
@@ -200,12 +215,12 @@ class HandlerGuard:
     def restore_changed(self) -> list[int]:
         """Write back every saved handler that was replaced; return their signal numbers."""
         changed = []
-        for num, saved in self._saved.items():
-            now = ctypes.create_string_buffer(self._SIZE)
-            if self._libc.sigaction(num, None, now) != 0:
-                continue
-            if now.raw[: self._ptr] != saved.raw[: self._ptr]:
-                if self._libc.sigaction(num, saved, None) == 0:
+        with self._lock:  # called from the pipeline's thread and the dispatcher
+            for num, saved in self._saved.items():
+                if self._libc.sigaction(num, None, self._now) != 0:
+                    continue
+                replaced = self._now_handler.value != self._handlers[num]
+                if replaced and self._libc.sigaction(num, saved, None) == 0:
                     changed.append(num)
         return changed
 

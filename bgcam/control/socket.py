@@ -56,6 +56,8 @@ __all__ = [
     "ControlServer",
     "NotRunningError",
     "default_socket_path",
+    "ensure_private_dir",
+    "parse_request",
     "runtime_dir",
 ]
 
@@ -83,7 +85,7 @@ def default_socket_path() -> Path:
     return runtime_dir() / SOCKET_NAME
 
 
-def _ensure_private_dir(path: Path) -> None:
+def ensure_private_dir(path: Path) -> None:
     """Create ``path`` with mode 0700, or check an existing one is ours and make it 0700."""
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -116,12 +118,18 @@ def _reply(req_id: Any, result: Any = None, error: str | None = None) -> bytes:
     return (json.dumps(body, default=str, ensure_ascii=False) + "\n").encode()
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_request(line: bytes) -> tuple[Any, Command]:
-    """Decode one request line into (id, Command); raise CommandError(id-carrying) if bad."""
+    """Decode one request line into (id, Command); raise _RequestError (with the id) if bad."""
     try:
-        req = json.loads(line)
+        req = json.loads(line, parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError) as exc:
         raise _RequestError(None, f"malformed request: not JSON ({exc})") from None
+    except RecursionError:
+        raise _RequestError(None, "malformed request: nested too deeply") from None
     if not isinstance(req, dict):
         raise _RequestError(None, f"malformed request: expected a JSON object, got {req!r:.80}")
     req_id = req.get("id")
@@ -166,7 +174,7 @@ class ControlServer:
     # -- life --------------------------------------------------------------------------------
     def start(self) -> None:
         """Lock, clean a stale socket, bind (0600) and start accepting; DeviceError if taken."""
-        _ensure_private_dir(self.path.parent)
+        ensure_private_dir(self.path.parent)
         self._take_lock()
         try:
             self._bind()
@@ -359,15 +367,26 @@ class ControlServer:
             req_id, cmd = parse_request(line)
         except _RequestError as exc:
             return _reply(exc.req_id, error=exc.message)
+        except Exception as exc:  # a bug here must not cost the client its reply
+            log.exception("control socket: cannot parse a request")
+            return _reply(None, error=f"malformed request: {exc}")
         try:
-            result = self.commands.submit(cmd).result(timeout=REPLY_TIMEOUT)
+            fut = self.commands.submit(cmd)
+            try:
+                result = fut.result(timeout=REPLY_TIMEOUT)
+            except FutureTimeout:
+                if fut.cancel():  # never applied: make sure it will not be, later
+                    return _reply(
+                        req_id,
+                        error=f"{cmd.name}: the daemon did not get to it within "
+                        f"{REPLY_TIMEOUT:.0f} s; not applied (is it stuck? see its log)",
+                    )
+                result = fut.result(timeout=REPLY_TIMEOUT)  # running right now: wait for it
         except CommandError as exc:
             return _reply(req_id, error=str(exc))
         except FutureTimeout:
             return _reply(
-                req_id,
-                error=f"{cmd.name}: queued, but the daemon did not apply it within "
-                f"{REPLY_TIMEOUT:.0f} s (is it stuck? see its log)",
+                req_id, error=f"{cmd.name}: still running after {2 * REPLY_TIMEOUT:.0f} s"
             )
         except Exception as exc:  # the pipeline hit an unexpected error running it
             log.exception("control socket: %s failed", cmd.name)

@@ -46,7 +46,10 @@ def register(name: str) -> Callable[[SegmenterFactory], SegmenterFactory]:
 
 def _load_builtins() -> None:
     # Imported lazily so that `import bgcam` does not load mediapipe or onnxruntime.
-    from bgcam.segment import hsv, mediapipe, onnx  # noqa: F401
+    import importlib
+
+    for name in ("hsv", "mediapipe", "onnx"):
+        importlib.import_module(f"{__name__}.{name}")
 
 
 def available() -> list[str]:

@@ -21,7 +21,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlencode
 
-from bgcam.control.socket import NotRunningError, _ensure_private_dir, runtime_dir
+from bgcam.control.socket import NotRunningError, ensure_private_dir, runtime_dir
 
 __all__ = [
     "TOKEN_NAME",
@@ -56,7 +56,7 @@ def _write_private(path: Path, text: str) -> None:
 def write_access(url: str, directory: Path | None = None) -> str:
     """Create a new token, store it and ``url`` in ``directory``; return the token."""
     where = directory if directory is not None else runtime_dir()
-    _ensure_private_dir(where)
+    ensure_private_dir(where)
     token = secrets.token_urlsafe(32)
     _write_private(where / TOKEN_NAME, token)
     _write_private(where / URL_NAME, url)

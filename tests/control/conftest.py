@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from daemon_double import DaemonDouble
 
-from bgcam.control.socket import ControlClient, ControlServer, NotRunningError
+from bgcam.control.socket import ControlClient, ControlServer
+from bgcam.errors import BgCamError
 
 ROOT = Path(__file__).resolve().parents[2]
 DOUBLE = Path(__file__).resolve().parent / "daemon_double.py"
@@ -55,10 +56,11 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str =
 
 
 def client_ready(socket_path: Path | None = None) -> bool:
+    """True once the daemon answers ``status`` (its frame loop runs)."""
     try:
         with ControlClient(socket_path, timeout=5) as c:
             c.call("status")
-    except NotRunningError:
+    except BgCamError:  # not running yet, or running but not yet applying commands
         return False
     return True
 
@@ -98,12 +100,21 @@ class DaemonProcess:
         assert text in self.output, f"daemon exited ({self.proc.returncode}):\n{self.output}"
 
     def wait_serving(self, timeout: float = 60.0) -> None:
-        wait_for(
-            lambda: self.proc.poll() is not None or client_ready(self.socket_path),
-            timeout,
-            what="the daemon's socket",
-        )
-        assert self.proc.poll() is None, f"daemon exited ({self.proc.returncode}):\n{self.output}"
+        """Wait until the socket answers; on failure kill the daemon (no stray processes)."""
+        try:
+            wait_for(
+                lambda: self.proc.poll() is not None or client_ready(self.socket_path),
+                timeout,
+                what="the daemon's socket",
+            )
+            assert self.proc.poll() is None, (
+                f"daemon exited ({self.proc.returncode}):\n{self.output}"
+            )
+        except BaseException:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait(10)
+            raise
 
     def send_signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
@@ -135,15 +146,17 @@ def spawn_double(rundir: Path, *args: str, env: dict[str, str] | None = None) ->
     return daemon
 
 
-@pytest.fixture(scope="module")
-def xvfb() -> Iterator[str]:
-    """A private X server with the RECORD extension (what pynput listens through); its DISPLAY."""
+def start_xvfb(record: bool = True) -> tuple[subprocess.Popen[bytes], str]:
+    """A private X server on a free display (Xvfb picks it: -displayfd); (process, DISPLAY).
+
+    ``record``: with the RECORD extension, which pynput listens through.
+    """
     if shutil.which("Xvfb") is None or shutil.which("xdotool") is None:
         pytest.skip("needs Xvfb and xdotool (Debian packages xvfb, xdotool)")
     r, w = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(w), "-nolisten", "tcp", "+extension", "RECORD",
-         "-screen", "0", "640x480x24"],
+        ["Xvfb", "-displayfd", str(w), "-nolisten", "tcp",
+         "+extension" if record else "-extension", "RECORD", "-screen", "0", "640x480x24"],
         pass_fds=(w,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -154,7 +167,14 @@ def xvfb() -> Iterator[str]:
     if not number:
         proc.kill()
         pytest.skip("Xvfb did not start")
-    yield f":{number}"
+    return proc, f":{number}"
+
+
+@pytest.fixture(scope="module")
+def xvfb() -> Iterator[str]:
+    """DISPLAY of a private X server with the RECORD extension."""
+    proc, display = start_xvfb()
+    yield display
     proc.terminate()
     proc.wait(10)
 

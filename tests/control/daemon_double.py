@@ -13,8 +13,10 @@ its main thread, exactly as ``bgcam run`` does.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -98,10 +100,22 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", type=Path)
+    parser.add_argument(
+        "--clobber-usr1",
+        action="store_true",
+        help="then set SIGUSR1 to SIG_IGN with libc sigaction, behind Python's back, as LLVM "
+        "inside an OpenCL driver does",
+    )
     args = parser.parse_args()
     logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
     daemon = DaemonDouble(args.config)
     controls = start_controls(daemon, args.config)
+    if args.clobber_usr1:
+        ign = ctypes.create_string_buffer(512)
+        ctypes.memmove(ign, ctypes.byref(ctypes.c_void_p(1)), ctypes.sizeof(ctypes.c_void_p))
+        libc = ctypes.CDLL(None)
+        libc.sigaction.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+        assert libc.sigaction(int(signal.SIGUSR1), ign, None) == 0
     try:
         daemon.run()
     finally:

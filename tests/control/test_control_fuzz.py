@@ -37,7 +37,8 @@ requests = st.fixed_dictionaries(
 garbage = st.binary(max_size=4096).map(lambda b: b.replace(b"\n", b" "))
 huge = st.integers(MAX_LINE - 16, 3 * MAX_LINE).map(lambda n: b'{"cmd": "blur", "arg": "' +
                                                     b"9" * n + b'"}')  # fmt: skip
-lines = st.lists(requests | garbage | huge, min_size=1, max_size=6)
+deep = st.integers(1, 20000).map(lambda n: b'{"cmd": ' + b"[" * n)
+lines = st.lists(requests | garbage | huge | deep, min_size=1, max_size=6)
 
 
 @pytest.fixture(scope="module")

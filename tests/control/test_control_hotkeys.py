@@ -7,7 +7,7 @@ from pathlib import Path
 
 import evdev
 import pytest
-from conftest import DaemonProcess, press, spawn_daemon, wait_for
+from conftest import DaemonProcess, press, spawn_daemon, start_xvfb, wait_for
 
 from bgcam.config import ControlConfig, KeysConfig
 from bgcam.control.commands import CommandQueue
@@ -211,3 +211,22 @@ def test_chord_matcher_fires_on_the_final_key_with_modifiers_held() -> None:
     for code, value in events:
         m.on_key(int(code), value)
     assert fired == ["toggle", "up"]
+
+
+def test_an_x_server_without_record_costs_the_hotkeys_not_the_daemon(
+    rundir: Path, clip: Path
+) -> None:
+    """pynput's listener never gets ready there (and its wait() would block forever)."""
+    xproc, display = start_xvfb(record=False)
+    try:
+        daemon = spawn_daemon(rundir, clip, env={"DISPLAY": display})
+        try:
+            daemon.wait_log("hotkeys off: pynput cannot listen here")
+            assert "RECORD extension" in daemon.output
+            assert blur_and_mode(daemon) == (60, "blur")  # the socket still serves
+        finally:
+            out = daemon.finish()
+        assert daemon.returncode == 0, out
+    finally:
+        xproc.terminate()
+        xproc.wait(10)

@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import spawn_daemon, wait_for
+from conftest import spawn_daemon, spawn_double, wait_for
 
 from bgcam.control.socket import ControlClient
 
@@ -77,3 +77,16 @@ def test_quit_over_the_socket_stops_it(rundir: Path, clip: Path) -> None:
     assert proc.returncode == 0, out
     assert "Traceback" not in out
     assert not (rundir / "control.sock").exists()
+
+
+def test_a_handler_replaced_behind_pythons_back_is_restored(rundir: Path) -> None:
+    """LLVM (inside pocl and other OpenCL drivers) replaces the USR1 handler at the C level and
+    swallows the signal; the dispatcher notices and puts Python's handler back."""
+    proc = spawn_double(rundir, "--clobber-usr1")
+    try:
+        proc.wait_log("a native library replaced the handlers of SIGUSR1")
+        proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: status(rundir)["mode"] == "off", what="the toggle")
+    finally:
+        out = proc.finish()
+    assert proc.returncode == 0, out

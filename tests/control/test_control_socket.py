@@ -84,6 +84,9 @@ def test_commands_round_trip_and_are_applied_between_frames(served: Served) -> N
         (b'{"id": 7, "cmd": "status", "extra": 1}', "unknown field"),
         (b'{"id": [1], "cmd": "status"}', "'id' must be"),
         (b"\xff\xfe\x00garbage", "not JSON"),
+        (b"[" * 50000, "nested too deeply"),
+        (b'{"id": NaN, "cmd": "status"}', "NaN is not JSON"),
+        (b'{"id": 8, "cmd": "blur", "arg": ' + b"9" * 5000 + b"}", "not JSON"),
     ],
 )
 def test_bad_requests_get_an_error_reply(served: Served, line: bytes, error_part: str) -> None:
@@ -240,3 +243,24 @@ def test_stop_removes_the_socket_and_frees_the_lock(served: Served) -> None:
 def test_client_reports_daemon_errors(served: Served) -> None:
     with ControlClient() as c, pytest.raises(BgCamError, match="expected an integer"):
         c.call("blur", "x")
+
+
+def test_a_command_the_daemon_does_not_get_to_is_dropped_not_applied_late(
+    rundir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bgcam.control.socket as control_socket
+
+    monkeypatch.setattr(control_socket, "REPLY_TIMEOUT", 0.5)
+    daemon = DaemonDouble()  # its frame loop is not running: nothing applies commands
+    server = ControlServer(daemon.commands)
+    server.start()
+    try:
+        (reply,) = raw(server.path, b'{"id": 1, "cmd": "blur", "arg": 5}\n')
+        assert reply["ok"] is False and "not applied" in str(reply["error"])
+        thread = daemon.start_thread()  # the loop comes back
+        with ControlClient() as c:
+            assert c.call("status")["blur"] == 60  # the dropped command never ran
+    finally:
+        server.stop()
+        daemon.request_stop()
+    thread.join(5)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -43,16 +42,9 @@ def photo(size: tuple[int, int] = (640, 360)) -> Image:
 
 
 @pytest.fixture(scope="session")
-def web_models(request: pytest.FixtureRequest) -> Path:
-    """BGCAM_MODEL_DIR with the models: the suite's ``model_dir`` fixture, or /tmp/bgcam-models."""
-    try:
-        path = Path(request.getfixturevalue("model_dir"))
-    except pytest.FixtureLookupError:
-        path = Path(os.environ.get("BGCAM_MODEL_DIR", "/tmp/bgcam-models"))
-        if not (path / "selfie_segmentation_landscape.tflite").is_file():
-            pytest.skip(f"no segmentation models in {path}: run `bgcam models fetch`")
-        os.environ["BGCAM_MODEL_DIR"] = str(path)
-    return path
+def web_models(model_dir: Path) -> Path:
+    """BGCAM_MODEL_DIR with the models (the suite's ``model_dir`` fixture)."""
+    return model_dir
 
 
 @pytest.fixture

@@ -1,0 +1,234 @@
+"""CPU compositor: every mode and blur type, no halo, fail closed, strength scaling, backgrounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from bgcam.compose import create_compositor
+from bgcam.compose.cpu import CpuCompositor
+from bgcam.config import ComposeConfig
+from bgcam.effects import blur_sigma, cover_resize
+from bgcam.errors import InputError
+
+BLUR_TYPES = ["gaussian", "box", "median", "bilateral", "lens"]
+SIZES = [(640, 480), (641, 359), (37, 23)]
+
+
+def textured(size: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """A smooth colour gradient with fine noise: no flat regions."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.dstack([xx / w * 200 + 20, yy / h * 200 + 20, (xx + yy) / (w + h) * 200 + 20])
+    return np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+
+
+def disc_alpha(size: tuple[int, int], radius_frac: float = 0.3, soft: float = 3.0) -> np.ndarray:
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    d = np.hypot(xx - w / 2, yy - h / 2)
+    r = radius_frac * min(w, h)
+    return np.clip((r - d) / soft + 0.5, 0, 1).astype(np.float32)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize(
+    "cfg",
+    [ComposeConfig(mode="blur", blur_type=t) for t in BLUR_TYPES]
+    + [ComposeConfig(mode="blur", blur=0), ComposeConfig(mode="blur", blur=100)]
+    + [ComposeConfig(mode="remove"), ComposeConfig(mode="off"), ComposeConfig(mode="replace")],
+    ids=lambda c: f"{c.mode}-{c.blur_type}-{c.blur}",
+)
+def test_every_mode_and_blur_type_runs(size: tuple[int, int], cfg: ComposeConfig) -> None:
+    image = textured(size)
+    alpha = disc_alpha(size)
+    comp = create_compositor(cfg, size)
+    for a in (alpha, None):
+        out = comp.compose(image, a)
+        assert out.shape == image.shape and out.dtype == np.uint8
+        assert not np.shares_memory(out, image)
+    out = comp.compose(image, alpha)
+    inside = alpha >= 1.0
+    # The person (alpha 1) is untouched in every mode.
+    np.testing.assert_array_equal(out[inside], image[inside])
+    comp.close()
+
+
+def test_soft_blend_matches_the_formula_exactly() -> None:
+    """The tiled blend equals bg + (I - bg) * round(255 a) / 255 everywhere (odd size)."""
+    size = (643, 365)
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (size[1], size[0], 3), np.uint8)
+    alpha = disc_alpha(size, soft=9.0)
+    alpha[rng.random(alpha.shape) < 0.002] = 0.37  # isolated fractional pixels anywhere
+    comp = CpuCompositor(ComposeConfig(mode="remove", color="#204080"), size)
+    out = comp.compose(image, alpha).astype(np.int64)
+    a8 = np.round(alpha * 255).astype(np.int64)[..., None]
+    bg = np.array([0x80, 0x40, 0x20])
+    expected = bg + ((image.astype(np.int64) - bg) * a8 + 127) // 255
+    np.testing.assert_array_equal(out, expected)
+
+
+def halo_excess(out: np.ndarray, alpha: np.ndarray, r_px: float) -> float:
+    """Mean brightness of the background ring next to the silhouette minus the far background."""
+    h, w = alpha.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    d = np.hypot(xx - w / 2, yy - h / 2)
+    gray = cv2.cvtColor(out, cv2.COLOR_BGR2GRAY).astype(np.float64)
+    ring = (d > r_px + 3) & (d < r_px + 0.06 * min(w, h))
+    far = d > r_px + 0.3 * min(w, h)
+    return float(gray[ring].mean() - gray[far].mean())
+
+
+def naive_blur_then_paste(image: np.ndarray, alpha: np.ndarray, sigma: float) -> np.ndarray:
+    """What typical tools do: blur the whole frame, paste the person back (leaves a halo)."""
+    bg = cv2.GaussianBlur(image, (0, 0), sigma).astype(np.float32)
+    a = alpha[..., None]
+    return np.clip(image * a + bg * (1 - a), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("blur_type", BLUR_TYPES)
+def test_no_halo_around_a_bright_subject(blur_type: str) -> None:
+    size = (640, 480)
+    image = np.full((480, 640, 3), 20, np.uint8)
+    alpha = disc_alpha(size, radius_frac=0.3, soft=2.0)
+    image[alpha > 0.5] = 250
+    r_px = 0.3 * 480
+    cfg = ComposeConfig(mode="blur", blur=80, blur_type=blur_type)
+    out = CpuCompositor(cfg, size).compose(image, alpha)
+    assert halo_excess(out, alpha, r_px) < 3.0
+    # The check can fail: the naive blur-then-paste brightens that ring by far more.
+    naive = naive_blur_then_paste(image, alpha, blur_sigma(80, size))
+    assert halo_excess(naive, alpha, r_px) > 20.0
+
+
+@pytest.mark.parametrize("mode", ["blur", "replace", "remove"])
+def test_no_mask_fails_closed(mode: str, tmp_path: Path) -> None:
+    """alpha None: the whole frame is background; no pixel of the input shows through."""
+    size = (640, 480)
+    image = np.random.default_rng(5).integers(0, 256, (480, 640, 3), np.uint8)
+    bg_file = tmp_path / "bg.png"
+    cv2.imwrite(str(bg_file), textured((320, 200), seed=9))
+    cfg = ComposeConfig(mode=mode, background=str(bg_file) if mode == "replace" else "")
+    out = CpuCompositor(cfg, size).compose(image, None)
+    same_pixel = (out == image).all(axis=2)
+    assert not same_pixel.any()
+
+
+def test_blur_strength_looks_the_same_at_two_resolutions() -> None:
+    small_size, big_size = (640, 360), (1280, 720)
+    skimage_data = pytest.importorskip("skimage.data")
+    photo = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
+    big = cover_resize(photo, big_size)
+    small = cv2.resize(big, small_size, interpolation=cv2.INTER_AREA)
+
+    def blurred(img: np.ndarray, size: tuple[int, int], strength: int) -> np.ndarray:
+        comp = CpuCompositor(ComposeConfig(mode="blur", blur=strength), size)
+        return comp.compose(img, None).copy()
+
+    out_small = blurred(small, small_size, 60)
+    out_big = cv2.resize(blurred(big, big_size, 60), small_size, interpolation=cv2.INTER_AREA)
+    same = psnr(out_small, out_big)
+    other = psnr(out_small, blurred(small, small_size, 20))
+    assert same > 33.0
+    assert same > other + 6.0, (same, other)
+
+
+def test_remove_fills_with_the_colour_and_off_passes_through() -> None:
+    size = (64, 48)
+    image = textured(size)
+    alpha = np.zeros((48, 64), np.float32)
+    alpha[10:30, 20:40] = 1.0
+    comp = CpuCompositor(ComposeConfig(mode="remove", color="#00b140"), size)
+    out = comp.compose(image, alpha)
+    assert tuple(out[0, 0]) == (0x40, 0xB1, 0x00)
+    np.testing.assert_array_equal(out[10:30, 20:40], image[10:30, 20:40])
+    comp.update(ComposeConfig(mode="off"))
+    np.testing.assert_array_equal(comp.compose(image, alpha), image)
+
+
+def test_replace_with_an_image(tmp_path: Path) -> None:
+    size = (320, 240)
+    picture = textured((400, 150), seed=3)  # wider than the frame: cover-crop cuts the sides
+    path = tmp_path / "office.png"
+    cv2.imwrite(str(path), picture)
+    comp = CpuCompositor(ComposeConfig(mode="replace", background=str(path)), size)
+    image = textured(size, seed=1)
+    alpha = np.zeros((240, 320), np.float32)
+    alpha[:, 100:200] = 1.0
+    out = comp.compose(image, alpha)
+    fitted = cover_resize(picture, size)
+    np.testing.assert_array_equal(out[:, :100], fitted[:, :100])
+    np.testing.assert_array_equal(out[:, 100:200], image[:, 100:200])
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> None:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(f)
+    writer.release()
+
+
+def test_replace_with_a_looping_video(tmp_path: Path) -> None:
+    levels = [30, 90, 150, 210]
+    frames = [np.full((120, 160, 3), v, np.uint8) for v in levels]
+    path = tmp_path / "clip.avi"
+    write_video(path, frames)
+    size = (200, 100)
+    comp = CpuCompositor(ComposeConfig(mode="replace", background=str(path)), size)
+    image = np.zeros((100, 200, 3), np.uint8)
+    alpha = np.zeros((100, 200), np.float32)
+    seen = [float(comp.compose(image, alpha).mean()) for _ in range(10)]
+    expected = [levels[i % 4] for i in range(10)]
+    np.testing.assert_allclose(seen, expected, atol=4.0)  # MJPG is lossy
+    comp.close()
+
+
+@pytest.mark.parametrize(
+    ("background", "match"),
+    [("/nonexistent/bg.png", "no such file"), ("NOTANIMAGE", "cannot be read as an image")],
+)
+def test_bad_background_is_a_user_error(background: str, match: str, tmp_path: Path) -> None:
+    if background == "NOTANIMAGE":
+        bad = tmp_path / "notes.png"
+        bad.write_text("not a picture", encoding="utf-8")
+        background = str(bad)
+    with pytest.raises(InputError, match=match):
+        CpuCompositor(ComposeConfig(mode="replace", background=background), (64, 48))
+
+
+def test_update_switches_mode_and_strength_between_frames() -> None:
+    size = (160, 120)
+    image = textured(size)
+    alpha = disc_alpha(size)
+    comp = CpuCompositor(ComposeConfig(mode="blur", blur=20), size)
+    weak = comp.compose(image, alpha).copy()
+    comp.update(ComposeConfig(mode="blur", blur=90))
+    strong = comp.compose(image, alpha).copy()
+    bg = alpha == 0
+    # A stronger blur moves the background further from the original.
+    assert (
+        np.abs(strong[bg].astype(int) - image[bg]).mean()
+        > np.abs(weak[bg].astype(int) - image[bg]).mean()
+    )
+    comp.update(ComposeConfig(mode="off"))
+    np.testing.assert_array_equal(comp.compose(image, alpha), image)
+
+
+def test_rejects_wrong_shapes() -> None:
+    comp = CpuCompositor(ComposeConfig(), (64, 48))
+    with pytest.raises(ValueError, match=r"image: expected shape \(48, 64, 3\)"):
+        comp.compose(np.zeros((48, 63, 3), np.uint8), None)
+    with pytest.raises(ValueError, match=r"alpha: expected shape \(48, 64\)"):
+        comp.compose(np.zeros((48, 64, 3), np.uint8), np.zeros((48, 63), np.float32))

@@ -1,0 +1,230 @@
+"""MaskRefiner: temporal smoothing, edge alignment, buffer ownership (unit tables, real images)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from bgcam.config import Config, RefineConfig
+from bgcam.refine import GuidedFilter, MaskRefiner, work_size
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def astronaut(size: tuple[int, int] = (640, 480)) -> np.ndarray:
+    skimage_data = pytest.importorskip("skimage.data")
+    img = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def square_scene(x0: int, size: tuple[int, int] = (320, 240)) -> tuple[np.ndarray, np.ndarray]:
+    """A textured bright square on a textured dark background, and its low-res mask."""
+    w, h = size
+    rng = np.random.default_rng(3)
+    img = np.clip(40 + rng.normal(0, 6, (h, w, 3)), 0, 255).astype(np.uint8)
+    img[60:180, x0 : x0 + 100] = np.clip(200 + rng.normal(0, 6, (120, 100, 3)), 0, 255)
+    full = np.zeros((h, w), np.float32)
+    full[60:180, x0 : x0 + 100] = 1.0
+    low = cv2.resize(full, (128, 96), interpolation=cv2.INTER_AREA)
+    return img, low
+
+
+@pytest.mark.parametrize(
+    ("frame", "min_height", "expected"),
+    [
+        ((1280, 720), 160, (320, 180)),
+        ((1920, 1080), 160, (480, 270)),
+        ((854, 480), 160, (427, 240)),
+        ((640, 480), 160, (320, 240)),
+        ((641, 359), 160, (320, 180)),
+        ((64, 48), 160, (64, 48)),
+        ((1280, 720), 720, (1280, 720)),
+    ],
+)
+def test_work_size(frame: tuple[int, int], min_height: int, expected: tuple[int, int]) -> None:
+    assert work_size(frame, min_height) == expected
+
+
+def test_guided_filter_range_shape_and_edge_alignment() -> None:
+    # Guide: a step edge at x = 40. Source mask: a soft ramp centred at x = 44 (misaligned).
+    h, w = 32, 96
+    guide = np.zeros((h, w), np.float32)
+    guide[:, 40:] = 0.8
+    x = np.arange(w, dtype=np.float32)
+    src = np.tile(np.clip((x - 44) / 8 + 0.5, 0, 1), (h, 1)).astype(np.float32)
+    dst = np.empty_like(src)
+    GuidedFilter((w, h), radius=8, eps=1e-3).filter(guide, src, dst)
+    assert dst.shape == src.shape and dst.dtype == np.float32
+    assert np.isfinite(dst).all()
+    assert dst.min() > -0.1 and dst.max() < 1.1
+
+    def crossing(row: np.ndarray) -> float:
+        i = int(np.argmax(row >= 0.5))
+        return i - 1 + (0.5 - row[i - 1]) / (row[i] - row[i - 1])
+
+    before, after = crossing(src[h // 2]), crossing(dst[h // 2])
+    assert abs(after - 40) < abs(before - 40) - 2, (before, after)
+    # The output jumps where the guide does, far more than the source ramp does there.
+    row, ramp = dst[h // 2], src[h // 2]
+    assert row[39] < 0.05
+    assert row[40] - row[39] > 0.3 > ramp[40] - ramp[39]
+
+
+def test_refine_output_is_full_resolution_owned_and_in_range() -> None:
+    img = astronaut()
+    low = np.random.default_rng(0).random((144, 256), dtype=np.float32)
+    r = MaskRefiner(RefineConfig(), (640, 480))
+    a = r.refine(low, img)
+    assert a.shape == (480, 640) and a.dtype == np.float32
+    assert a.min() >= 0.0 and a.max() <= 1.0
+    assert a is r.alpha
+    b = r.refine(low, img)
+    assert b is a  # the same owned buffer, overwritten
+
+
+@pytest.mark.parametrize(
+    ("image_shape", "mask_shape", "match"),
+    [
+        ((480, 640), (144, 256), r"image: expected shape \(480, 640, 3\)"),
+        ((240, 320, 3), (144, 256), r"image: expected shape \(480, 640, 3\)"),
+        ((480, 640, 3), (144, 256, 1), r"mask: expected shape \(h, w\)"),
+    ],
+)
+def test_refine_rejects_wrong_shapes(
+    image_shape: tuple[int, ...], mask_shape: tuple[int, ...], match: str
+) -> None:
+    r = MaskRefiner(RefineConfig(), (640, 480))
+    with pytest.raises(ValueError, match=match):
+        r.refine(np.zeros(mask_shape, np.float32), np.zeros(image_shape, np.uint8))
+
+
+def test_smoother_converges_on_a_still_noisy_input() -> None:
+    base = astronaut().astype(np.float32)
+    rng = np.random.default_rng(1)
+    low_clean = np.zeros((144, 256), np.float32)
+    low_clean[20:144, 60:200] = 1.0
+    low_clean = cv2.GaussianBlur(low_clean, (0, 0), 3)
+    r = MaskRefiner(RefineConfig(), (640, 480))
+    changes, raw_changes, prev, prev_raw = [], [], None, None
+    for _ in range(30):
+        img = np.clip(base + rng.normal(0, 3, base.shape), 0, 255).astype(np.uint8)
+        low = np.clip(low_clean + rng.normal(0, 0.05, low_clean.shape), 0, 1).astype(np.float32)
+        a = r.refine(low, img).copy()
+        raw = cv2.resize(low, (640, 480))
+        if prev is not None:
+            changes.append(float(np.abs(a - prev).mean()))
+            raw_changes.append(float(np.abs(raw - prev_raw).mean()))
+        prev, prev_raw = a, raw
+    # The later frames change far less than the raw input does, and less than at the start.
+    assert np.mean(changes[-10:]) < np.mean(raw_changes[-10:]) / 8
+    assert np.mean(changes[-10:]) <= np.mean(changes[:3])
+
+
+@pytest.mark.parametrize("motion_compensation", [True, False])
+def test_smoother_follows_a_moved_step_within_two_frames(motion_compensation: bool) -> None:
+    cfg = RefineConfig(motion_compensation=motion_compensation)
+    r = MaskRefiner(cfg, (320, 240))
+    img, low = square_scene(60)
+    for _ in range(10):
+        r.refine(low, img)
+    img2, low2 = square_scene(140)
+    target = cv2.resize(low2, (320, 240)) >= 0.5
+    old = cv2.resize(low, (320, 240)) >= 0.5
+    ious = []
+    for _ in range(2):
+        a = r.refine(low2, img2) >= 0.5
+        ious.append((a & target).sum() / (a | target).sum())
+    assert ious[-1] > 0.9, ious
+    assert ((a & old).sum() / (a | old).sum()) < 0.5
+
+
+def test_history_does_not_alias_the_input_buffer() -> None:
+    """The segmenter reuses its output buffer: mutating it must not touch the refiner's state."""
+    img, low = square_scene(60)
+    shared = low.copy()
+    r = MaskRefiner(RefineConfig(), (320, 240))
+    r.refine(shared, img)
+    state = r._state.copy()
+    label = r._label.copy()
+    shared[...] = 0.0  # the segmenter writes its next result into the same buffer
+    np.testing.assert_array_equal(r._state, state)
+    np.testing.assert_array_equal(r._label, label)
+    # And feeding through one reused buffer gives exactly what fresh copies give.
+    a, b = MaskRefiner(RefineConfig(), (320, 240)), MaskRefiner(RefineConfig(), (320, 240))
+    buf = np.empty_like(low)
+    for x0 in (60, 60, 70, 90, 90):
+        im, lo = square_scene(x0)
+        np.copyto(buf, lo)
+        out_a = a.refine(buf, im).copy()
+        out_b = b.refine(lo.copy(), im)
+        np.testing.assert_array_equal(out_a, out_b)
+
+
+def test_reset_and_scene_cut_start_from_the_new_mask() -> None:
+    img, low = square_scene(60)
+    fresh = MaskRefiner(RefineConfig(), (320, 240)).refine(low, img).copy()
+    other_img, other_low = square_scene(180)
+    r = MaskRefiner(RefineConfig(), (320, 240))
+    for _ in range(5):
+        r.refine(other_low, other_img)
+    r.reset()
+    np.testing.assert_array_equal(r.refine(low, img), fresh)
+    # A cut (a wholly different picture) also restarts from the new mask.
+    cut_img = 255 - other_img
+    r2 = MaskRefiner(RefineConfig(), (320, 240))
+    for _ in range(5):
+        r2.refine(other_low, other_img)
+    direct = MaskRefiner(RefineConfig(), (320, 240)).refine(low, cut_img).copy()
+    np.testing.assert_array_equal(r2.refine(low, cut_img), direct)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        RefineConfig(temporal=False),
+        RefineConfig(edge="none"),
+        RefineConfig(hysteresis=0.0),
+        RefineConfig(work_height=32),
+    ],
+)
+def test_refiner_options_run(cfg: RefineConfig) -> None:
+    img, low = square_scene(60)
+    r = MaskRefiner(cfg, (320, 240))
+    for _ in range(3):
+        a = r.refine(low, img)
+    target = cv2.resize(low, (320, 240)) >= 0.5
+    assert ((a >= 0.5) == target).mean() > 0.97
+
+
+def test_static_noisy_scene_flicker_with_the_real_model(model_dir: Path) -> None:
+    """The issue's flicker figures on a still photo with sensor noise and exposure drift."""
+    from bgcam.segment import create_segmenter
+
+    base = astronaut((640, 480)).astype(np.float32)
+    rng = np.random.default_rng(7)
+    cfg = Config()
+    seg = create_segmenter(cfg.segment, (640, 480))
+    r = MaskRefiner(cfg.refine, (640, 480))
+    ours, raw = [], []
+    try:
+        for i in range(30):
+            gain = 1.0 + 0.04 * np.sin(i / 5.0)
+            img = np.clip(base * gain + rng.normal(0, 3.0, base.shape), 0, 255).astype(np.uint8)
+            low = seg.segment(img)
+            raw.append(cv2.resize(low, (640, 480)))
+            ours.append(r.refine(low, img).copy())
+    finally:
+        seg.close()
+
+    def flicker(ms: list[np.ndarray]) -> tuple[float, float]:
+        q = [np.round(m * 255) / 255 for m in ms]
+        d = float(np.mean([np.abs(a - b).mean() for a, b in zip(q[1:], q[:-1], strict=False)]))
+        lab = np.stack([m >= 0.5 for m in q])
+        return d, float((lab != lab[:1]).any(0).mean())
+
+    (d_ours, flips_ours), (d_raw, _) = flicker(ours), flicker(raw)
+    assert d_ours <= d_raw / 8, (d_ours, d_raw)
+    assert flips_ours < 0.0015
