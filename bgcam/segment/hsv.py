@@ -45,6 +45,7 @@ from bgcam.config import SegmentConfig
 from bgcam.errors import ModelError
 from bgcam.frame import Image, Mask
 from bgcam.segment import register
+from bgcam.shrink import Shrinker
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ class HsvSegmenter:
             )
         self.cascade_path = path if self._cascade is not None else None
         # Working buffers, all owned and reused.
-        self._half = np.empty((h * 2, w * 2, 3), np.uint8)
+        self._shrinker = Shrinker((w, h))
         self._small = np.empty((h, w, 3), np.uint8)
         self._ycc = np.empty((h, w, 3), np.uint8)
         self._gray = np.empty((h, w), np.uint8)
@@ -490,8 +491,7 @@ class HsvSegmenter:
 
     def segment(self, image: Image) -> Mask:
         w, h = self.work_size
-        cv2.resize(image, (2 * w, 2 * h), dst=self._half, interpolation=cv2.INTER_LINEAR)
-        cv2.resize(self._half, (w, h), dst=self._small, interpolation=cv2.INTER_AREA)
+        np.copyto(self._small, self._shrinker.shrink(image))
         cv2.cvtColor(self._small, cv2.COLOR_BGR2YCrCb, dst=self._ycc)
         cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._gray)
         self._colour_bins()

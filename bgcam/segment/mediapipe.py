@@ -18,6 +18,7 @@ from bgcam.errors import BackendError, ModelError
 from bgcam.frame import Image, Mask
 from bgcam.models import MODELS, choose_model, ensure_model
 from bgcam.segment import register
+from bgcam.shrink import Shrinker
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +77,15 @@ class MediaPipeSegmenter:
             raise ModelError(f"mediapipe cannot load {self.model_path}: {exc}") from None
         self._mp = mp
         w, h = self.input_size
-        self._small = np.empty((h, w, 3), np.uint8)
+        self._shrinker = Shrinker((w, h))
         self._rgb = np.empty((h, w, 3), np.uint8)
         self._mask = np.empty((h, w), np.float32)
         self._last_ts = -1
         log.info("segmenter mediapipe: %s (%dx%d)", self.model_path.name, w, h)
 
     def segment(self, image: Image) -> Mask:
-        cv2.resize(image, self.input_size, dst=self._small, interpolation=cv2.INTER_AREA)
-        cv2.cvtColor(self._small, cv2.COLOR_BGR2RGB, dst=self._rgb)
+        small = self._shrinker.shrink(image)
+        cv2.cvtColor(small, cv2.COLOR_BGR2RGB, dst=self._rgb)
         ts = max(int(time.monotonic() * 1000), self._last_ts + 1)  # strictly increasing ms
         self._last_ts = ts
         mp_image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=self._rgb)

@@ -26,6 +26,7 @@ from bgcam.errors import BackendError, ModelError
 from bgcam.frame import Image, Mask
 from bgcam.models import MODELS, choose_model, ensure_model
 from bgcam.segment import register
+from bgcam.shrink import Shrinker
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class OnnxSegmenter:
             )
         h, w = int(shape[1]), int(shape[2])
         self.input_size = (w, h)
-        self._small = np.empty((h, w, 3), np.uint8)
+        self._shrinker = Shrinker((w, h))
         self._rgb = np.empty((h, w, 3), np.uint8)
         self._x = np.empty((1, h, w, 3), np.float32)
         self._y = np.empty((1, h, w, 1), np.float32)
@@ -180,8 +181,8 @@ class OnnxSegmenter:
         )
 
     def segment(self, image: Image) -> Mask:
-        cv2.resize(image, self.input_size, dst=self._small, interpolation=cv2.INTER_AREA)
-        cv2.cvtColor(self._small, cv2.COLOR_BGR2RGB, dst=self._rgb)
+        small = self._shrinker.shrink(image)
+        cv2.cvtColor(small, cv2.COLOR_BGR2RGB, dst=self._rgb)
         np.multiply(self._rgb, np.float32(1.0 / 255.0), out=self._x[0])
         self._session.run_with_iobinding(self._binding)
         return self._mask

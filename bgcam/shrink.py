@@ -1,0 +1,38 @@
+"""Cheap, anti-aliased downscaling of whole frames into preallocated buffers.
+
+OpenCV's ``INTER_AREA`` from a 1080p frame straight to a model's 256x144 costs ~4 ms on one core;
+a bilinear resize to twice the target (each output pixel then averages a 2x2 sample of its
+block) followed by an exact 2:1 ``INTER_AREA`` gives nearly the same box average for ~0.4 ms.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from bgcam.frame import Image
+
+
+class Shrinker:
+    """Shrinks BGR uint8 frames to ``size`` (width, height), reusing its buffers.
+
+    ``shrink(image)`` returns the shrunk image in a buffer the Shrinker owns (overwritten by the
+    next call).
+    """
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        w, h = self.size = (int(size[0]), int(size[1]))
+        self._dst: Image = np.empty((h, w, 3), np.uint8)
+        self._mid: Image = np.empty((2 * h, 2 * w, 3), np.uint8)
+
+    def shrink(self, image: Image) -> Image:
+        w, h = self.size
+        src_h, src_w = image.shape[:2]
+        if (src_w, src_h) == (w, h):
+            np.copyto(self._dst, image)
+        elif src_w > 2 * w and src_h > 2 * h:
+            cv2.resize(image, (2 * w, 2 * h), dst=self._mid, interpolation=cv2.INTER_LINEAR)
+            cv2.resize(self._mid, (w, h), dst=self._dst, interpolation=cv2.INTER_AREA)
+        else:
+            cv2.resize(image, (w, h), dst=self._dst, interpolation=cv2.INTER_AREA)
+        return self._dst
