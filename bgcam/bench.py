@@ -8,7 +8,7 @@ For each frame size, :func:`run_bench` times
   listed as skipped, with the reason);
 * a **naive reference**: what typical tools do — the raw model (the same MediaPipe segmenter),
   its output resized to the frame, a full-resolution ``cv2.GaussianBlur`` of the same strength
-  (:func:`bgcam.compose.blur_sigma`) and a float32 alpha blend in numpy.
+  (:func:`bgcam.effects.blur_sigma`, the compositor's own scale) and a float32 alpha blend in numpy.
 
 The default pipeline and the naive reference run interleaved, frame by frame, so that load from
 other processes on a shared machine hits both alike and their ratio stays meaningful.
@@ -42,6 +42,7 @@ import numpy as np
 
 from bgcam import compose, segment
 from bgcam.config import Config
+from bgcam.effects import blur_sigma
 from bgcam.engine import Engine
 from bgcam.errors import BgCamError
 from bgcam.frame import Image, Mask
@@ -202,7 +203,7 @@ def bench_size(base: Config, size: tuple[int, int], frames: int, warmup: int) ->
     # 1. The default pipeline, interleaved with the naive reference.
     naive_total = Samples()
     naive_stages = {name: Samples() for name in NAIVE_STAGES}
-    sigma = compose.blur_sigma(base.compose.blur, size[1])
+    sigma = blur_sigma(base.compose.blur, size)
     naive_cfg = base.replace(**{"segment.segmenter": "mediapipe"}).segment
     with (
         Engine(base, size) as engine,

@@ -22,6 +22,7 @@ from bgcam import compose, segment
 from bgcam.bench import NaivePipeline, bench_frames, parse_sizes, run_bench
 from bgcam.cli.bench import print_table
 from bgcam.config import Config
+from bgcam.effects import blur_sigma
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +63,7 @@ def test_bench_frames_are_shifted_crops_of_a_real_photo(size: tuple[int, int]) -
 def test_naive_pipeline_blurs_the_background(model_dir: Path) -> None:
     size = (640, 480)
     frame = bench_frames(size)[0]
-    sigma = compose.blur_sigma(60, size[1])
+    sigma = blur_sigma(60, size)
     seg = segment.create_segmenter(Config().segment, size)
     try:
         naive = NaivePipeline(seg, size, sigma)
@@ -94,7 +95,7 @@ def test_run_bench_reports_every_segmenter_and_backend(model_dir: Path) -> None:
     _check_stage_keys(res)
     assert res["segmenter"] == "mediapipe"
     assert res["naive_ms_p50"] > 0 and res["ratio"] > 0
-    assert res["naive_sigma_px"] == pytest.approx(compose.blur_sigma(60, 240), abs=0.01)
+    assert res["naive_sigma_px"] == pytest.approx(blur_sigma(60, (320, 240)), abs=0.01)
     assert set(res["segmenters"]) == set(segment.available())
     for backends in res["segmenters"].values():
         assert set(backends) == set(compose.available())

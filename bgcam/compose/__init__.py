@@ -32,17 +32,6 @@ class Compositor(Protocol):
 
 CompositorFactory = Callable[[ComposeConfig, tuple[int, int]], Compositor]
 
-BLUR_SIGMA_AT_100 = 0.03
-"""Blur strength 100 means a Gaussian sigma of this fraction of the frame height."""
-
-
-def blur_sigma(strength: int, height: int) -> float:
-    """Full-resolution Gaussian sigma (pixels) that blur ``strength`` (0–100) means at ``height``.
-
-    The one definition every backend (and the naive reference in ``bgcam bench``) scales by, so a
-    strength looks the same at any resolution.
-    """
-    return strength / 100.0 * BLUR_SIGMA_AT_100 * height
 
 
 _REGISTRY: dict[str, CompositorFactory] = {}
