@@ -166,7 +166,12 @@ class OutputConfig(_Section):
         "", description="virtual camera device (/dev/videoN); empty = the one named BgCam"
     )
     fps: float = Field(30.0, gt=0, le=120, description="output frame rate, held exactly")
-    width: int = Field(0, ge=0, le=7680, description="output width (0 = the source's, made even)")
+    width: int = Field(
+        0,
+        ge=0,
+        le=7680,
+        description="output width (0 = the source's); sizes are rounded down to even",
+    )
     height: int = Field(0, ge=0, le=4320, description="output height (0 = the source's)")
     on_demand: bool = Field(
         False, description="release the webcam while no application reads the virtual camera"

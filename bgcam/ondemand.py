@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import fcntl
 import logging
 import os
 import select
@@ -124,13 +123,16 @@ class EventWatcher:
     method = "v4l2loopback client-usage event"
 
     def __init__(self, path: str, linger: float = 2.0) -> None:
+        import fcntl  # Linux only, like v4l2loopback
+
         self.path = path
+        self._ioctl = fcntl.ioctl
         self._fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
         try:
             sub = _Subscription(
                 type=V4L2_EVENT_PRI_CLIENT_USAGE, flags=V4L2_EVENT_SUB_FL_SEND_INITIAL
             )
-            fcntl.ioctl(self._fd, VIDIOC_SUBSCRIBE_EVENT, sub)
+            self._ioctl(self._fd, VIDIOC_SUBSCRIBE_EVENT, sub)
         except OSError:
             os.close(self._fd)
             raise
@@ -143,7 +145,7 @@ class EventWatcher:
             ev = _Event()
             while True:
                 try:
-                    fcntl.ioctl(self._fd, VIDIOC_DQEVENT, ev)
+                    self._ioctl(self._fd, VIDIOC_DQEVENT, ev)
                 except OSError as exc:
                     if exc.errno not in (errno.ENOENT, errno.EAGAIN):
                         log.debug("VIDIOC_DQEVENT failed: %s", exc)

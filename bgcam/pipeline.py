@@ -40,6 +40,7 @@ thread swaps them in before its next frame.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -53,7 +54,7 @@ from bgcam.compose import create_compositor
 from bgcam.config import Config, OutputConfig, SegmentConfig, load_config
 from bgcam.control.commands import CommandQueue, ToggleMemory
 from bgcam.engine import Engine
-from bgcam.errors import BgCamError, ConfigError, DeviceError
+from bgcam.errors import BgCamError, DeviceError
 from bgcam.frame import Frame, Image, Mask
 from bgcam.governor import WINDOW, Governor
 from bgcam.ondemand import DemandWatcher, watch_readers
@@ -331,12 +332,15 @@ class Pipeline:
             raise
         if cfg.output.on_demand:
             path = self._demand_path or sink.device or (cfg.output.device or None)
-            if path is None:
-                raise ConfigError(
-                    "output.on_demand needs the virtual camera (or output.device) to watch",
-                    hint="use --sink virtualcam, or set output.on_demand = false",
+            if path is None or sys.platform != "linux":
+                # Not an error: the same profile must work with --sink null or file:… to try it.
+                log.warning(
+                    "output.on_demand ignored: it watches a Linux v4l2loopback device for "
+                    "readers, and this run has none (sink %s); the camera stays open",
+                    cfg.output.sink,
                 )
-            self._demand = watch_readers(path)
+            else:
+                self._demand = watch_readers(path)
         self.stats.restart()
         self._threads_stop.clear()
         self._seg_thread = threading.Thread(

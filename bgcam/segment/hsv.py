@@ -199,8 +199,7 @@ class HsvSegmenter:
         if self._cascade is None and cascade is True:
             log.warning(
                 "hsv: no face cascade (%s) found; segmenting without a face anchor. Get it "
-                "with: python -c 'from bgcam.segment.hsv import fetch_face_cascade as f; f()' "
-                "(or install the OS package opencv-data)",
+                "with `bgcam models fetch` (or install the OS package opencv-data)",
                 CASCADE_NAME,
             )
         self.cascade_path = path if self._cascade is not None else None

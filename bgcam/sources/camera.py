@@ -10,7 +10,6 @@ about a second even when the camera hangs.
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import logging
 import os
 import re
@@ -212,6 +211,8 @@ def _fourcc(code: int) -> str:
 
 def describe_camera(path: str) -> CameraInfo | None:
     """What V4L2 says about ``path``; None when it is not a capture device (or cannot open)."""
+    import fcntl  # V4L2 is Linux only; this module is imported on every platform
+
     try:
         fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
     except OSError:
