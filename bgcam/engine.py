@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 from bgcam.compose import Compositor, create_compositor
+from bgcam.compose.cpu import CpuCompositor
 from bgcam.config import Config
 from bgcam.frame import Image, Mask
 from bgcam.refine import MaskRefiner
@@ -52,22 +53,37 @@ class Engine:
                 self.segmenter.close()
             raise
         self.times = StageTimes()
-        self.alpha: Mask | None = None
+        self._refined = False
+
+    @property
+    def alpha(self) -> Mask | None:
+        """The full-resolution alpha of the last frame (owned by the refiner, reused), or None.
+
+        Exactly the matte the compositor blended with; computed on first access.
+        """
+        return self.refiner.alpha if self._refined else None
 
     def process(self, image: Image, *, segment: bool = True) -> Image:
-        """Composite one frame. ``segment=False`` reuses the previous mask (smoother carries it).
-
-        ``self.alpha`` holds the full-resolution alpha used (owned by the refiner, reused).
-        """
+        """Composite one frame. ``segment=False`` reuses the previous mask (smoother carries it)."""
         t0 = time.monotonic()
-        if segment or self.alpha is None:
+        refiner = self.refiner
+        small: Image | None = None
+        if segment or not self._refined:
             low = self.segmenter.segment(image)
             t1 = time.monotonic()
-            self.alpha = self.refiner.refine(low, image)
+            refiner.update(low, image)
+            self._refined = True
+            small = refiner.small  # the frame shrunk for refining: the blur starts from it
         else:
             t1 = t0
-        t2 = time.monotonic()
-        out = self.compositor.compose(image, self.alpha)
+        if isinstance(self.compositor, CpuCompositor):
+            alpha8 = refiner.alpha8  # upsampled here, so that it counts as refining
+            t2 = time.monotonic()
+            out = self.compositor.compose_matte(image, alpha8, refiner.alpha8_small, small)
+        else:
+            alpha = refiner.alpha
+            t2 = time.monotonic()
+            out = self.compositor.compose(image, alpha)
         t3 = time.monotonic()
         times = self.times
         times.segment = (t1 - t0) * 1e3
@@ -83,7 +99,7 @@ class Engine:
             self.segmenter = create_segmenter(cfg.segment, self.frame_size)
         if cfg.refine != old.refine:
             self.refiner = MaskRefiner(cfg.refine, self.frame_size)
-            self.alpha = None
+            self._refined = False
         if cfg.compose != old.compose:
             if cfg.compose.backend != old.compose.backend:
                 self.compositor.close()

@@ -1,25 +1,35 @@
 """Mask refinement: the low-resolution model output becomes a steady, edge-aligned alpha matte.
 
 Everything numeric happens at one *working resolution*: the frame divided by a power of two so
-that its height stays at or above ``refine.work_height`` (1280x720 → 320x180, 1920x1080 →
-480x270, 854x480 → 427x240). Per frame:
+that its height stays at or above ``refine.work_height`` (with the default 128: 1280x720 →
+320x180, 1920x1080 → 240x135, 854x480 → 427x240). Per frame:
 
 1. **Guide.** The frame is shrunk to the working size (bilinear, one pass) and turned to grey.
+   The shrunk colour frame is kept (:attr:`MaskRefiner.small`): the compositor's background blur
+   starts from it instead of shrinking the full frame a second time.
 2. **Edge alignment.** The model mask, upsampled to the working size, goes through a guided
    filter (He et al.) with the grey frame as guide: where the image has an edge near the mask's
    edge, the alpha snaps to it; in flat regions the mask is only smoothed.
 3. **Temporal smoothing.** An exponential moving average whose weight is chosen per pixel from
    the image motion (frame difference, minus the global exposure change, box-averaged): strong
    (``still_weight``) where the scene is still, almost none (``motion_weight``) where it moves, so
-   flicker is suppressed without the "cut-off head" lag. A whole-frame change (a scene cut)
-   resets the state.
+   flicker is suppressed without the "cut-off head" lag. The history is first warped along the
+   optical flow (DIS, computed on a grey frame of at most :data:`FLOW_HEIGHT` rows), so a moving
+   person is followed rather than smeared. A whole-frame change (a scene cut) resets the state.
 4. **Hysteresis.** Each working pixel keeps a person/background label that flips only when the
    smoothed value crosses ``0.5 ± hysteresis``; the output is nudged towards the kept label near
    0.5 so that noise cannot make the edge flicker by a pixel back and forth.
-5. **Upsampling** to the full frame size (bilinear) into the alpha buffer the refiner owns.
+5. **Output.** The sharpened matte is rounded to 8 bits at the working size
+   (:attr:`MaskRefiner.alpha8_small`) and upsampled (bilinear, 8-bit fixed point) to the frame
+   size (:attr:`MaskRefiner.alpha8`). The float32 alpha in [0, 1] (:attr:`MaskRefiner.alpha`) is
+   exactly ``alpha8 / 255``, computed only when asked for: the CPU compositor blends with
+   ``alpha8`` itself, so what is composited and what is reported are the same matte.
 
-Every array kept from one frame to the next (``_state``, ``_label``, ``_prev``) is owned by the
+Every array kept from one frame to the next (``_state``, ``_label``, ``_fprev``) is owned by the
 refiner and written by copy: the segmenter's output buffer is reused by it and never kept here.
+
+Floats below :data:`TINY` are flushed to zero where they enter (model output, state): a sigmoid
+output holds values around 1e-40, and arithmetic on such subnormal floats is ~30x slower.
 """
 
 from __future__ import annotations
@@ -37,20 +47,31 @@ from bgcam.frame import Image, Mask
 log = logging.getLogger(__name__)
 
 _F32 = npt.NDArray[np.float32]
+_U8 = npt.NDArray[np.uint8]
 
 CUT_LEVEL = 40.0
 """Mean absolute grey change (0–255) between consecutive frames above which the scene is new."""
 
 FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
 
-FLOW_MAX_HEIGHT = 180
-"""Optical flow runs at the working size, scaled down to at most this height (its cost)."""
+FLOW_HEIGHT = 90
+"""Optical flow runs on the grey frame scaled down to at most this height (its cost)."""
 
+FLOW_FINEST_SCALE = 1
+FLOW_PATCH_STRIDE = 6
+"""DIS settings: flow found down to half the flow frame's size (the ultrafast preset stops at a
+quarter, which measurably blurs the edges of fast limbs) with 8x8 patches every 6 pixels."""
+
+GUIDED_SUBSAMPLE = 2
+"""The guided filter's coefficients are found at half the working size (fast guided filter)."""
 
 CHANGE_LO = 0.15
 CHANGE_HI = 0.5
 """Where the new mask and the (warped) history differ by more than CHANGE_LO, the smoother follows
 faster, fully from CHANGE_HI: a confident change of the model is taken even without image motion."""
+
+TINY = 1e-4
+"""Mask values below this are zero (keeps subnormal floats out of the arithmetic)."""
 
 
 def work_size(frame_size: tuple[int, int], min_height: int) -> tuple[int, int]:
@@ -67,43 +88,69 @@ def _remap(src: npt.NDArray[Any], xy: _F32, dst: npt.NDArray[Any], interpolation
     cv2.remap(src, xy, None, interpolation, dst, cv2.BORDER_REPLICATE)  # type: ignore[call-overload]
 
 
+def _flush(a: _F32) -> None:
+    """In place: values below TINY (and negative ones) become 0, values above 1 become 1."""
+    cv2.threshold(a, TINY, 0.0, cv2.THRESH_TOZERO, dst=a)
+    cv2.threshold(a, 1.0, 0.0, cv2.THRESH_TRUNC, dst=a)
+
+
 class GuidedFilter:
     """A grey-guided filter (He, Sun, Tang 2013) on preallocated float32 buffers of one size.
 
     ``filter(guide, src, dst)`` aligns ``src`` with the edges of ``guide`` (both (h, w) float32,
     guide in [0, 1]). ``radius`` is the box radius in pixels, ``eps`` the regularisation in the
     guide's units squared: edges with a contrast well below ``sqrt(eps)`` are smoothed away.
+
+    With ``subsample`` s > 1 it is the *fast* guided filter (He, Sun 2015): the linear
+    coefficients (a, b) are found on guide and source shrunk s times (radius / s), upsampled,
+    and applied to the full-size guide, ``dst = a·guide + b``: edges stay where the full-size
+    guide has them, for about 1/s² of the work.
     """
 
-    def __init__(self, size: tuple[int, int], radius: int, eps: float) -> None:
+    def __init__(self, size: tuple[int, int], radius: int, eps: float, subsample: int = 1) -> None:
         w, h = size
-        self.radius = max(1, int(radius))
+        self.size = (w, h)
+        self.subsample = s = max(1, int(subsample))
+        self.inner_size = (sw, sh) = (max(1, round(w / s)), max(1, round(h / s)))
+        self.radius = max(1, round(radius / s))
         self.eps = float(eps)
         self._ksize = (2 * self.radius + 1, 2 * self.radius + 1)
-        self._buf = [np.empty((h, w), np.float32) for _ in range(6)]
+        self._buf = [np.empty((sh, sw), np.float32) for _ in range(8)]
+        self._up = [np.empty((h, w), np.float32) for _ in range(2)] if s > 1 else []
 
     def filter(self, guide: _F32, src: _F32, dst: _F32) -> _F32:
-        mean_i, mean_p, corr, var, tmp, tmp2 = self._buf
+        mean_i, mean_p, corr, var, tmp, tmp2, gs, ps = self._buf
+        if self.subsample > 1:
+            cv2.resize(guide, self.inner_size, dst=gs, interpolation=cv2.INTER_AREA)
+            cv2.resize(src, self.inner_size, dst=ps, interpolation=cv2.INTER_AREA)
+            g, p = gs, ps
+        else:
+            g, p = guide, src
         k = self._ksize
         box = cv2.BORDER_REFLECT
-        cv2.boxFilter(guide, -1, k, dst=mean_i, borderType=box)
-        cv2.boxFilter(src, -1, k, dst=mean_p, borderType=box)
-        cv2.multiply(guide, src, dst=tmp)
+        cv2.boxFilter(g, -1, k, dst=mean_i, borderType=box)
+        cv2.boxFilter(p, -1, k, dst=mean_p, borderType=box)
+        cv2.multiply(g, p, dst=tmp)
         cv2.boxFilter(tmp, -1, k, dst=corr, borderType=box)
-        cv2.multiply(guide, guide, dst=tmp)
+        cv2.multiply(g, g, dst=tmp)
         cv2.boxFilter(tmp, -1, k, dst=var, borderType=box)
-        # cov = corr - mean_i * mean_p ; var = var - mean_i^2
+        # cov = corr - mean_i * mean_p ; var = var - mean_i^2 + eps
         cv2.multiply(mean_i, mean_p, dst=tmp)
         cv2.subtract(corr, tmp, dst=corr)
         cv2.multiply(mean_i, mean_i, dst=tmp)
         cv2.subtract(var, tmp, dst=var)
-        np.add(var, np.float32(self.eps), out=var)
+        cv2.addWeighted(var, 1.0, var, 0.0, self.eps, dst=var)
         a, b = corr, var
         cv2.divide(corr, var, dst=a)  # a = cov / (var + eps)
         cv2.multiply(a, mean_i, dst=tmp)
         cv2.subtract(mean_p, tmp, dst=b)  # b = mean_p - a * mean_i
         cv2.boxFilter(a, -1, k, dst=tmp, borderType=box)
         cv2.boxFilter(b, -1, k, dst=tmp2, borderType=box)
+        if self.subsample > 1:
+            ua, ub = self._up
+            cv2.resize(tmp, self.size, dst=ua, interpolation=cv2.INTER_LINEAR)
+            cv2.resize(tmp2, self.size, dst=ub, interpolation=cv2.INTER_LINEAR)
+            tmp, tmp2 = ua, ub
         cv2.multiply(tmp, guide, dst=dst)
         cv2.add(dst, tmp2, dst=dst)
         return dst
@@ -112,8 +159,11 @@ class GuidedFilter:
 class MaskRefiner:
     """Turns the segmenter's low-resolution mask into a steady full-resolution alpha.
 
-    ``refine(mask_low, image)`` returns a float32 (H, W) alpha in [0, 1] that the refiner owns and
-    overwrites on the next call. ``reset()`` forgets the history (call it on a scene change).
+    ``update(mask_low, image)`` does the work at the working size; the results are read through
+    :attr:`alpha8_small`, :attr:`alpha8` (full size, uint8) and :attr:`alpha` (full size,
+    float32), all owned by the refiner and overwritten by the next update. ``refine(mask_low,
+    image)`` is ``update`` followed by ``alpha``. ``reset()`` forgets the history (call it on a
+    scene change).
     """
 
     def __init__(self, cfg: RefineConfig, frame_size: tuple[int, int]) -> None:
@@ -123,61 +173,115 @@ class MaskRefiner:
         self.work_size = work_size(self.frame_size, cfg.work_height)
         ww, wh = self.work_size
         radius = max(1, round(cfg.edge_radius * wh))
-        self._guided = GuidedFilter(self.work_size, radius, cfg.edge_eps)
+        self._guided = GuidedFilter(self.work_size, radius, cfg.edge_eps, GUIDED_SUBSAMPLE)
 
         def f32() -> _F32:
             return np.empty((wh, ww), np.float32)
 
+        def u8() -> _U8:
+            return np.empty((wh, ww), np.uint8)
+
         self._small = np.empty((wh, ww, 3), np.uint8)
-        self._gray8 = np.empty((wh, ww), np.uint8)
+        self._gray8 = u8()
         self._gray, self._mask, self._edge = f32(), f32(), f32()
-        self._diff, self._motion, self._out, self._tmp = f32(), f32(), f32(), f32()
-        self._hi = np.empty((wh, ww), np.bool_)
-        self._lo = np.empty((wh, ww), np.bool_)
+        self._motion, self._out, self._tmp = f32(), f32(), f32()
+        self._bits = u8()
+        self._a8_small = np.zeros((wh, ww), np.uint8)
+        self._a8 = np.zeros((h, w), np.uint8)
         self._alpha = np.zeros((h, w), np.float32)
+        self._a8_stale = False
+        self._alpha_stale = False
+        self._lut = (np.arange(256, dtype=np.float32) / np.float32(255.0)).reshape(1, 256)
         # History: owned, written only by copy (never a view of a caller's buffer).
-        self._prev = f32()
         self._state = f32()
-        self._label8 = np.zeros((wh, ww), np.uint8)
-        self._label = self._label8.view(np.bool_)
-        # Motion compensation: optical flow at half the working size, the history warped along it.
-        fs = min(1.0, FLOW_MAX_HEIGHT / wh)
-        self._flow_size = (max(8, round(ww * fs)), max(8, round(wh * fs)))
-        self._flow_scale = np.array([ww / self._flow_size[0], wh / self._flow_size[1]], np.float32)
+        self._label = np.zeros((wh, ww), np.uint8)
+        """Person (255) / background (0) per working pixel, flipped with hysteresis."""
+        # Motion compensation: optical flow on a small grey frame, the history warped along it.
+        # The residual image motion (after compensation) is measured at the flow's size too.
+        fh = min(wh, FLOW_HEIGHT)
+        self._flow_size = (max(8, round(ww * fh / wh)), max(8, fh))
+        fw, fh = self._flow_size
+        self._flow_scale = wh / fh  # (the width's ratio differs by under half a pixel)
         self._dis = cv2.DISOpticalFlow.create(FLOW_PRESET)
-        self._fgray = np.empty(self._flow_size[::-1], np.uint8)
-        self._fprev = np.empty(self._flow_size[::-1], np.uint8)
-        self._flow = np.zeros((*self._flow_size[::-1], 2), np.float32)
+        self._dis.setFinestScale(FLOW_FINEST_SCALE)
+        self._dis.setPatchStride(FLOW_PATCH_STRIDE)
+        self._fgray = np.empty((fh, fw), np.uint8)
+        self._fprev = np.empty((fh, fw), np.uint8)
+        self._fwarp = np.empty((fh, fw), np.uint8)
+        self._fdiff = np.empty((fh, fw), np.float32)
+        self._fmotion = np.empty((fh, fw), np.float32)
+        self._motion_ksize = max(3, round(5 * fh / wh) | 1)
+        self._flow = np.zeros((fh, fw, 2), np.float32)
         self._flow_up = np.empty((wh, ww, 2), np.float32)
-        gx, gy = np.meshgrid(np.arange(ww, dtype=np.float32), np.arange(wh, dtype=np.float32))
-        self._grid = np.dstack([gx, gy])
+        self._grid = self._grid_of(ww, wh)
+        self._fgrid = self._grid_of(fw, fh)
         self._map = np.empty((wh, ww, 2), np.float32)
-        self._wstate, self._wprev = f32(), f32()
-        self._wlabel8 = np.empty((wh, ww), np.uint8)
+        self._fmap = np.empty((fh, fw, 2), np.float32)
+        self._wstate = f32()
+        self._wlabel = u8()
+        self._low: Mask | None = None
         self._fresh = True
         self.motion_ratio = 0.0
-        """Share of working pixels followed as moving in the last frame (for stats)."""
+        """Share of the frame seen moving (after motion compensation) in the last frame."""
         log.debug(
             "refiner: frame %dx%d, working %dx%d, flow %dx%d, guided radius %d",
             w,
             h,
             ww,
             wh,
-            *self._flow_size,
+            fw,
+            fh,
             radius,
         )
+
+    @staticmethod
+    def _grid_of(w: int, h: int) -> _F32:
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        grid: _F32 = np.dstack([gx, gy])
+        return grid
 
     def reset(self) -> None:
         """Forget the temporal history: the next mask is taken as it is."""
         self._fresh = True
 
+    # -- results ---------------------------------------------------------------------------
+
+    @property
+    def small(self) -> Image:
+        """The last frame shrunk (bilinear) to :attr:`work_size`, BGR uint8 (owned, reused)."""
+        return self._small
+
+    @property
+    def alpha8_small(self) -> npt.NDArray[np.uint8]:
+        """The last alpha at the working size, 0–255 (owned, overwritten by the next update)."""
+        return self._a8_small
+
+    @property
+    def alpha8(self) -> npt.NDArray[np.uint8]:
+        """The last alpha at frame size, 0–255: :attr:`alpha8_small` upsampled (bilinear)."""
+        if self._a8_stale:
+            w, h = self.frame_size
+            cv2.resize(self._a8_small, (w, h), dst=self._a8, interpolation=cv2.INTER_LINEAR)
+            self._a8_stale = False
+        return self._a8
+
     @property
     def alpha(self) -> Mask:
-        """The last alpha returned by :meth:`refine` (owned, overwritten by the next call)."""
+        """The last alpha at frame size as float32 in [0, 1]: exactly ``alpha8 / 255``."""
+        if self._alpha_stale:
+            cv2.LUT(self.alpha8, self._lut, dst=self._alpha)
+            self._alpha_stale = False
         return self._alpha
 
+    # -- per frame -------------------------------------------------------------------------
+
     def refine(self, mask_low: Mask, image: Image) -> Mask:
-        """The full-resolution alpha for ``image`` from the model's ``mask_low``."""
+        """The full-resolution float alpha for ``image`` from the model's ``mask_low``."""
+        self.update(mask_low, image)
+        return self.alpha
+
+    def update(self, mask_low: Mask, image: Image) -> None:
+        """Refine ``mask_low`` for ``image`` at the working size; results via the properties."""
         w, h = self.frame_size
         if image.shape != (h, w, 3):
             raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
@@ -187,117 +291,136 @@ class MaskRefiner:
         ww, wh = self.work_size
         cv2.resize(image, (ww, wh), dst=self._small, interpolation=cv2.INTER_LINEAR)
         cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._gray8)
-        np.multiply(self._gray8, np.float32(1.0 / 255.0), out=self._gray)
-        cv2.resize(mask_low, (ww, wh), dst=self._mask, interpolation=cv2.INTER_LINEAR)
+        cv2.LUT(self._gray8, self._lut, dst=self._gray)  # grey / 255 as float32
+        low = self._low
+        if low is None or low.shape != mask_low.shape:
+            low = self._low = np.empty(mask_low.shape, np.float32)
+        cv2.threshold(mask_low, TINY, 0.0, cv2.THRESH_TOZERO, dst=low)  # no subnormals
+        cv2.resize(low, (ww, wh), dst=self._mask, interpolation=cv2.INTER_LINEAR)
+        cv2.threshold(self._mask, 1.0, 0.0, cv2.THRESH_TRUNC, dst=self._mask)
 
         if cfg.edge == "guided":
             self._guided.filter(self._gray, self._mask, self._edge)
+            _flush(self._edge)
         else:
             np.copyto(self._edge, self._mask)
-        np.clip(self._edge, 0.0, 1.0, out=self._edge)
 
         if cfg.temporal:
-            cv2.resize(self._gray8, self._flow_size, dst=self._fgray, interpolation=cv2.INTER_AREA)
+            fw, fh = self._flow_size
+            if (fw, fh) == (ww, wh):
+                np.copyto(self._fgray, self._gray8)
+            else:
+                cv2.resize(self._gray8, (fw, fh), dst=self._fgray, interpolation=cv2.INTER_AREA)
             if self._fresh or not self._align():
                 self._start()
             else:
                 self._smooth()
-            np.copyto(self._prev, self._gray)
             np.copyto(self._fprev, self._fgray)
         else:
             self._start()
 
-        self._apply_hysteresis()
+        out = self._apply_hysteresis()
+        # a8 = round(255 (0.5 + g (out - 0.5))), saturated: a steeper edge ramp around the same
+        # 0.5 crossing (g = sharpen), rounded to 8 bits in the same pass.
         g = cfg.sharpen
-        if g != 1.0:
-            # out = 0.5 + g (out - 0.5): a steeper edge ramp around the same 0.5 crossing.
-            cv2.addWeighted(self._out, g, self._out, 0.0, 0.5 - 0.5 * g, dst=self._out)
-            np.clip(self._out, 0.0, 1.0, out=self._out)
-        cv2.resize(self._out, (w, h), dst=self._alpha, interpolation=cv2.INTER_LINEAR)
-        return self._alpha
+        cv2.addWeighted(
+            out, 255.0 * g, out, 0.0, 127.5 * (1.0 - g), dst=self._a8_small, dtype=cv2.CV_8U
+        )
+        self._a8_stale = self._alpha_stale = True
 
     # -- temporal --------------------------------------------------------------------------
 
     def _start(self) -> None:
         """Take the current mask as it is (first frame, scene cut, smoothing off)."""
         np.copyto(self._state, self._edge)
-        np.greater_equal(self._state, 0.5, out=self._label)
+        cv2.compare(self._state, 0.5, cv2.CMP_GE, dst=self._label)  # type: ignore[call-overload]
         self._fresh = False
         self.motion_ratio = 1.0
 
     def _align(self) -> bool:
-        """Warp the history onto the current frame; False when the scene changed (a cut)."""
+        """Warp the history onto the current frame; False when the scene changed (a cut).
+
+        Also measures the residual image motion (``_fmotion``, grey levels, at the flow size):
+        the current grey frame minus the warped previous one, less the global exposure change.
+        """
+        warped_prev = self._fprev
         if self.cfg.motion_compensation:
             self._dis.calc(self._fgray, self._fprev, self._flow)  # current -> previous
-            cv2.resize(
-                self._flow, self.work_size, dst=self._flow_up, interpolation=cv2.INTER_LINEAR
-            )
-            np.multiply(self._flow_up, self._flow_scale, out=self._flow_up)
-            cv2.add(self._grid, self._flow_up, dst=self._map)
+            cv2.add(self._fgrid, self._flow, dst=self._fmap)
+            _remap(self._fprev, self._fmap, self._fwarp, cv2.INTER_LINEAR)
+            warped_prev = self._fwarp
+            if self._flow_size == self.work_size:
+                np.copyto(self._map, self._fmap)
+            else:
+                cv2.resize(
+                    self._flow, self.work_size, dst=self._flow_up, interpolation=cv2.INTER_LINEAR
+                )
+                cv2.scaleAdd(self._flow_up, self._flow_scale, self._grid, dst=self._map)
             _remap(self._state, self._map, self._wstate, cv2.INTER_LINEAR)
-            _remap(self._prev, self._map, self._wprev, cv2.INTER_LINEAR)
-            _remap(self._label8, self._map, self._wlabel8, cv2.INTER_NEAREST)
+            _remap(self._label, self._map, self._wlabel, cv2.INTER_NEAREST)
         else:
             np.copyto(self._wstate, self._state)
-            np.copyto(self._wprev, self._prev)
-            np.copyto(self._wlabel8, self._label8)
-        cv2.subtract(self._gray, self._wprev, dst=self._diff)
-        mean_abs = float(cv2.norm(self._diff, cv2.NORM_L1)) / self._diff.size * 255.0
+            np.copyto(self._wlabel, self._label)
+        diff = self._fdiff
+        cv2.subtract(self._fgray, warped_prev, dst=diff, dtype=cv2.CV_32F)
+        mean_abs = float(cv2.norm(diff, cv2.NORM_L1)) / diff.size
         if mean_abs > CUT_LEVEL:
             log.debug("refiner: scene cut (mean change %.1f levels), history reset", mean_abs)
             return False
+        shift = float(cv2.mean(diff)[0])
+        cv2.absdiff(diff, shift, dst=diff)  # type: ignore[call-overload]
+        k = self._motion_ksize
+        cv2.blur(diff, (k, k), dst=self._fmotion, borderType=cv2.BORDER_REPLICATE)
         return True
 
     def _smooth(self) -> None:
         """state = warped + k * (edge - warped), k per pixel from motion and disagreement."""
         cfg = self.cfg
-        diff, motion = self._diff, self._motion
-        # Remove the global exposure change, then the local mean absolute change in grey levels.
-        shift = float(cv2.mean(diff)[0])
-        np.subtract(diff, np.float32(shift), out=diff)
-        np.abs(diff, out=diff)
-        cv2.blur(diff, (5, 5), dst=motion, borderType=cv2.BORDER_REPLICATE)
-        lo = cfg.motion_threshold / 255.0
-        # Ramp from the threshold (still) to 3x the threshold (moving).
-        cv2.addWeighted(motion, 1.0 / (2.0 * lo), motion, 0.0, -0.5, dst=motion)
-        np.clip(motion, 0.0, 1.0, out=motion)
-        # A large disagreement between the new mask and the history is evidence of change too.
-        delta = self._tmp
+        motion, chg, delta = self._motion, self._out, self._tmp
+        fmotion = self._fmotion
+        # Ramp from the threshold (still, 0) to 3x the threshold (moving, 1).
+        lo = cfg.motion_threshold
+        cv2.addWeighted(fmotion, 1.0 / (2.0 * lo), fmotion, 0.0, -0.5, dst=fmotion)
+        cv2.threshold(fmotion, 0.0, 0.0, cv2.THRESH_TOZERO, dst=fmotion)
+        self.motion_ratio = float(cv2.countNonZero(fmotion)) / fmotion.size
+        if fmotion.shape == motion.shape:
+            np.copyto(motion, fmotion)
+        else:
+            cv2.resize(fmotion, self.work_size, dst=motion, interpolation=cv2.INTER_LINEAR)
+        # A large disagreement between the new mask and the history is evidence of change too:
+        # a ramp from CHANGE_LO (0) to CHANGE_HI (1) on |edge - warped|.
         cv2.subtract(self._edge, self._wstate, dst=delta)
-        if CHANGE_HI > 0:
-            chg = self._diff
-            np.abs(delta, out=chg)
-            span = 1.0 / (CHANGE_HI - CHANGE_LO)
-            cv2.addWeighted(chg, span, chg, 0.0, -CHANGE_LO * span, dst=chg)
-            np.clip(chg, 0.0, 1.0, out=chg)
-            cv2.max(motion, chg, dst=motion)
-        self.motion_ratio = float(cv2.countNonZero(motion)) / motion.size
+        cv2.absdiff(self._edge, self._wstate, dst=chg)
+        span = 1.0 / (CHANGE_HI - CHANGE_LO)
+        cv2.addWeighted(chg, span, chg, 0.0, -CHANGE_LO * span, dst=chg)
+        cv2.max(motion, chg, dst=motion)
+        cv2.threshold(motion, 1.0, 0.0, cv2.THRESH_TRUNC, dst=motion)
+        # k = still + (moving - still) * clip(motion) ; state = warped + k * delta.
         k = motion
         gain = cfg.motion_weight - cfg.still_weight
         cv2.addWeighted(k, gain, k, 0.0, cfg.still_weight, dst=k)
         cv2.multiply(delta, k, dst=delta)
         cv2.add(self._wstate, delta, dst=self._state)
-        np.copyto(self._label8, self._wlabel8)
+        _flush(self._state)
+        np.copyto(self._label, self._wlabel)
 
-    def _apply_hysteresis(self) -> None:
+    def _apply_hysteresis(self) -> _F32:
         """out = state nudged towards the kept label near 0.5; labels flip at 0.5 ± h."""
         h = self.cfg.hysteresis
-        s, out = self._state, self._out
+        s, out, bits = self._state, self._out, self._bits
         if h <= 0:
-            np.copyto(out, s)
-            return
-        np.greater(s, 0.5 + h, out=self._hi)
-        np.less(s, 0.5 - h, out=self._lo)
-        np.logical_or(self._label, self._hi, out=self._label)
-        np.logical_not(self._lo, out=self._lo)
-        np.logical_and(self._label, self._lo, out=self._label)
-        # bump(s) = min(1, 4 s (1 - s) / (1 - 4 h^2)): 1 on [0.5-h, 0.5+h], 0 at 0 and 1.
+            return s
+        label = self._label
+        cv2.compare(s, 0.5 + h, cv2.CMP_GT, dst=bits)  # type: ignore[call-overload]
+        cv2.bitwise_or(label, bits, dst=label)
+        cv2.compare(s, 0.5 - h, cv2.CMP_GE, dst=bits)  # type: ignore[call-overload]
+        cv2.bitwise_and(label, bits, dst=label)
+        # bump(s) = min(h, 4 h s (1 - s) / (1 - 4 h^2)): h on [0.5-h, 0.5+h], 0 at 0 and 1.
         bump = self._tmp
-        np.subtract(np.float32(1.0), s, out=bump)
+        cv2.addWeighted(s, -1.0, s, 0.0, 1.0, dst=bump)
         cv2.multiply(bump, s, dst=bump, scale=4.0 * h / (1.0 - 4.0 * h * h))
-        np.minimum(bump, np.float32(h), out=bump)
-        np.copyto(out, s)
-        np.logical_not(self._label, out=self._hi)
-        np.add(out, bump, out=out, where=self._label)
-        np.subtract(out, bump, out=out, where=self._hi)
-        np.clip(out, 0.0, 1.0, out=out)
+        cv2.threshold(bump, h, 0.0, cv2.THRESH_TRUNC, dst=bump)  # min(bump, h)
+        cv2.add(s, bump, dst=out)
+        cv2.bitwise_not(label, dst=bits)
+        cv2.subtract(s, bump, dst=out, mask=bits)
+        return out

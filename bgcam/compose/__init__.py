@@ -33,7 +33,6 @@ class Compositor(Protocol):
 CompositorFactory = Callable[[ComposeConfig, tuple[int, int]], Compositor]
 
 
-
 _REGISTRY: dict[str, CompositorFactory] = {}
 
 

@@ -10,9 +10,14 @@ linear, so the person region is first filled from that normalised blur and then 
 **Speed.** The blur runs at the frame size divided by a power of two chosen from the strength
 (``effects.blur_factor``): a strong blur has no detail to lose, so it is computed on a small image
 and upsampled once, straight into the output buffer. The person is then copied over it where
-alpha is 1, and the soft blend ``bg + (I − bg)·a/255`` is computed only in the 16x16 tiles that
-hold a fractional alpha (the silhouette's edge band, a few percent of the frame). Buffers are
-allocated once per frame size.
+alpha is 1, and the soft blend ``round((I·a + bg·(255 − a)) / 255)`` is computed only in the 16x16
+tiles that hold a fractional alpha (the silhouette's edge band, a few percent of the frame),
+gathered into long rows. Buffers are allocated once per frame size.
+
+:meth:`CpuCompositor.compose_matte` is the engine's fast path: it takes the refiner's 8-bit alpha
+(and the small alpha it was upsampled from, and the frame already shrunk for refining), so the
+edge tiles and the blur weights are found at the small size and the full frame is shrunk once
+per frame for both stages.
 """
 
 from __future__ import annotations
@@ -46,8 +51,10 @@ _F32 = npt.NDArray[np.float32]
 class BackgroundBlur:
     """A halo-free blur of the background at a reduced working resolution.
 
-    ``run(image, alpha, dst)`` writes the blurred background at full size into ``dst``; ``alpha``
-    ``None`` blurs the whole frame.
+    ``run(image, alpha8, dst)`` writes the blurred background at full size into ``dst``;
+    ``alpha8`` (the person's alpha, uint8 0–255, at frame size or any smaller size) ``None``
+    blurs the whole frame. ``small``, when given, is ``image`` already shrunk (bilinear) to some
+    size; it is used when that is the size this blur starts from (:attr:`pre_size`).
     """
 
     def __init__(self, frame_size: tuple[int, int], strength: int, blur_type: str) -> None:
@@ -58,24 +65,32 @@ class BackgroundBlur:
         self.factor = f = blur_factor(sigma, frame_size) if sigma > 0 else 1
         self.work_size = (ww, wh) = (max(1, round(w / f)), max(1, round(h / f)))
         self.sigma = sigma / f
-        self._pre_size = (max(1, round(w * 2 / f)), max(1, round(h * 2 / f)))
-        self._pre = np.empty((self._pre_size[1], self._pre_size[0], 3), np.uint8)
+        self.pre_size = (max(1, round(w * 2 / f)), max(1, round(h * 2 / f)))
+        """Bilinear to here first, then an exact 2x box average (factor ≥ 4)."""
+        self._pre = np.empty((self.pre_size[1], self.pre_size[0], 3), np.uint8)
         self._small = np.empty((wh, ww, 3), np.uint8)
         self._smallf = np.empty((wh, ww, 3), np.float32)
+        self._a8 = np.empty((wh, ww), np.uint8)
+        self._a8d = np.empty((wh, ww), np.uint8)
         self._a = np.empty((wh, ww), np.float32)
-        self._a2 = np.empty((wh, ww), np.float32)
+        self._bgra = np.empty((wh, ww, 4), np.uint8)
+        self._w4 = np.empty((wh, ww, 4), np.float32)
         self._stack = np.empty((wh, ww, 4), np.float32)
         self._blur = np.empty((wh, ww, 4), np.float32)
-        self._den = np.empty((wh, ww, 1), np.float32)
+        self._den = np.empty((wh, ww), np.float32)
         self._bgf = np.empty((wh, ww, 3), np.float32)
         self._bg8 = np.empty((wh, ww, 3), np.uint8)
         self._fill8 = np.empty((wh, ww, 3), np.uint8)
         self._kernel = np.array([[1.0]], np.float32)
         self._k3 = np.ones((3, 3), np.uint8)
         self._fill_sigma = max(self.sigma, 1.0)
+        levels = np.arange(256, dtype=np.float32)
+        self._identity = levels.reshape(1, 256)
+        # w = (1 - a)^2 for a = i / 255: the background weight of an alpha level.
+        self._weight_lut = ((np.float32(1.0) - levels / np.float32(255.0)) ** 2).reshape(1, 256)
         if blur_type == "lens":
             self._kernel = disc_kernel(disc_radius(self.sigma))
-            self._lut = ((np.arange(256, dtype=np.float32) / 255.0) ** 2.2).astype(np.float32)
+            self._lut = ((levels / 255.0) ** 2.2).astype(np.float32)
         self._kernel_box = box_size(self.sigma)
         self._kernel_median = median_size(self.sigma)
         log.debug(
@@ -88,45 +103,60 @@ class BackgroundBlur:
             wh,
         )
 
-    def _shrink(self, image: Image) -> Image:
+    def _shrink(self, image: Image, small: Image | None) -> Image:
         f = self.factor
         if f == 1:
             np.copyto(self._small, image)
-        elif f == 2:
+            return self._small
+        if f == 2:
+            if small is not None and small.shape[:2] == self._small.shape[:2]:
+                return small
             cv2.resize(image, self.work_size, dst=self._small, interpolation=cv2.INTER_LINEAR)
+            return self._small
+        # Bilinear to twice the working size (a 2x2 sample of each block), then an exact
+        # 2x box average: anti-aliased enough for a blur, far cheaper than INTER_AREA.
+        pre = self._pre
+        if small is not None and small.shape[:2] == pre.shape[:2]:
+            pre = small
         else:
-            # Bilinear to twice the working size (a 2x2 sample of each block), then an exact
-            # 2x box average: anti-aliased enough for a blur, far cheaper than INTER_AREA.
-            cv2.resize(image, self._pre_size, dst=self._pre, interpolation=cv2.INTER_LINEAR)
-            cv2.resize(self._pre, self.work_size, dst=self._small, interpolation=cv2.INTER_AREA)
+            cv2.resize(image, self.pre_size, dst=pre, interpolation=cv2.INTER_LINEAR)
+        cv2.resize(pre, self.work_size, dst=self._small, interpolation=cv2.INTER_AREA)
         return self._small
 
-    def _weights(self, alpha: Mask | None) -> _F32:
+    def _weights(self, alpha8: npt.NDArray[np.uint8] | None) -> _F32:
         """w = (1 - dilate(alpha))^2 at the working size: 1 on clear background."""
         a = self._a
-        if alpha is None:
+        if alpha8 is None:
             a.fill(1.0)
             return a
-        cv2.resize(alpha, self.work_size, dst=self._a2, interpolation=cv2.INTER_LINEAR)
-        cv2.dilate(self._a2, self._k3, dst=a, borderType=cv2.BORDER_REPLICATE)
-        np.subtract(np.float32(1.0), a, out=a)
-        np.clip(a, 0.0, 1.0, out=a)
-        cv2.multiply(a, a, dst=a)
+        if alpha8.shape == self._a8.shape:
+            np.copyto(self._a8, alpha8)
+        else:
+            cv2.resize(alpha8, self.work_size, dst=self._a8, interpolation=cv2.INTER_LINEAR)
+        cv2.dilate(self._a8, self._k3, dst=self._a8d, borderType=cv2.BORDER_REPLICATE)
+        cv2.LUT(self._a8d, self._weight_lut, dst=a)
         return a
 
     def _normalised(self, small: Image, weights: _F32, sigma: float, box: bool) -> _F32:
         """blur(I·w) / blur(w) as float32 (h, w, 3)."""
-        stack = self._stack
-        np.multiply(small, weights[..., None], out=stack[..., :3])
-        stack[..., 3] = weights
+        stack, blurred, den = self._stack, self._blur, self._den
+        # stack = (B w, G w, R w, w): the image with an opaque fourth channel, times w.
+        cv2.cvtColor(small, cv2.COLOR_BGR2BGRA, dst=self._bgra)
+        cv2.LUT(self._bgra, self._identity, dst=stack)
+        cv2.merge([weights, weights, weights, weights], dst=self._w4)
+        cv2.multiply(stack, self._w4, dst=stack)
         if box:
             k = self._kernel_box
-            cv2.blur(stack, (k, k), dst=self._blur, borderType=cv2.BORDER_REFLECT)
+            cv2.blur(stack, (k, k), dst=blurred, borderType=cv2.BORDER_REFLECT)
         else:
-            cv2.GaussianBlur(stack, (0, 0), sigma, dst=self._blur, borderType=cv2.BORDER_REFLECT)
-        den = self._den
-        np.maximum(self._blur[..., 3:4], 1e-6, out=den)
-        np.divide(self._blur[..., :3], den, out=self._bgf)
+            cv2.GaussianBlur(stack, (0, 0), sigma, dst=blurred, borderType=cv2.BORDER_REFLECT)
+        # Divide the colour channels by the blurred weight (255 · w in the fourth channel).
+        cv2.extractChannel(blurred, 3, dst=den)
+        np.maximum(den, np.float32(1e-6 * 255.0), out=den)
+        cv2.divide(255.0, den, dst=den)
+        cv2.merge([den, den, den, den], dst=self._w4)
+        cv2.multiply(blurred, self._w4, dst=blurred)
+        cv2.cvtColor(blurred, cv2.COLOR_BGRA2BGR, dst=self._bgf)
         return self._bgf
 
     def _filled(self, small: Image, weights: _F32) -> Image:
@@ -140,18 +170,24 @@ class BackgroundBlur:
         self._fill8[...] = self._smallf
         return self._fill8
 
-    def run(self, image: Image, alpha: Mask | None, dst: Image) -> Image:
+    def run(
+        self,
+        image: Image,
+        alpha8: npt.NDArray[np.uint8] | None,
+        dst: Image,
+        *,
+        small: Image | None = None,
+    ) -> Image:
         """Write the blurred background of ``image`` at full size into ``dst``."""
-        small = self._shrink(image)
-        weights = self._weights(alpha)
+        small = self._shrink(image, small)
+        weights = self._weights(alpha8)
         kind = self.blur_type
         if self.sigma_full <= 0:
-            filled = self._filled(small, weights) if alpha is not None else small
+            filled = self._filled(small, weights) if alpha8 is not None else small
             bg8 = filled
         elif kind in ("gaussian", "box"):
             bgf = self._normalised(small, weights, self.sigma, box=(kind == "box"))
-            np.clip(bgf, 0.0, 255.0, out=bgf)
-            self._bg8[...] = bgf
+            cv2.convertScaleAbs(bgf, dst=self._bg8)  # rounded, saturated (bgf ≥ 0)
             bg8 = self._bg8
         else:
             filled = self._filled(small, weights)
@@ -213,6 +249,11 @@ class CpuCompositor:
         self._mask = np.empty((h, w), np.uint8)
         self._rows, self._cols = h // TILE, w // TILE
         self._tiles = np.empty((self._rows, self._cols), np.uint8)
+        self._blend_n = 0
+        self._blend_bufs: tuple[npt.NDArray[np.uint8], ...] = ()
+        self._blend_wide: tuple[npt.NDArray[np.uint16], ...] = ()
+        self._small_grid: tuple[tuple[int, int], int, tuple[npt.NDArray[np.uint8], ...]] | None
+        self._small_grid = None
         self._blur: BackgroundBlur | None = None
         self._background: Background | None = None
         self._background_path = ""
@@ -251,48 +292,153 @@ class CpuCompositor:
             raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
         if alpha is not None and alpha.shape != (h, w):
             raise ValueError(f"alpha: expected shape ({h}, {w}), got {alpha.shape}")
+        a8 = None
+        if alpha is not None and self.cfg.mode != "off":
+            a8 = self._a8
+            cv2.convertScaleAbs(alpha, dst=a8, alpha=255.0)  # round(255 · alpha), saturated
+        return self._compose8(image, a8, None, None)
+
+    def compose_matte(
+        self,
+        image: Image,
+        alpha8: npt.NDArray[np.uint8],
+        alpha8_small: npt.NDArray[np.uint8] | None = None,
+        small: Image | None = None,
+    ) -> Image:
+        """:meth:`compose` with an 8-bit alpha (0–255 at frame size, blended as ``alpha8/255``).
+
+        ``alpha8_small``, when given, must be the alpha that ``alpha8`` was upsampled from
+        (bilinear, as :class:`bgcam.refine.MaskRefiner` does): the blend then finds the
+        silhouette's tiles and the blur its weights from it instead of from the full-size map.
+        ``small`` is ``image`` shrunk (bilinear) to any size; the blur starts from it when that
+        is the size it would shrink to itself.
+        """
+        w, h = self.frame_size
+        if image.shape != (h, w, 3):
+            raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
+        if alpha8.shape != (h, w) or alpha8.dtype != np.uint8:
+            raise ValueError(
+                f"alpha8: expected uint8 ({h}, {w}), got {alpha8.dtype} {alpha8.shape}"
+            )
+        return self._compose8(image, alpha8, alpha8_small, small)
+
+    def _compose8(
+        self,
+        image: Image,
+        a8: npt.NDArray[np.uint8] | None,
+        a8_small: npt.NDArray[np.uint8] | None,
+        small: Image | None,
+    ) -> Image:
         out = self._out
-        if self.cfg.mode == "off":
+        mode = self.cfg.mode
+        if mode == "off":
             np.copyto(out, image)
             return out
-        self._draw_background(image, alpha, out)
-        if alpha is not None:
-            self._blend_person(image, alpha, out)
-        return out
-
-    def _draw_background(self, image: Image, alpha: Mask | None, out: Image) -> None:
-        mode = self.cfg.mode
         if mode == "remove":
             np.copyto(out, self._fill)
         elif mode == "replace" and self._background is not None:
             np.copyto(out, self._background.frame())
         else:  # blur, and replace without a background (blur is the safe fallback)
             assert self._blur is not None
-            self._blur.run(image, alpha, out)
+            self._blur.run(image, a8_small if a8_small is not None else a8, out, small=small)
+        if a8 is not None:
+            self._blend_person(image, a8, a8_small, out)
+        return out
 
-    def _blend_person(self, image: Image, alpha: Mask, out: Image) -> None:
+    def _edge_tiles(
+        self, a8: npt.NDArray[np.uint8], a8_small: npt.NDArray[np.uint8] | None
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """(rows, cols) of the tiles that may hold a fractional alpha (0 < a8 < 255)."""
+        rows, cols = self._rows, self._cols
+        grid = self._grid_of(a8_small) if a8_small is not None else None
+        if grid is None:
+            # The mean of a tile of the 0/255 mask is > 0 iff it holds a fractional pixel
+            # (one such pixel among 256 contributes 255/256, which rounds to 1).
+            mask = self._mask
+            cv2.inRange(a8, 1, 254, dst=mask)
+            hc, wc = rows * TILE, cols * TILE
+            cv2.resize(mask[:hc, :wc], (cols, rows), dst=self._tiles, interpolation=cv2.INTER_AREA)
+            ty, tx = np.nonzero(self._tiles)
+            return ty, tx
+        assert a8_small is not None
+        m, (pad, lo, hi, k) = grid
+        # A bilinear upsample by an integer factor s = TILE / m fills a tile from the m + 2
+        # low-resolution pixels around its m x m block: the tile is wholly 0 or wholly 255 when
+        # they all are. Min and max over those windows: erode / dilate of the padded map.
+        cv2.copyMakeBorder(a8_small, 1, 1, 1, 1, cv2.BORDER_REPLICATE, dst=pad)
+        cv2.erode(pad, k, dst=lo, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+        cv2.dilate(pad, k, dst=hi, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+        tmin = lo[: rows * m : m, : cols * m : m]
+        tmax = hi[: rows * m : m, : cols * m : m]
+        ty, tx = np.nonzero((tmin < 255) & (tmax > 0))
+        return ty, tx
+
+    def _grid_of(
+        self, a8_small: npt.NDArray[np.uint8]
+    ) -> tuple[int, tuple[npt.NDArray[np.uint8], ...]] | None:
+        """(m, buffers) when ``a8_small`` is the frame divided by s = TILE / m; else None."""
+        sh, sw = a8_small.shape
+        cached = self._small_grid
+        if cached is not None and cached[0] == (sw, sh):
+            m = cached[1]
+            return (m, cached[2]) if m else None
+        w, h = self.frame_size
+        s = w // sw if sw else 0
+        m = TILE // s if s and w == sw * s and h == sh * s and TILE % s == 0 else 0
+        bufs: tuple[npt.NDArray[np.uint8], ...] = ()
+        if m:  # the padded map, its windowed min and max, the window
+            bufs = (
+                *(np.empty((sh + 2, sw + 2), np.uint8) for _ in range(3)),
+                np.ones((m + 2, m + 2), np.uint8),
+            )
+        self._small_grid = ((sw, sh), m, bufs)
+        return (m, bufs) if m else None
+
+    def _blend_buffers(
+        self, n: int
+    ) -> tuple[tuple[npt.NDArray[np.uint8], ...], tuple[npt.NDArray[np.uint16], ...]]:
+        """Scratch for ``n`` tiles (grown by half again when too small, then reused)."""
+        if n > self._blend_n:
+            self._blend_n = cap = max(n, self._blend_n * 3 // 2, 64)
+            px = cap * TILE * TILE
+            self._blend_bufs = tuple(np.empty((1, px, 3), np.uint8) for _ in range(2))
+            self._blend_wide = tuple(np.empty((1, px, 3), np.uint16) for _ in range(2))
+        return self._blend_bufs, self._blend_wide
+
+    def _blend_person(
+        self,
+        image: Image,
+        a8: npt.NDArray[np.uint8],
+        a8_small: npt.NDArray[np.uint8] | None,
+        out: Image,
+    ) -> None:
         """Put the person over the background already in ``out``: soft alpha blend."""
-        a8, mask = self._a8, self._mask
-        cv2.convertScaleAbs(alpha, dst=a8, alpha=255.0)  # round(255 · alpha), saturated
+        mask = self._mask
         # Where alpha is 1: the person as is.
         cv2.threshold(a8, 254, 255, cv2.THRESH_BINARY, dst=mask)
         cv2.copyTo(image, mask, out)
-        # Where alpha is fractional: blend, tile by tile (only tiles holding such pixels).
-        cv2.inRange(a8, 1, 254, dst=mask)
+        # Where alpha is fractional: blend, tile by tile (only tiles holding such pixels):
+        # out = round((I · a + bg · (255 − a)) / 255), gathered into long rows for speed.
         rows, cols = self._rows, self._cols
         hc, wc = rows * TILE, cols * TILE
         if rows and cols:
-            # The mean of a tile of the 0/255 mask is > 0 iff it holds a fractional pixel
-            # (one such pixel among 256 contributes 255/256, which rounds to 1).
-            cv2.resize(mask[:hc, :wc], (cols, rows), dst=self._tiles, interpolation=cv2.INTER_AREA)
-            ty, tx = np.nonzero(self._tiles)
-            if len(ty):
+            ty, tx = self._edge_tiles(a8, a8_small)
+            n = len(ty)
+            if n:
+                (a3, b3), (x, y) = self._blend_buffers(n)
+                px = n * TILE * TILE
+                a3, b3, x, y = a3[:, :px], b3[:, :px], x[:, :px], y[:, :px]
                 ob = _tile_view(out, rows, cols)
-                ib = _tile_view(image, rows, cols)
-                ab = _tile_view(a8, rows, cols)
-                o = ob[ty, tx].astype(np.int32)
-                o += ((ib[ty, tx].astype(np.int32) - o) * ab[ty, tx][..., None] + 127) // 255
-                ob[ty, tx] = o
+                bg = ob[ty, tx].reshape(1, px, 3)
+                im = _tile_view(image, rows, cols)[ty, tx].reshape(1, px, 3)
+                al = _tile_view(a8, rows, cols)[ty, tx].reshape(1, px)
+                cv2.merge([al, al, al], dst=a3)
+                cv2.bitwise_not(a3, dst=b3)  # 255 - a
+                np.multiply(im, a3, out=x, dtype=np.uint16)
+                np.multiply(bg, b3, out=y, dtype=np.uint16)
+                cv2.add(x, y, dst=x)
+                cv2.convertScaleAbs(x, dst=bg, alpha=1.0 / 255.0)  # rounded: sums ≤ 65025
+                ob[ty, tx] = bg.reshape(n, TILE, TILE, 3)
         h, w = a8.shape
         if wc < w:
             _blend_exact(out[:, wc:], image[:, wc:], a8[:, wc:])

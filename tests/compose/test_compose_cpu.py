@@ -78,6 +78,57 @@ def test_soft_blend_matches_the_formula_exactly() -> None:
     np.testing.assert_array_equal(out, expected)
 
 
+@pytest.mark.parametrize(
+    ("size", "small"),
+    [((320, 176), (80, 44)), ((320, 176), (40, 22)), ((330, 190), (165, 95)), ((96, 64), (3, 2))],
+    ids=["x4", "x8", "x2-odd", "x32-fallback"],
+)
+def test_matte_path_blends_exactly_with_tiles_found_at_low_resolution(
+    size: tuple[int, int], small: tuple[int, int]
+) -> None:
+    """compose_matte finds the silhouette's tiles on the small alpha: no fractional pixel of
+    the upsampled alpha may be missed (remove mode: the formula must hold everywhere)."""
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (size[1], size[0], 3), np.uint8)
+    a8s = (disc_alpha(small, soft=1.5) * 255).round().astype(np.uint8)
+    a8s[rng.random(a8s.shape) < 0.01] = 200  # isolated soft pixels anywhere
+    a8s[rng.random(a8s.shape) < 0.01] = 255
+    a8 = cv2.resize(a8s, size, interpolation=cv2.INTER_LINEAR)
+    comp = CpuCompositor(ComposeConfig(mode="remove", color="#204080"), size)
+    out = comp.compose_matte(image, a8, a8s).astype(np.int64)
+    bg = np.array([0x80, 0x40, 0x20])
+    expected = bg + ((image.astype(np.int64) - bg) * a8.astype(np.int64)[..., None] + 127) // 255
+    np.testing.assert_array_equal(out, expected)
+    # The float path with the same matte gives the same frame.
+    same = comp.compose(image, a8.astype(np.float32) / 255.0)
+    np.testing.assert_array_equal(same, expected)
+
+
+def test_matte_path_blur_matches_the_float_path() -> None:
+    """Blur weights from the small alpha and a shared pre-shrunk frame change the blur only
+    within the accelerators' tolerance; a frame shrunk to the blur's own start size is used
+    as is (bit-exact with shrinking it here)."""
+    size = (1280, 720)
+    image = textured(size, seed=4)
+    a8s = (disc_alpha((320, 180), soft=2.0) * 255).round().astype(np.uint8)
+    a8 = cv2.resize(a8s, size, interpolation=cv2.INTER_LINEAR)
+    comp = CpuCompositor(ComposeConfig(mode="blur", blur=60), size)
+    blur = comp._blur
+    assert blur is not None and blur.pre_size == (320, 180)
+    small = cv2.resize(image, blur.pre_size, interpolation=cv2.INTER_LINEAR)
+    ref = comp.compose(image, a8.astype(np.float32) / 255.0).copy()
+    shared = comp.compose_matte(image, a8, a8s, small).copy()
+    unshared = comp.compose_matte(image, a8, a8s, None)
+    np.testing.assert_array_equal(shared, unshared)
+    assert psnr(shared, ref) > 40.0
+
+
+def test_matte_path_rejects_a_float_alpha() -> None:
+    comp = CpuCompositor(ComposeConfig(), (64, 48))
+    with pytest.raises(ValueError, match=r"alpha8: expected uint8 \(48, 64\)"):
+        comp.compose_matte(np.zeros((48, 64, 3), np.uint8), np.zeros((48, 64), np.float32))  # type: ignore[arg-type]
+
+
 def halo_excess(out: np.ndarray, alpha: np.ndarray, r_px: float) -> float:
     """Mean brightness of the background ring next to the silhouette minus the far background."""
     h, w = alpha.shape
