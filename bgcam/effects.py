@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from bgcam.config import ComposeConfig
 from bgcam.errors import InputError
 from bgcam.frame import Image
 
@@ -200,3 +201,34 @@ def open_background(path: str | Path, size: tuple[int, int]) -> Background:
     if p.suffix.lower() in VIDEO_SUFFIXES:
         return VideoBackground(p, size)
     return ImageBackground(p, size)
+
+
+class BackgroundSlot:
+    """The replace-mode background of one compositor, reopened only when its path changes.
+
+    ``current`` is the open :class:`Background` (None until replace mode names a file).
+    """
+
+    def __init__(self, frame_size: tuple[int, int]) -> None:
+        self.frame_size = frame_size
+        self.current: Background | None = None
+        self.path = ""
+
+    def update(self, cfg: ComposeConfig) -> bool:
+        """Open ``cfg.background`` if replace mode asks for a new one; True when it changed.
+
+        The new file is opened before the old one is closed, so a bad path keeps the old one.
+        """
+        if cfg.mode != "replace" or not cfg.background:
+            return False
+        if self.current is not None and cfg.background == self.path:
+            return False
+        new = open_background(cfg.background, self.frame_size)
+        self.close()
+        self.current, self.path = new, cfg.background
+        return True
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+            self.current = None

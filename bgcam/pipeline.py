@@ -49,8 +49,10 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from bgcam.compose import create_compositor
+from bgcam.compose.cpu import CpuCompositor
 from bgcam.config import Config, OutputConfig, SegmentConfig, load_config
 from bgcam.control.commands import CommandQueue, ToggleMemory
 from bgcam.engine import Engine
@@ -66,7 +68,7 @@ from bgcam.stats import Stats, format_line
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MaskBuffer", "Pipeline", "max_mask_age", "output_size"]
+__all__ = ["MaskBuffer", "Matte", "Pipeline", "max_mask_age", "output_size"]
 
 MAX_MASK_AGE = 0.2
 """Seconds a mask may be older (or newer) than the frame it is composed with."""
@@ -101,20 +103,32 @@ def output_size(out: OutputConfig, native: tuple[int, int]) -> tuple[int, int]:
     return max(2, w - w % 2), max(2, h - h % 2)
 
 
-class MaskBuffer:
-    """Three alpha buffers: one being written, one ready, one being read (never waits/tears)."""
+class Matte:
+    """A handed-over alpha: 8-bit at frame size, and the working-size one it was upsampled from."""
 
-    def __init__(self, size: tuple[int, int]) -> None:
-        w, h = size
-        self._bufs = [np.zeros((h, w), np.float32) for _ in range(3)]
+    def __init__(self, size: tuple[int, int], small: tuple[int, int]) -> None:
+        self.full: npt.NDArray[np.uint8] = np.zeros((size[1], size[0]), np.uint8)
+        self.small: npt.NDArray[np.uint8] = np.zeros((small[1], small[0]), np.uint8)
+
+    def fill(self, refiner: MaskRefiner) -> None:
+        """Copy the refiner's last alpha (the refiner reuses its buffers; these are owned)."""
+        np.copyto(self.full, refiner.alpha8)
+        np.copyto(self.small, refiner.alpha8_small)
+
+
+class MaskBuffer:
+    """Three mattes: one being written, one ready, one being read (never waits or tears)."""
+
+    def __init__(self, size: tuple[int, int], small: tuple[int, int] | None = None) -> None:
+        self._bufs = [Matte(size, small or size) for _ in range(3)]
         self._write, self._ready, self._read = 0, 1, 2
         self._fresh = False
         self._ready_meta: tuple[int, float] | None = None
         self._read_meta: tuple[int, float] | None = None
         self._lock = threading.Lock()
 
-    def slot(self) -> Mask:
-        """The buffer to fill before :meth:`publish` (segmentation thread only)."""
+    def slot(self) -> Matte:
+        """The matte to fill before :meth:`publish` (segmentation thread only)."""
         return self._bufs[self._write]
 
     def publish(self, index: int, t_capture: float) -> None:
@@ -129,8 +143,8 @@ class MaskBuffer:
             self._fresh = False
             self._ready_meta = self._read_meta = None
 
-    def acquire(self) -> tuple[Mask, int, float] | None:
-        """The newest mask with its frame index and capture time (output thread only)."""
+    def acquire(self) -> tuple[Matte, int, float] | None:
+        """The newest matte with its frame index and capture time (output thread only)."""
         with self._lock:
             if self._fresh:
                 self._read, self._ready = self._ready, self._read
@@ -183,6 +197,7 @@ class Pipeline:
         self.governor = Governor(cfg.segment, cfg.output.fps, enabled=cfg.output.governor)
         self._every = self.governor.current.every
         self._masks: MaskBuffer | None = None
+        self._alpha_f: Mask | None = None
         self._seg_thread: threading.Thread | None = None
         self._threads_stop = threading.Event()
         self._handoff_lock = threading.Lock()
@@ -323,7 +338,7 @@ class Pipeline:
             log.info("processing and output at %dx%d (source %dx%d)", *size, *native)
         try:
             self.engine = Engine(self._effective(cfg), size, segmenter=self._segmenter_override)
-            self._masks = MaskBuffer(size)
+            self._masks = MaskBuffer(size, self.engine.refiner.work_size)
             sink.open(size, cfg.output.fps)
         except BaseException:
             source.stop()
@@ -507,9 +522,10 @@ class Pipeline:
                 t0 = time.monotonic()
                 low = engine.segmenter.segment(frame.image)
                 t1 = time.monotonic()
-                alpha = engine.refiner.refine(low, frame.image)
+                refiner = engine.refiner
+                refiner.update(low, frame.image)
+                masks.slot().fill(refiner)  # the upsample to frame size counts as refining
                 t2 = time.monotonic()
-                np.copyto(masks.slot(), alpha)
                 masks.publish(frame.index, frame.t_capture)
             except Exception as exc:
                 masks.invalidate()
@@ -539,22 +555,36 @@ class Pipeline:
     def _compose(self, frame: Frame) -> tuple[Image, bool]:
         engine, masks = self.engine, self._masks
         assert engine is not None and masks is not None
-        alpha: Mask | None = None
+        matte: Matte | None = None
         cfg = self._cfg
         if cfg.compose.mode != "off":
             got = masks.acquire()
             if got is not None:
-                mask, _index, t_mask = got
+                candidate, _index, t_mask = got
                 every = self._every if cfg.segment.every == 0 else cfg.segment.every
                 if abs(frame.t_capture - t_mask) <= max_mask_age(every, self.source.fps):
-                    alpha = mask
+                    matte = candidate
         t0 = time.monotonic()
         with self._out_lock:
-            out = engine.compositor.compose(frame.image, alpha)
+            compositor = engine.compositor
+            if matte is None:
+                out = compositor.compose(frame.image, None)
+            elif isinstance(compositor, CpuCompositor):
+                out = compositor.compose_matte(frame.image, matte.full, matte.small)
+            else:
+                out = compositor.compose(frame.image, self._float_alpha(matte.full))
             self._last_out = out
             self._out_seq += 1
         self.stats.stage("compose", (time.monotonic() - t0) * 1e3)
-        return out, alpha is None and cfg.compose.mode != "off"
+        return out, matte is None and cfg.compose.mode != "off"
+
+    def _float_alpha(self, alpha8: npt.NDArray[np.uint8]) -> Mask:
+        """``alpha8 / 255`` as float32 for backends that take a float alpha (reused buffer)."""
+        buf = self._alpha_f
+        if buf is None or buf.shape != alpha8.shape:
+            buf = self._alpha_f = np.empty(alpha8.shape, np.float32)
+        np.multiply(alpha8, np.float32(1.0 / 255.0), out=buf)
+        return buf
 
     def _card_for(self, text: str) -> Image:
         """A blurred still of the last output with a short note (cached per text and output)."""

@@ -214,14 +214,15 @@ def test_on_demand_through_real_inotify(clip: tuple[Path, list[Image]], tmp_path
 
 
 def test_mask_buffer_hands_over_without_tearing() -> None:
-    buf = MaskBuffer((4, 2))
+    buf = MaskBuffer((4, 2), (2, 1))
     assert buf.acquire() is None
-    buf.slot()[:] = 1.0
+    buf.slot().full[:] = 255
     buf.publish(7, 1.5)
-    mask, index, t = buf.acquire()
-    assert index == 7 and t == 1.5 and mask.min() == 1.0
-    buf.slot()[:] = 0.5  # writing the next one does not touch the one being read
-    assert mask.min() == 1.0
+    matte, index, t = buf.acquire()
+    assert index == 7 and t == 1.5 and matte.full.min() == 255
+    assert matte.small.shape == (1, 2)
+    buf.slot().full[:] = 128  # writing the next one does not touch the one being read
+    assert matte.full.min() == 255
     buf.publish(8, 1.6)
     assert buf.acquire()[1] == 8
     buf.invalidate()

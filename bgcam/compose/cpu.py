@@ -31,14 +31,13 @@ import numpy.typing as npt
 from bgcam.compose import register
 from bgcam.config import ComposeConfig
 from bgcam.effects import (
-    Background,
+    BackgroundSlot,
     blur_factor,
     blur_sigma,
     box_size,
     disc_kernel,
     disc_radius,
     median_size,
-    open_background,
     parse_color,
 )
 from bgcam.frame import Image, Mask
@@ -255,22 +254,13 @@ class CpuCompositor:
         self._small_grid: tuple[tuple[int, int], int, tuple[npt.NDArray[np.uint8], ...]] | None
         self._small_grid = None
         self._blur: BackgroundBlur | None = None
-        self._background: Background | None = None
-        self._background_path = ""
+        self._slot = BackgroundSlot(self.frame_size)
         self.cfg = cfg
         self.update(cfg)
 
     def update(self, cfg: ComposeConfig) -> None:
         """Apply new settings; a new background file is opened before the old one is dropped."""
-        if (
-            cfg.mode == "replace"
-            and cfg.background
-            and (self._background is None or cfg.background != self._background_path)
-        ):
-            new = open_background(cfg.background, self.frame_size)
-            if self._background is not None:
-                self._background.close()
-            self._background, self._background_path = new, cfg.background
+        self._slot.update(cfg)
         blur = self._blur
         if blur is None or (blur.blur_type, blur.sigma_full) != (
             cfg.blur_type,
@@ -281,9 +271,7 @@ class CpuCompositor:
         self.cfg = cfg
 
     def close(self) -> None:
-        if self._background is not None:
-            self._background.close()
-            self._background = None
+        self._slot.close()
 
     def compose(self, image: Image, alpha: Mask | None) -> Image:
         """The output frame (owned, reused by the next call); ``alpha=None`` hides everything."""
@@ -336,8 +324,8 @@ class CpuCompositor:
             return out
         if mode == "remove":
             np.copyto(out, self._fill)
-        elif mode == "replace" and self._background is not None:
-            np.copyto(out, self._background.frame())
+        elif mode == "replace" and self._slot.current is not None:
+            np.copyto(out, self._slot.current.frame())
         else:  # blur, and replace without a background (blur is the safe fallback)
             assert self._blur is not None
             self._blur.run(image, a8_small if a8_small is not None else a8, out, small=small)

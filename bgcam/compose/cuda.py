@@ -32,7 +32,7 @@ import numpy as np
 from bgcam.compose import register
 from bgcam.compose.plan import LINEAR_TYPES, BlurPlan
 from bgcam.config import ComposeConfig
-from bgcam.effects import Background, open_background, parse_color
+from bgcam.effects import BackgroundSlot, parse_color
 from bgcam.errors import BackendError
 from bgcam.frame import Image, Mask
 
@@ -137,8 +137,7 @@ class OnnxCompositor:
         self._runners: OrderedDict[tuple[Any, ...], _Runner] = OrderedDict()
         self._plan = BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type)
         self._small_bg: Image | None = None
-        self._background: Background | None = None
-        self._background_path = ""
+        self._slot = BackgroundSlot(self.frame_size)
         self.cfg = cfg
         self.update(cfg)
         first = next(iter(self._runners.values()), None) or self._blend_runner(self.frame_size)
@@ -185,17 +184,9 @@ class OnnxCompositor:
     # -- Compositor ------------------------------------------------------------------------
 
     def update(self, cfg: ComposeConfig) -> None:
-        if (
-            cfg.mode == "replace"
-            and cfg.background
-            and (self._background is None or cfg.background != self._background_path)
-        ):
-            new = open_background(cfg.background, self.frame_size)
-            if self._background is not None:
-                self._background.close()
-            self._background, self._background_path = new, cfg.background
+        self._slot.update(cfg)
         self._plan = BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type)
-        if cfg.mode == "blur" or (cfg.mode == "replace" and self._background is None):
+        if cfg.mode == "blur" or (cfg.mode == "replace" and self._slot.current is None):
             self._blur_runner()  # build the session now, not on the next frame
             p = self._plan
             if p.sigma_full > 0 and p.blur_type not in LINEAR_TYPES:
@@ -204,14 +195,12 @@ class OnnxCompositor:
                 self._blend_runner(p.work_size)
         if cfg.mode == "remove":
             self._bg[...] = parse_color(cfg.color)
-        if cfg.mode == "remove" or (cfg.mode == "replace" and self._background is not None):
+        if cfg.mode == "remove" or (cfg.mode == "replace" and self._slot.current is not None):
             self._blend_runner(self.frame_size)
         self.cfg = cfg
 
     def close(self) -> None:
-        if self._background is not None:
-            self._background.close()
-            self._background = None
+        self._slot.close()
         self._runners.clear()
 
     def compose(self, image: Image, alpha: Mask | None) -> Image:
@@ -225,7 +214,7 @@ class OnnxCompositor:
             np.copyto(self._copy, image)
             return self._copy
         image = np.ascontiguousarray(image)
-        if mode == "remove" or (mode == "replace" and self._background is not None):
+        if mode == "remove" or (mode == "replace" and self._slot.current is not None):
             bg = self._bg if mode == "remove" else self._background_image()
             if alpha is None:
                 np.copyto(self._copy, bg)
@@ -249,8 +238,8 @@ class OnnxCompositor:
         return self._blend_runner(p.work_size).run(image=image, alpha=a, background=self._small_bg)
 
     def _background_image(self) -> Image:
-        assert self._background is not None
-        return np.ascontiguousarray(self._background.frame())
+        assert self._slot.current is not None
+        return np.ascontiguousarray(self._slot.current.frame())
 
 
 @register("cuda")

@@ -36,7 +36,7 @@ import numpy as np
 from bgcam.compose import register
 from bgcam.compose.plan import BlurPlan
 from bgcam.config import ComposeConfig
-from bgcam.effects import Background, ImageBackground, disc_kernel, open_background, parse_color
+from bgcam.effects import BackgroundSlot, ImageBackground, disc_kernel, parse_color
 from bgcam.errors import BackendError
 from bgcam.frame import Image, Mask
 
@@ -281,8 +281,7 @@ class OpenClCompositor:
         self._a3 = _umat(h, w, cv.CV_8UC3)
         self._color: UMat | None = None
         self._blur: ClBackgroundBlur | None = None
-        self._background: Background | None = None
-        self._background_path = ""
+        self._slot = BackgroundSlot(self.frame_size)
         self._background_u: UMat | None = None
         self.cfg = cfg
         self.update(cfg)
@@ -294,15 +293,7 @@ class OpenClCompositor:
         )
 
     def update(self, cfg: ComposeConfig) -> None:
-        if (
-            cfg.mode == "replace"
-            and cfg.background
-            and (self._background is None or cfg.background != self._background_path)
-        ):
-            new = open_background(cfg.background, self.frame_size)
-            if self._background is not None:
-                self._background.close()
-            self._background, self._background_path = new, cfg.background
+        if self._slot.update(cfg):
             self._background_u = None
         blur = self._blur
         plan = BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type)
@@ -316,10 +307,8 @@ class OpenClCompositor:
         self.cfg = cfg
 
     def close(self) -> None:
-        if self._background is not None:
-            self._background.close()
-            self._background = None
-            self._background_u = None
+        self._slot.close()
+        self._background_u = None
 
     def compose(self, image: Image, alpha: Mask | None) -> Image:
         w, h = self.frame_size
@@ -345,12 +334,12 @@ class OpenClCompositor:
         if mode == "remove":
             assert self._color is not None
             return self._color
-        if mode == "replace" and self._background is not None:
-            if isinstance(self._background, ImageBackground):
+        if mode == "replace" and self._slot.current is not None:
+            if isinstance(self._slot.current, ImageBackground):
                 if self._background_u is None:  # a still picture: uploaded once
-                    self._background_u = cv.UMat(self._background.frame())
+                    self._background_u = cv.UMat(self._slot.current.frame())
                 return self._background_u
-            return cv.UMat(self._background.frame())
+            return cv.UMat(self._slot.current.frame())
         assert self._blur is not None
         return self._blur.run(image, alpha)
 

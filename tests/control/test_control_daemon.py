@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, real_daemon_available, spawn_daemon
+from control_support import ROOT, real_daemon_available, spawn_daemon
 
 from bgcam.control.socket import ControlClient
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DaemonProcess, spawn_daemon, wait_for
+from control_support import DaemonProcess, spawn_daemon, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import evdev
 import pytest
-from conftest import DaemonProcess, press, spawn_daemon, start_xvfb, wait_for
+from control_support import DaemonProcess, press, spawn_daemon, start_xvfb, wait_for
 
 from bgcam.config import ControlConfig, KeysConfig
 from bgcam.control.commands import CommandQueue

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import spawn_daemon, wait_for
+from control_support import spawn_daemon, wait_for
 from daemon_double import DaemonDouble
 
 from bgcam.control.runtime import ServiceWatcher, start_controls

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import spawn_daemon
+from control_support import spawn_daemon
 
 from bgcam.config import Config, load_config
 from bgcam.control.save import changed_keys, save_config, user_config_path

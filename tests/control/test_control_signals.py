@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import spawn_daemon, spawn_double, wait_for
+from control_support import spawn_daemon, spawn_double, wait_for
 
 from bgcam.control.socket import ControlClient
 

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from control_support import wait_for
 from daemon_double import DaemonDouble
 
 from bgcam.control.socket import (

@@ -24,8 +24,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import photo
 from web_pipeline_double import EnginePipeline
+from web_support import photo
 
 from bgcam.config import WebConfig
 from bgcam.web.server import start_web

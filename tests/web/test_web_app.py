@@ -17,8 +17,8 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from conftest import photo
 from web_pipeline_double import EnginePipeline
+from web_support import photo
 
 from bgcam.control.socket import ControlClient
 from bgcam.web.access import TOKEN_NAME, URL_NAME, csrf_token, read_access

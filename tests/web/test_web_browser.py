@@ -13,8 +13,8 @@ from typing import Any
 
 import cv2
 import pytest
-from conftest import photo, wait_for
 from web_pipeline_double import EnginePipeline
+from web_support import photo, wait_for
 
 from bgcam.control.socket import ControlClient
 from bgcam.web.server import WebHandle

@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT, photo, wait_for
+from web_support import ROOT, photo, wait_for
 
 from bgcam.control.socket import ControlClient, NotRunningError
 from bgcam.web.access import TOKEN_NAME, panel_url, read_access

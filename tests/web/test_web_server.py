@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import photo, wait_for
 from web_pipeline_double import EnginePipeline
+from web_support import photo, wait_for
 
 from bgcam.cli import main
 from bgcam.config import WebConfig

@@ -1,0 +1,115 @@
+"""Fixtures for the web panel tests: models, a real engine pipeline, the panel, a browser."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+from web_pipeline_double import EnginePipeline
+
+from bgcam.config import Config, WebConfig
+from bgcam.control.socket import ControlServer
+from bgcam.frame import Image
+from bgcam.web.server import WebHandle, start_web
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def photo(size: tuple[int, int] = (640, 360)) -> Image:
+    """A real photo of a person (skimage's astronaut, RGB → BGR), resized to ``size``."""
+    bgr = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    return np.ascontiguousarray(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA))
+
+
+@pytest.fixture(scope="session")
+def web_models(model_dir: Path) -> Path:
+    """BGCAM_MODEL_DIR with the models (the suite's ``model_dir`` fixture)."""
+    return model_dir
+
+
+@pytest.fixture
+def rundir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A short private BGCAM_RUNTIME_DIR for the token file and the control socket."""
+    path = Path(tempfile.mkdtemp(prefix="bgw-", dir="/tmp")) / "run"
+    monkeypatch.setenv("BGCAM_RUNTIME_DIR", str(path))
+    yield path
+    shutil.rmtree(path.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def pipeline(web_models: Path) -> Iterator[EnginePipeline]:
+    p = EnginePipeline(photo(), Config()).start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def upload_dir(tmp_path: Path) -> Path:
+    return tmp_path / "backgrounds"
+
+
+@pytest.fixture
+def web(pipeline: EnginePipeline, rundir: Path, upload_dir: Path) -> Iterator[WebHandle]:
+    """The panel serving ``pipeline`` on a free port, token in ``rundir``."""
+    handle = start_web(
+        pipeline, WebConfig(enabled=True), port=0, runtime_dir=rundir, upload_dir=upload_dir
+    )
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def control(pipeline: EnginePipeline, rundir: Path) -> Iterator[Path]:
+    """The real control socket on the same command queue; yields its path."""
+    server = ControlServer(pipeline.commands, rundir / "control.sock")
+    server.start()
+    yield server.path
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's chromium driven by Playwright (never a downloaded browser)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (/usr/bin/chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str = "it") -> None:
+    """Poll until ``predicate()`` is truthy; fail naming ``what`` after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
