@@ -6,7 +6,7 @@ For each frame size, :func:`run_bench` times
   ``bgcam run`` uses), segmenting every frame;
 * every other available segmenter × compositor backend (those that cannot be created here are
   listed as skipped, with the reason);
-* a **naive reference**: what typical tools do — the raw model (the same MediaPipe segmenter),
+* a **naive reference**: what typical tools do — the raw model (the default segmenter, same runtime),
   its output resized to the frame, a full-resolution ``cv2.GaussianBlur`` of the same strength
   (:func:`bgcam.effects.blur_sigma`, the compositor's own scale) and a float32 alpha blend in numpy.
 
@@ -216,7 +216,9 @@ def bench_size(base: Config, size: tuple[int, int], frames: int, warmup: int) ->
     naive_total = Samples()
     naive_stages = {name: Samples() for name in NAIVE_STAGES}
     sigma = blur_sigma(base.compose.blur, size)
-    naive_cfg = base.replace(**{"segment.segmenter": "mediapipe"}).segment
+    # The same raw model and runtime as ours (a model, even when benchmarking hsv).
+    naive_seg_name = "onnx" if base.segment.segmenter == "hsv" else base.segment.segmenter
+    naive_cfg = base.replace(**{"segment.segmenter": naive_seg_name}).segment
     with (
         Engine(base, size) as engine,
         _closing(segment.create_segmenter(naive_cfg, size)) as naive_seg,

@@ -64,7 +64,9 @@ class SegmentConfig(_Section):
     """Which model finds the person."""
 
     segmenter: SegmenterName = Field(
-        "mediapipe", description="mediapipe (default) | onnx (same model on onnxruntime) | hsv"
+        "onnx",
+        description="onnx (default: the MediaPipe selfie model on onnxruntime, one thread, GPU "
+        "when there is one) | mediapipe (the same model on MediaPipe Tasks) | hsv (no model)",
     )
     model: str = Field(
         "auto",

@@ -93,7 +93,7 @@ def test_run_bench_reports_every_segmenter_and_backend(model_dir: Path) -> None:
     assert set(result) == {"320x240", "meta"}
     res = result["320x240"]
     _check_stage_keys(res)
-    assert res["segmenter"] == "mediapipe"
+    assert res["segmenter"] == "onnx"
     assert res["naive_ms_p50"] > 0 and res["ratio"] > 0
     assert res["naive_sigma_px"] == pytest.approx(blur_sigma(60, (320, 240)), abs=0.01)
     assert set(res["segmenters"]) == set(segment.available())
@@ -109,7 +109,7 @@ def test_run_bench_reports_every_segmenter_and_backend(model_dir: Path) -> None:
     text = io.StringIO()
     print_table(result, Console(file=text, width=140))
     table = text.getvalue()
-    assert "320x240" in table and "mediapipe/cpu (default)" in table
+    assert "320x240" in table and "onnx/cpu (default)" in table
     assert "naive reference" in table and f"{res['ratio']:.1f}x" in table
 
 

@@ -70,7 +70,7 @@ def test_json_models_segmenter_and_virtual_camera(report: dict[str, Any]) -> Non
     assert report["models_ok"] is True
     assert {m["name"] for m in report["models"]} == {"general", "landscape"}
     seg = report["segmenter"]
-    assert seg["chosen"] == seg["configured"] == "mediapipe"
+    assert seg["chosen"] == seg["configured"] == "onnx"
     assert seg["backends"]["onnx"]["provider"] == report["onnxruntime"]["session_runs_on"]
     cam = report["virtual_camera"]
     if cam["device"] is None:  # no v4l2loopback on our machines

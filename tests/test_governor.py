@@ -22,10 +22,16 @@ def window(**over: Any) -> dict[str, Any]:
 
 
 def test_ladder_auto_rate_then_cheaper_model_then_hsv() -> None:
-    levels = build_levels(SegmentConfig(every=0))
+    levels = build_levels(SegmentConfig(every=0, segmenter="mediapipe"))
     assert [lv.every for lv in levels] == [1, 2, 3, 3, 3]
     assert levels[3].segment.segmenter == "onnx"
     assert levels[4].segment.segmenter == "hsv"
+
+
+def test_default_ladder_goes_from_onnx_to_hsv() -> None:
+    levels = build_levels(SegmentConfig(every=0))
+    assert [lv.segment.segmenter for lv in levels] == ["onnx", "onnx", "onnx", "hsv"]
+    assert [lv.every for lv in levels] == [1, 2, 3, 3]
 
 
 def test_fixed_rate_is_kept() -> None:
@@ -56,7 +62,7 @@ def test_dropped_frames_count_only_when_the_source_is_not_faster() -> None:
 
 
 def test_unavailable_level_is_skipped() -> None:
-    g = Governor(SegmentConfig(), 30.0)
+    g = Governor(SegmentConfig(segmenter="mediapipe"), 30.0)
     g.level = 1  # the onnx level
     assert g.unavailable(1, "onnxruntime missing").segment.segmenter == "hsv"
 
