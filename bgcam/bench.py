@@ -6,7 +6,7 @@ For each frame size, :func:`run_bench` times
   ``bgcam run`` uses), segmenting every frame;
 * every other available segmenter × compositor backend (those that cannot be created here are
   listed as skipped, with the reason);
-* a **naive reference**: what typical tools do — the raw model (the default segmenter, same runtime),
+* a **naive reference**: what typical tools do — the raw model (default segmenter and runtime),
   its output resized to the frame, a full-resolution ``cv2.GaussianBlur`` of the same strength
   (:func:`bgcam.effects.blur_sigma`, the compositor's own scale) and a float32 alpha blend in numpy.
 
