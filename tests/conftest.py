@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,3 +62,15 @@ def davis_dir() -> Path:
     if not (DAVIS / "JPEGImages").is_dir():
         pytest.skip(f"{DAVIS.resolve()} is absent (the shared evaluation data)")
     return DAVIS
+
+
+@pytest.fixture
+def rundir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A short private BGCAM_RUNTIME_DIR for the control socket and the web token.
+
+    Under /tmp, not pytest's tmp_path: Unix socket paths must stay under ~100 bytes.
+    """
+    path = Path(tempfile.mkdtemp(prefix="bgc-", dir="/tmp")) / "run"
+    monkeypatch.setenv("BGCAM_RUNTIME_DIR", str(path))
+    yield path
+    shutil.rmtree(path.parent, ignore_errors=True)

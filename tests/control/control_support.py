@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,15 +20,6 @@ from bgcam.errors import BgCamError
 
 ROOT = Path(__file__).resolve().parents[2]
 DOUBLE = Path(__file__).resolve().parent / "daemon_double.py"
-
-
-@pytest.fixture
-def rundir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A short private BGCAM_RUNTIME_DIR (Unix socket paths must stay under ~100 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="bgc-", dir="/tmp")) / "run"
-    monkeypatch.setenv("BGCAM_RUNTIME_DIR", str(path))
-    yield path
-    shutil.rmtree(path.parent, ignore_errors=True)
 
 
 @pytest.fixture

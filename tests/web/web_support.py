@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -45,15 +43,6 @@ def photo(size: tuple[int, int] = (640, 360)) -> Image:
 def web_models(model_dir: Path) -> Path:
     """BGCAM_MODEL_DIR with the models (the suite's ``model_dir`` fixture)."""
     return model_dir
-
-
-@pytest.fixture
-def rundir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A short private BGCAM_RUNTIME_DIR for the token file and the control socket."""
-    path = Path(tempfile.mkdtemp(prefix="bgw-", dir="/tmp")) / "run"
-    monkeypatch.setenv("BGCAM_RUNTIME_DIR", str(path))
-    yield path
-    shutil.rmtree(path.parent, ignore_errors=True)
 
 
 @pytest.fixture
