@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 
 from bgcam.compose import Compositor, create_compositor
-from bgcam.compose.cpu import CpuCompositor
 from bgcam.config import Config
 from bgcam.frame import Image, Mask
 from bgcam.refine import MaskRefiner
@@ -76,14 +75,9 @@ class Engine:
             small = refiner.small  # the frame shrunk for refining: the blur starts from it
         else:
             t1 = t0
-        if isinstance(self.compositor, CpuCompositor):
-            alpha8 = refiner.alpha8  # upsampled here, so that it counts as refining
-            t2 = time.monotonic()
-            out = self.compositor.compose_matte(image, alpha8, refiner.alpha8_small, small)
-        else:
-            alpha = refiner.alpha
-            t2 = time.monotonic()
-            out = self.compositor.compose(image, alpha)
+        alpha8 = refiner.alpha8  # upsampled here, so that it counts as refining
+        t2 = time.monotonic()
+        out = self.compositor.compose_matte(image, alpha8, refiner.alpha8_small, small)
         t3 = time.monotonic()
         times = self.times
         times.segment = (t1 - t0) * 1e3

@@ -52,12 +52,11 @@ import numpy as np
 import numpy.typing as npt
 
 from bgcam.compose import create_compositor
-from bgcam.compose.cpu import CpuCompositor
 from bgcam.config import Config, OutputConfig, SegmentConfig, load_config
 from bgcam.control.commands import CommandQueue, ToggleMemory
 from bgcam.engine import Engine
 from bgcam.errors import BgCamError, DeviceError
-from bgcam.frame import Frame, Image, Mask
+from bgcam.frame import Frame, Image
 from bgcam.governor import WINDOW, Governor
 from bgcam.ondemand import DemandWatcher, watch_readers
 from bgcam.refine import MaskRefiner
@@ -197,7 +196,6 @@ class Pipeline:
         self.governor = Governor(cfg.segment, cfg.output.fps, enabled=cfg.output.governor)
         self._every = self.governor.current.every
         self._masks: MaskBuffer | None = None
-        self._alpha_f: Mask | None = None
         self._seg_thread: threading.Thread | None = None
         self._threads_stop = threading.Event()
         self._handoff_lock = threading.Lock()
@@ -569,22 +567,12 @@ class Pipeline:
             compositor = engine.compositor
             if matte is None:
                 out = compositor.compose(frame.image, None)
-            elif isinstance(compositor, CpuCompositor):
-                out = compositor.compose_matte(frame.image, matte.full, matte.small)
             else:
-                out = compositor.compose(frame.image, self._float_alpha(matte.full))
+                out = compositor.compose_matte(frame.image, matte.full, matte.small)
             self._last_out = out
             self._out_seq += 1
         self.stats.stage("compose", (time.monotonic() - t0) * 1e3)
         return out, matte is None and cfg.compose.mode != "off"
-
-    def _float_alpha(self, alpha8: npt.NDArray[np.uint8]) -> Mask:
-        """``alpha8 / 255`` as float32 for backends that take a float alpha (reused buffer)."""
-        buf = self._alpha_f
-        if buf is None or buf.shape != alpha8.shape:
-            buf = self._alpha_f = np.empty(alpha8.shape, np.float32)
-        np.multiply(alpha8, np.float32(1.0 / 255.0), out=buf)
-        return buf
 
     def _card_for(self, text: str) -> Image:
         """A blurred still of the last output with a short note (cached per text and output)."""

@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from bgcam.config import ComposeConfig
 from bgcam.errors import BackendError
 from bgcam.frame import Image, Mask
@@ -23,6 +26,20 @@ class Compositor(Protocol):
         """The output frame for ``image``; the result may be reused by the next call."""
         ...
 
+    def compose_matte(
+        self,
+        image: Image,
+        alpha8: npt.NDArray[np.uint8],
+        alpha8_small: npt.NDArray[np.uint8] | None = None,
+        small: Image | None = None,
+    ) -> Image:
+        """:meth:`compose` with an 8-bit alpha (blended as ``alpha8 / 255``), the refiner's form.
+
+        ``alpha8_small`` is the working-size alpha ``alpha8`` was upsampled from and ``small``
+        the frame shrunk for refining; a backend may use them to skip work, or ignore them.
+        """
+        ...
+
     def update(self, cfg: ComposeConfig) -> None:
         """Apply new settings (mode, strength, type, background) between frames."""
         ...
@@ -31,6 +48,20 @@ class Compositor(Protocol):
 
 
 CompositorFactory = Callable[[ComposeConfig, tuple[int, int]], Compositor]
+
+
+class FloatAlpha:
+    """``alpha8 / 255`` as float32 in a reused buffer, for backends whose math is in float."""
+
+    def __init__(self) -> None:
+        self._buf: Mask | None = None
+
+    def __call__(self, alpha8: npt.NDArray[np.uint8]) -> Mask:
+        buf = self._buf
+        if buf is None or buf.shape != alpha8.shape:
+            buf = self._buf = np.empty(alpha8.shape, np.float32)
+        np.multiply(alpha8, np.float32(1.0 / 255.0), out=buf)
+        return buf
 
 
 _REGISTRY: dict[str, CompositorFactory] = {}

@@ -28,8 +28,9 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
-from bgcam.compose import register
+from bgcam.compose import FloatAlpha, register
 from bgcam.compose.plan import LINEAR_TYPES, BlurPlan
 from bgcam.config import ComposeConfig
 from bgcam.effects import BackgroundSlot, parse_color
@@ -138,6 +139,7 @@ class OnnxCompositor:
         self._plan = BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type)
         self._small_bg: Image | None = None
         self._slot = BackgroundSlot(self.frame_size)
+        self._float_alpha = FloatAlpha()
         self.cfg = cfg
         self.update(cfg)
         first = next(iter(self._runners.values()), None) or self._blend_runner(self.frame_size)
@@ -202,6 +204,16 @@ class OnnxCompositor:
     def close(self) -> None:
         self._slot.close()
         self._runners.clear()
+
+    def compose_matte(
+        self,
+        image: Image,
+        alpha8: npt.NDArray[np.uint8],
+        alpha8_small: npt.NDArray[np.uint8] | None = None,
+        small: Image | None = None,
+    ) -> Image:
+        """The 8-bit alpha as float (this backend's math is in float), then :meth:`compose`."""
+        return self.compose(image, self._float_alpha(alpha8))
 
     def compose(self, image: Image, alpha: Mask | None) -> Image:
         w, h = self.frame_size

@@ -32,8 +32,9 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
-from bgcam.compose import register
+from bgcam.compose import FloatAlpha, register
 from bgcam.compose.plan import BlurPlan
 from bgcam.config import ComposeConfig
 from bgcam.effects import BackgroundSlot, ImageBackground, disc_kernel, parse_color
@@ -282,6 +283,7 @@ class OpenClCompositor:
         self._color: UMat | None = None
         self._blur: ClBackgroundBlur | None = None
         self._slot = BackgroundSlot(self.frame_size)
+        self._float_alpha = FloatAlpha()
         self._background_u: UMat | None = None
         self.cfg = cfg
         self.update(cfg)
@@ -309,6 +311,16 @@ class OpenClCompositor:
     def close(self) -> None:
         self._slot.close()
         self._background_u = None
+
+    def compose_matte(
+        self,
+        image: Image,
+        alpha8: npt.NDArray[np.uint8],
+        alpha8_small: npt.NDArray[np.uint8] | None = None,
+        small: Image | None = None,
+    ) -> Image:
+        """The 8-bit alpha as float (this backend's math is in float), then :meth:`compose`."""
+        return self.compose(image, self._float_alpha(alpha8))
 
     def compose(self, image: Image, alpha: Mask | None) -> Image:
         w, h = self.frame_size

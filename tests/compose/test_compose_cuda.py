@@ -113,6 +113,18 @@ def test_output_buffer_is_reused_and_input_untouched(model_dir: Path) -> None:
         comp.close()
 
 
+def test_compose_matte_is_compose_of_alpha8_over_255(model_dir: Path) -> None:
+    image, alpha = frame_and_alpha((640, 480))
+    alpha8 = np.round(alpha * 255.0).astype(np.uint8)
+    comp = _on_cpu_provider(ComposeConfig(backend="cpu"), (640, 480))
+    try:
+        via_matte = comp.compose_matte(image, alpha8).copy()
+        direct = comp.compose(image, (alpha8 / 255.0).astype(np.float32))
+        assert np.array_equal(via_matte, direct)
+    finally:
+        comp.close()
+
+
 @pytest.mark.skipif(CUDA_MISSING is None, reason="CUDA works here; the failure path cannot be seen")
 def test_cuda_backend_without_a_gpu_says_why() -> None:
     with pytest.raises(BackendError) as err:
