@@ -50,18 +50,36 @@ class Compositor(Protocol):
 CompositorFactory = Callable[[ComposeConfig, tuple[int, int]], Compositor]
 
 
-class FloatAlpha:
-    """``alpha8 / 255`` as float32 in a reused buffer, for backends whose math is in float."""
+def check_inputs(frame_size: tuple[int, int], image: Image, alpha: Mask | None) -> None:
+    """Raise ValueError unless ``image`` is (H, W, 3) and ``alpha`` (H, W) for ``frame_size``."""
+    w, h = frame_size
+    if image.shape != (h, w, 3):
+        raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
+    if alpha is not None and alpha.shape != (h, w):
+        raise ValueError(f"alpha: expected shape ({h}, {w}), got {alpha.shape}")
 
-    def __init__(self) -> None:
-        self._buf: Mask | None = None
 
-    def __call__(self, alpha8: npt.NDArray[np.uint8]) -> Mask:
-        buf = self._buf
+class FloatCompositor:
+    """Base of backends whose math is in float: :meth:`compose_matte` converts the 8-bit alpha
+    (``alpha8 / 255`` into a reused buffer) and calls the subclass's ``compose``."""
+
+    _alpha_f: Mask | None = None
+
+    def compose(self, image: Image, alpha: Mask | None) -> Image:
+        raise NotImplementedError
+
+    def compose_matte(
+        self,
+        image: Image,
+        alpha8: npt.NDArray[np.uint8],
+        alpha8_small: npt.NDArray[np.uint8] | None = None,
+        small: Image | None = None,
+    ) -> Image:
+        buf = self._alpha_f
         if buf is None or buf.shape != alpha8.shape:
-            buf = self._buf = np.empty(alpha8.shape, np.float32)
+            buf = self._alpha_f = np.empty(alpha8.shape, np.float32)
         np.multiply(alpha8, np.float32(1.0 / 255.0), out=buf)
-        return buf
+        return self.compose(image, buf)
 
 
 _REGISTRY: dict[str, CompositorFactory] = {}

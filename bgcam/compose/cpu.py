@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from bgcam.compose import register
+from bgcam.compose import check_inputs, register
 from bgcam.config import ComposeConfig
 from bgcam.effects import (
     BackgroundSlot,
@@ -275,11 +275,7 @@ class CpuCompositor:
 
     def compose(self, image: Image, alpha: Mask | None) -> Image:
         """The output frame (owned, reused by the next call); ``alpha=None`` hides everything."""
-        w, h = self.frame_size
-        if image.shape != (h, w, 3):
-            raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
-        if alpha is not None and alpha.shape != (h, w):
-            raise ValueError(f"alpha: expected shape ({h}, {w}), got {alpha.shape}")
+        check_inputs(self.frame_size, image, alpha)
         a8 = None
         if alpha is not None and self.cfg.mode != "off":
             a8 = self._a8
@@ -301,9 +297,8 @@ class CpuCompositor:
         ``small`` is ``image`` shrunk (bilinear) to any size; the blur starts from it when that
         is the size it would shrink to itself.
         """
+        check_inputs(self.frame_size, image, None)
         w, h = self.frame_size
-        if image.shape != (h, w, 3):
-            raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
         if alpha8.shape != (h, w) or alpha8.dtype != np.uint8:
             raise ValueError(
                 f"alpha8: expected uint8 ({h}, {w}), got {alpha8.dtype} {alpha8.shape}"

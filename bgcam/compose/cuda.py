@@ -28,9 +28,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 
-from bgcam.compose import FloatAlpha, register
+from bgcam.compose import FloatCompositor, check_inputs, register
 from bgcam.compose.plan import LINEAR_TYPES, BlurPlan
 from bgcam.config import ComposeConfig
 from bgcam.effects import BackgroundSlot, parse_color
@@ -118,7 +117,7 @@ class _Runner:
         return self.out
 
 
-class OnnxCompositor:
+class OnnxCompositor(FloatCompositor):
     """Modes blur / replace / remove / off as ONNX graphs on ``providers`` (first must run)."""
 
     name = "cuda"
@@ -139,7 +138,6 @@ class OnnxCompositor:
         self._plan = BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type)
         self._small_bg: Image | None = None
         self._slot = BackgroundSlot(self.frame_size)
-        self._float_alpha = FloatAlpha()
         self.cfg = cfg
         self.update(cfg)
         first = next(iter(self._runners.values()), None) or self._blend_runner(self.frame_size)
@@ -205,22 +203,8 @@ class OnnxCompositor:
         self._slot.close()
         self._runners.clear()
 
-    def compose_matte(
-        self,
-        image: Image,
-        alpha8: npt.NDArray[np.uint8],
-        alpha8_small: npt.NDArray[np.uint8] | None = None,
-        small: Image | None = None,
-    ) -> Image:
-        """The 8-bit alpha as float (this backend's math is in float), then :meth:`compose`."""
-        return self.compose(image, self._float_alpha(alpha8))
-
     def compose(self, image: Image, alpha: Mask | None) -> Image:
-        w, h = self.frame_size
-        if image.shape != (h, w, 3):
-            raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
-        if alpha is not None and alpha.shape != (h, w):
-            raise ValueError(f"alpha: expected shape ({h}, {w}), got {alpha.shape}")
+        check_inputs(self.frame_size, image, alpha)
         mode = self.cfg.mode
         if mode == "off":
             np.copyto(self._copy, image)

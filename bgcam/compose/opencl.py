@@ -32,9 +32,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 
-from bgcam.compose import FloatAlpha, register
+from bgcam.compose import FloatCompositor, check_inputs, register
 from bgcam.compose.plan import BlurPlan
 from bgcam.config import ComposeConfig
 from bgcam.effects import BackgroundSlot, ImageBackground, disc_kernel, parse_color
@@ -266,7 +265,7 @@ class ClBackgroundBlur:
         return self._full
 
 
-class OpenClCompositor:
+class OpenClCompositor(FloatCompositor):
     """Modes blur / replace / remove / off on the OpenCL device, for frames of one size."""
 
     name = "opencl"
@@ -283,7 +282,6 @@ class OpenClCompositor:
         self._color: UMat | None = None
         self._blur: ClBackgroundBlur | None = None
         self._slot = BackgroundSlot(self.frame_size)
-        self._float_alpha = FloatAlpha()
         self._background_u: UMat | None = None
         self.cfg = cfg
         self.update(cfg)
@@ -312,22 +310,8 @@ class OpenClCompositor:
         self._slot.close()
         self._background_u = None
 
-    def compose_matte(
-        self,
-        image: Image,
-        alpha8: npt.NDArray[np.uint8],
-        alpha8_small: npt.NDArray[np.uint8] | None = None,
-        small: Image | None = None,
-    ) -> Image:
-        """The 8-bit alpha as float (this backend's math is in float), then :meth:`compose`."""
-        return self.compose(image, self._float_alpha(alpha8))
-
     def compose(self, image: Image, alpha: Mask | None) -> Image:
-        w, h = self.frame_size
-        if image.shape != (h, w, 3):
-            raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
-        if alpha is not None and alpha.shape != (h, w):
-            raise ValueError(f"alpha: expected shape ({h}, {w}), got {alpha.shape}")
+        check_inputs(self.frame_size, image, alpha)
         if self.cfg.mode == "off":
             np.copyto(self._copy, image)
             return self._copy
