@@ -7,7 +7,9 @@ can be told to go silent after the headers (a read that blocks).
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +21,13 @@ import numpy as np
 import pytest
 from skimage import data
 
+from bgcam.control.socket import ControlClient
+from bgcam.errors import BgCamError
+
 Image = np.ndarray
+
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository root (daemon subprocesses run there)."""
 
 
 def astronaut_frames(n: int, size: tuple[int, int] = (320, 180)) -> list[Image]:
@@ -136,3 +144,86 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str =
 def models_env(request: pytest.FixtureRequest) -> str:
     """The model dir from the suite's ``model_dir`` fixture (tests/conftest.py)."""
     return str(request.getfixturevalue("model_dir"))
+
+
+def client_ready(socket_path: Path | None = None) -> bool:
+    """True once the daemon answers ``status`` (its frame loop runs)."""
+    try:
+        with ControlClient(socket_path, timeout=5) as c:
+            c.call("status")
+    except BgCamError:  # not running yet, or running but not yet applying commands
+        return False
+    return True
+
+
+class DaemonProcess:
+    """A daemon subprocess whose output is collected by a reader thread (no pipe stalls)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], socket_path: Path) -> None:
+        self.socket_path = socket_path
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_log(self, text: str, timeout: float = 60.0) -> None:
+        wait_for(
+            lambda: text in self.output or self.proc.poll() is not None,
+            timeout,
+            what=f"{text!r} in the log",
+        )
+        assert text in self.output, f"daemon exited ({self.proc.returncode}):\n{self.output}"
+
+    def wait_serving(self, timeout: float = 60.0) -> None:
+        """Wait until the socket answers; on failure kill the daemon (no stray processes)."""
+        try:
+            wait_for(
+                lambda: self.proc.poll() is not None or client_ready(self.socket_path),
+                timeout,
+                what="the daemon's socket",
+            )
+            assert self.proc.poll() is None, (
+                f"daemon exited ({self.proc.returncode}):\n{self.output}"
+            )
+        except BaseException:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait(10)
+            raise
+
+    def send_signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def finish(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> str:
+        """Send ``sig`` (if still running), wait for the exit, return the whole output."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise
+        finally:
+            self._reader.join(10)
+        return self.output
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,22 +18,13 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from web_support import ROOT, photo, wait_for
+from web_support import photo
 
 from bgcam.control.socket import ControlClient, NotRunningError
 from bgcam.web.access import TOKEN_NAME, panel_url, read_access
+from tests.live_media import DaemonProcess, free_port, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def _wired() -> bool:
-    """Whether `bgcam run` starts the panel yet (the live pipeline calls start_web)."""
-    places = ["bgcam/cli/run.py", "bgcam/pipeline.py", "bgcam/control/runtime.py"]
-    return any(
-        "start_web" in (ROOT / p).read_text(encoding="utf-8")
-        for p in places
-        if (ROOT / p).is_file()
-    )
 
 
 def make_clip(path: Path, frames: int = 60) -> Path:
@@ -50,50 +38,10 @@ def make_clip(path: Path, frames: int = 60) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Daemon:
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> int:
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(30)
-        finally:
-            if self.alive():
-                self.proc.kill()
-            self._reader.join(10)
-
-
 @pytest.fixture
 def daemon(
     tmp_path: Path, rundir: Path, web_models: Path
-) -> Iterator[tuple[Daemon, dict[str, str]]]:
-    if not _wired():
-        pytest.skip("`bgcam run` does not start the web panel yet (no start_web call)")
+) -> Iterator[tuple[DaemonProcess, dict[str, str]]]:
     clip = make_clip(tmp_path / "clip.mp4")
     env = {
         **os.environ,
@@ -110,10 +58,10 @@ def daemon(
         "--set", "web.enabled=true",
         "--set", f"web.port={free_port()}",
     ]  # fmt: skip
-    d = Daemon(argv, env)
+    d = DaemonProcess(argv, env, rundir / "control.sock")
 
     def ready() -> bool:
-        if not d.alive():
+        if d.proc.poll() is not None:
             return True
         if not (rundir / TOKEN_NAME).exists():
             return False
@@ -124,13 +72,13 @@ def daemon(
             return False
 
     wait_for(ready, 120, what="the daemon to serve its panel and send frames")
-    assert d.alive(), d.output
+    assert d.proc.poll() is None, d.output
     yield d, env
-    d.stop()
+    d.finish()
 
 
 def test_bgcam_run_panel_in_a_browser(
-    daemon: tuple[Daemon, dict[str, str]], rundir: Path, browser: Any, artifacts: Path
+    daemon: tuple[DaemonProcess, dict[str, str]], rundir: Path, browser: Any, artifacts: Path
 ) -> None:
     proc, env = daemon
     url, token = read_access(rundir)
@@ -167,5 +115,6 @@ def test_bgcam_run_panel_in_a_browser(
         page.screenshot(path=str(artifacts / "web-panel-e2e.png"), full_page=True)
     finally:
         context.close()
-    assert proc.stop() == 0, proc.output
+    output = proc.finish()
+    assert proc.returncode == 0, output
     assert not (rundir / TOKEN_NAME).exists()
