@@ -68,16 +68,16 @@ class Engine:
         refiner = self.refiner
         small: Image | None = None
         if segment or not self._refined:
-            low = self.segmenter.segment(image)
+            # Shrunk once for both: the segmenter starts from the refiner's copy when it can.
+            low = self.segmenter.segment(image, refiner.shrink(image))
             t1 = time.monotonic()
             refiner.update(low, image)
             self._refined = True
             small = refiner.small  # the frame shrunk for refining: the blur starts from it
         else:
             t1 = t0
-        alpha8 = refiner.alpha8  # upsampled here, so that it counts as refining
         t2 = time.monotonic()
-        out = self.compositor.compose_matte(image, alpha8, refiner.alpha8_small, small)
+        out = self.compositor.compose_matte(image, refiner.alpha8_small, small)
         t3 = time.monotonic()
         times = self.times
         times.segment = (t1 - t0) * 1e3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -41,3 +42,25 @@ def check_image(image: object, name: str = "image") -> Image:
     if image.dtype != np.uint8:
         raise ValueError(f"{name}: expected dtype uint8, got {image.dtype}")
     return image
+
+
+def upsample_alpha8(
+    alpha8_small: npt.NDArray[np.uint8],
+    size: tuple[int, int],
+    dst: npt.NDArray[np.uint8] | None = None,
+) -> npt.NDArray[np.uint8]:
+    """The frame-size 8-bit alpha of a working-size one: bilinear (OpenCV ``INTER_LINEAR``).
+
+    This is *the* definition of a matte's full-size alpha: the refiner reports it, every
+    compositor blends with it (the CPU one computes only the tiles it needs, bit-exactly).
+    """
+    w, h = size
+    if alpha8_small.shape == (h, w):
+        if dst is None:
+            return alpha8_small
+        np.copyto(dst, alpha8_small)
+        return dst
+    if dst is None:
+        dst = np.empty((h, w), np.uint8)
+    cv2.resize(alpha8_small, (w, h), dst=dst, interpolation=cv2.INTER_LINEAR)
+    return dst

@@ -86,8 +86,11 @@ def _read_image(path: Path) -> Image | None:
     return cast(Image, image) if image is not None and image.size else None
 
 
-def _open_video(path: Path) -> cv2.VideoCapture:
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+def _open_video(path: Path, threads: int = 0) -> cv2.VideoCapture:
+    """Open a video with FFmpeg (any backend as a fallback); ``threads`` > 0 limits the
+    decoder's threads (0: FFmpeg's choice, one per core)."""
+    params = [cv2.CAP_PROP_N_THREADS, threads] if threads > 0 else []
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
     if not cap.isOpened():
         cap = cv2.VideoCapture(str(path), cv2.CAP_ANY)
     return cap

@@ -4,9 +4,9 @@ Threads (``bgcam run`` has two busy ones, so both cores work):
 
 - the **capture thread** of the :class:`~bgcam.sources.Source` keeps only the newest frame;
 - the **segmentation thread** takes the newest frame, runs the segmenter and the refiner (temporal
-  smoother + edge alignment) and publishes the full-resolution alpha with the index and capture
-  time of its frame (a triple buffer: publishing never waits for the reader, reading never sees a
-  half-written mask);
+  smoother + edge alignment) and publishes the working-size 8-bit matte with the index and
+  capture time of its frame (a triple buffer: publishing never waits for the reader, reading
+  never sees a half-written mask);
 - the **output thread** (the caller of :meth:`Pipeline.run`, the main thread under ``bgcam run``,
   so signals reach it) ticks at exactly ``output.fps``. On each tick it applies queued commands,
   composes the newest frame with the newest usable alpha and sends it; with no new frame it
@@ -67,7 +67,7 @@ from bgcam.stats import Stats, format_line
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MaskBuffer", "Matte", "Pipeline", "max_mask_age", "output_size"]
+__all__ = ["MaskBuffer", "Pipeline", "max_mask_age", "output_size"]
 
 MAX_MASK_AGE = 0.2
 """Seconds a mask may be older (or newer) than the frame it is composed with."""
@@ -102,35 +102,27 @@ def output_size(out: OutputConfig, native: tuple[int, int]) -> tuple[int, int]:
     return max(2, w - w % 2), max(2, h - h % 2)
 
 
-class Matte:
-    """A handed-over alpha: 8-bit at frame size, and the working-size one it was upsampled from."""
-
-    def __init__(self, size: tuple[int, int], small: tuple[int, int]) -> None:
-        self.full: npt.NDArray[np.uint8] = np.zeros((size[1], size[0]), np.uint8)
-        self.small: npt.NDArray[np.uint8] = np.zeros((small[1], small[0]), np.uint8)
-
-    def fill(self, refiner: MaskRefiner) -> None:
-        """Copy the refiner's last alpha (the refiner reuses its buffers; these are owned)."""
-        np.copyto(self.full, refiner.alpha8)
-        np.copyto(self.small, refiner.alpha8_small)
-
-
 class MaskBuffer:
-    """Three mattes: one being written, one ready, one being read (never waits or tears)."""
+    """Three working-size 8-bit mattes (the refiner's ``alpha8_small``): one being written, one
+    ready, one being read (never waits or tears). Compositors upsample them as they blend."""
 
-    def __init__(self, size: tuple[int, int], small: tuple[int, int] | None = None) -> None:
-        self._bufs = [Matte(size, small or size) for _ in range(3)]
+    def __init__(self, size: tuple[int, int]) -> None:
+        self._bufs = [np.zeros((size[1], size[0]), np.uint8) for _ in range(3)]
         self._write, self._ready, self._read = 0, 1, 2
         self._fresh = False
         self._ready_meta: tuple[int, float] | None = None
         self._read_meta: tuple[int, float] | None = None
         self._lock = threading.Lock()
 
-    def slot(self) -> Matte:
-        """The matte to fill before :meth:`publish` (segmentation thread only)."""
-        return self._bufs[self._write]
+    def publish(self, matte: npt.NDArray[np.uint8], index: int, t_capture: float) -> None:
+        """Copy ``matte`` in (the refiner reuses its buffer) and make it the newest one.
 
-    def publish(self, index: int, t_capture: float) -> None:
+        Segmentation thread only. A matte of another size (a new refiner) gets a new buffer.
+        """
+        buf = self._bufs[self._write]
+        if buf.shape != matte.shape:
+            buf = self._bufs[self._write] = np.empty_like(matte)
+        np.copyto(buf, matte)
         with self._lock:
             self._write, self._ready = self._ready, self._write
             self._ready_meta = (index, t_capture)
@@ -142,7 +134,7 @@ class MaskBuffer:
             self._fresh = False
             self._ready_meta = self._read_meta = None
 
-    def acquire(self) -> tuple[Matte, int, float] | None:
+    def acquire(self) -> tuple[npt.NDArray[np.uint8], int, float] | None:
         """The newest matte with its frame index and capture time (output thread only)."""
         with self._lock:
             if self._fresh:
@@ -336,7 +328,7 @@ class Pipeline:
             log.info("processing and output at %dx%d (source %dx%d)", *size, *native)
         try:
             self.engine = Engine(self._effective(cfg), size, segmenter=self._segmenter_override)
-            self._masks = MaskBuffer(size, self.engine.refiner.work_size)
+            self._masks = MaskBuffer(self.engine.refiner.work_size)
             sink.open(size, cfg.output.fps)
         except BaseException:
             source.stop()
@@ -518,13 +510,12 @@ class Pipeline:
                 continue
             try:
                 t0 = time.monotonic()
-                low = engine.segmenter.segment(frame.image)
-                t1 = time.monotonic()
                 refiner = engine.refiner
+                low = engine.segmenter.segment(frame.image, refiner.shrink(frame.image))
+                t1 = time.monotonic()
                 refiner.update(low, frame.image)
-                masks.slot().fill(refiner)  # the upsample to frame size counts as refining
                 t2 = time.monotonic()
-                masks.publish(frame.index, frame.t_capture)
+                masks.publish(refiner.alpha8_small, frame.index, frame.t_capture)
             except Exception as exc:
                 masks.invalidate()
                 self.stats.segmented(error=True)
@@ -553,7 +544,7 @@ class Pipeline:
     def _compose(self, frame: Frame) -> tuple[Image, bool]:
         engine, masks = self.engine, self._masks
         assert engine is not None and masks is not None
-        matte: Matte | None = None
+        matte: npt.NDArray[np.uint8] | None = None
         cfg = self._cfg
         if cfg.compose.mode != "off":
             got = masks.acquire()
@@ -568,7 +559,7 @@ class Pipeline:
             if matte is None:
                 out = compositor.compose(frame.image, None)
             else:
-                out = compositor.compose_matte(frame.image, matte.full, matte.small)
+                out = compositor.compose_matte(frame.image, matte)
             self._last_out = out
             self._out_seq += 1
         self.stats.stage("compose", (time.monotonic() - t0) * 1e3)

@@ -5,8 +5,9 @@ that its height stays at or above ``refine.work_height`` (with the default 128: 
 320x180, 1920x1080 → 240x135, 854x480 → 427x240). Per frame:
 
 1. **Guide.** The frame is shrunk to the working size (bilinear, one pass) and turned to grey.
-   The shrunk colour frame is kept (:attr:`MaskRefiner.small`): the compositor's background blur
-   starts from it instead of shrinking the full frame a second time.
+   The shrunk colour frame is kept (:attr:`MaskRefiner.small`): the segmenter (when its input
+   is no larger: :meth:`MaskRefiner.shrink` runs first) and the compositor's background blur
+   start from it instead of shrinking the full frame again.
 2. **Edge alignment.** The model mask, upsampled to the working size, goes through a guided
    filter (He et al.) with the grey frame as guide: where the image has an edge near the mask's
    edge, the alpha snaps to it; in flat regions the mask is only smoothed.
@@ -20,10 +21,12 @@ that its height stays at or above ``refine.work_height`` (with the default 128: 
    smoothed value crosses ``0.5 ± hysteresis``; the output is nudged towards the kept label near
    0.5 so that noise cannot make the edge flicker by a pixel back and forth.
 5. **Output.** The sharpened matte is rounded to 8 bits at the working size
-   (:attr:`MaskRefiner.alpha8_small`) and upsampled (bilinear, 8-bit fixed point) to the frame
-   size (:attr:`MaskRefiner.alpha8`). The float32 alpha in [0, 1] (:attr:`MaskRefiner.alpha`) is
-   exactly ``alpha8 / 255``, computed only when asked for: the CPU compositor blends with
-   ``alpha8`` itself, so what is composited and what is reported are the same matte.
+   (:attr:`MaskRefiner.alpha8_small`); that is what the compositors take. Its frame-size form
+   (:attr:`MaskRefiner.alpha8`, :func:`bgcam.frame.upsample_alpha8`: bilinear, 8-bit fixed
+   point) and the float32 alpha in [0, 1] (:attr:`MaskRefiner.alpha`, exactly ``alpha8 / 255``)
+   are computed only when asked for. The CPU compositor computes the same upsample, bit for bit,
+   only in the tiles along the silhouette, so what is composited and what is reported are the
+   same matte.
 
 Every array kept from one frame to the next (``_state``, ``_label``, ``_fprev``) is owned by the
 refiner and written by copy: the segmenter's output buffer is reused by it and never kept here.
@@ -42,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bgcam.config import RefineConfig
-from bgcam.frame import Image, Mask
+from bgcam.frame import Image, Mask, upsample_alpha8
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +194,7 @@ class MaskRefiner:
         self._alpha = np.zeros((h, w), np.float32)
         self._a8_stale = False
         self._alpha_stale = False
+        self._shrunk_from: Image | None = None
         self._lut = (np.arange(256, dtype=np.float32) / np.float32(255.0)).reshape(1, 256)
         # History: owned, written only by copy (never a view of a caller's buffer).
         self._state = f32()
@@ -260,8 +264,7 @@ class MaskRefiner:
     def alpha8(self) -> npt.NDArray[np.uint8]:
         """The last alpha at frame size, 0–255: :attr:`alpha8_small` upsampled (bilinear)."""
         if self._a8_stale:
-            w, h = self.frame_size
-            cv2.resize(self._a8_small, (w, h), dst=self._a8, interpolation=cv2.INTER_LINEAR)
+            upsample_alpha8(self._a8_small, self.frame_size, self._a8)
             self._a8_stale = False
         return self._a8
 
@@ -280,16 +283,28 @@ class MaskRefiner:
         self.update(mask_low, image)
         return self.alpha
 
-    def update(self, mask_low: Mask, image: Image) -> None:
-        """Refine ``mask_low`` for ``image`` at the working size; results via the properties."""
+    def shrink(self, image: Image) -> Image:
+        """Shrink ``image`` to the working size now (:attr:`small`) and return it.
+
+        For a caller that wants the shrunk frame before segmenting (a segmenter may start from
+        it); the next :meth:`update` for the same ``image`` then uses it.
+        """
         w, h = self.frame_size
         if image.shape != (h, w, 3):
             raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
+        cv2.resize(image, self.work_size, dst=self._small, interpolation=cv2.INTER_LINEAR)
+        self._shrunk_from = image  # released by the next update
+        return self._small
+
+    def update(self, mask_low: Mask, image: Image) -> None:
+        """Refine ``mask_low`` for ``image`` at the working size; results via the properties."""
         if mask_low.ndim != 2:
             raise ValueError(f"mask: expected shape (h, w), got {mask_low.shape}")
+        if self._shrunk_from is not image:
+            self.shrink(image)
+        self._shrunk_from = None
         cfg = self.cfg
         ww, wh = self.work_size
-        cv2.resize(image, (ww, wh), dst=self._small, interpolation=cv2.INTER_LINEAR)
         cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._gray8)
         cv2.LUT(self._gray8, self._lut, dst=self._gray)  # grey / 255 as float32
         low = self._low

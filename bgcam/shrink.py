@@ -16,8 +16,8 @@ from bgcam.frame import Image
 class Shrinker:
     """Shrinks BGR uint8 frames to ``size`` (width, height), reusing its buffers.
 
-    ``shrink(image)`` returns the shrunk image in a buffer the Shrinker owns (overwritten by the
-    next call).
+    ``shrink(image[, hint])`` returns the shrunk image in a buffer the Shrinker owns
+    (overwritten by the next call).
     """
 
     def __init__(self, size: tuple[int, int]) -> None:
@@ -25,8 +25,19 @@ class Shrinker:
         self._dst: Image = np.empty((h, w, 3), np.uint8)
         self._mid: Image = np.empty((2 * h, 2 * w, 3), np.uint8)
 
-    def shrink(self, image: Image) -> Image:
+    def shrink(self, image: Image, hint: Image | None = None) -> Image:
+        """``image`` shrunk to :attr:`size`. ``hint``, when given, is the same frame already
+        shrunk (bilinear) to some size, e.g. by the refiner; when it is at least :attr:`size`
+        it is shrunk instead of the full frame, by one bilinear pass when it is at most twice
+        the size (each output pixel then reads the 2x2 block it covers), else as a frame is."""
         w, h = self.size
+        if hint is not None:
+            hint_h, hint_w = hint.shape[:2]
+            if hint_w >= w and hint_h >= h:
+                if hint_w <= 2 * w and hint_h <= 2 * h and (hint_w, hint_h) != (w, h):
+                    cv2.resize(hint, (w, h), dst=self._dst, interpolation=cv2.INTER_LINEAR)
+                    return self._dst
+                image = hint
         src_h, src_w = image.shape[:2]
         if (src_w, src_h) == (w, h):
             np.copyto(self._dst, image)

@@ -40,29 +40,12 @@ import numpy as np
 
 from bgcam.config import Config, load_config
 from bgcam.engine import Engine
-from bgcam.frame import Image, Mask
+from bgcam.frame import Mask
 from bgcam.segment import Segmenter, create_segmenter
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
-
-
-class RecordingSegmenter:
-    """Wraps a segmenter and keeps a copy of its last output (the raw model mask)."""
-
-    def __init__(self, inner: Segmenter) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.last: Mask | None = None
-
-    def segment(self, image: Image) -> Mask:
-        mask = self.inner.segment(image)
-        self.last = mask.copy()  # the segmenter reuses its buffer
-        return mask
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def frames_of(folder: Path) -> list[Path]:
@@ -87,20 +70,25 @@ def run_sequence(
     if first is None:
         raise SystemExit(f"cannot read {frames[0]}")
     h, w = first.shape[:2]
-    seg = RecordingSegmenter(create_segmenter(cfg.segment, (w, h)))
+    # The raw model as a user of it would run it: its own segmenter, on the frame itself.
+    raw_seg: Segmenter = create_segmenter(cfg.segment, (w, h))
     raw_full = np.empty((h, w), np.float32)
-    with Engine(cfg, (w, h), segmenter=seg) as engine:
-        for path in frames:
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None or image.shape[:2] != (h, w):
-                raise SystemExit(f"{path}: unreadable or not {w}x{h}")
-            engine.process(image)
-            assert engine.alpha is not None and seg.last is not None
-            cv2.imwrite(str(out_dir / f"{path.stem}.png"), to_png8(engine.alpha))
-            cv2.resize(seg.last, (w, h), dst=raw_full, interpolation=cv2.INTER_LINEAR)
-            cv2.imwrite(str(raw_dir / f"{path.stem}.png"), to_png8(raw_full))
-            t = engine.times
-            yield t.segment, t.refine, t.compose
+    try:
+        with Engine(cfg, (w, h)) as engine:
+            for path in frames:
+                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                if image is None or image.shape[:2] != (h, w):
+                    raise SystemExit(f"{path}: unreadable or not {w}x{h}")
+                engine.process(image)
+                assert engine.alpha is not None
+                cv2.imwrite(str(out_dir / f"{path.stem}.png"), to_png8(engine.alpha))
+                raw = raw_seg.segment(image)
+                cv2.resize(raw, (w, h), dst=raw_full, interpolation=cv2.INTER_LINEAR)
+                cv2.imwrite(str(raw_dir / f"{path.stem}.png"), to_png8(raw_full))
+                t = engine.times
+                yield t.segment, t.refine, t.compose
+    finally:
+        raw_seg.close()
 
 
 def maskeval(tools: Path, gt: Path, pred: Path) -> dict[str, Any]:

@@ -43,7 +43,7 @@ class RecordingSink:
 class RaisingSegmenter:
     name = "raising"
 
-    def segment(self, image: Image) -> Mask:
+    def segment(self, image: Image, small: Image | None = None) -> Mask:
         raise RuntimeError("model exploded")
 
     def close(self) -> None:
@@ -63,7 +63,7 @@ class StallingSegmenter:
         self.mask = np.zeros((36, 64), np.float32)
         self.mask[:, :32] = 1.0
 
-    def segment(self, image: Image) -> Mask:
+    def segment(self, image: Image, small: Image | None = None) -> Mask:
         self.calls += 1
         if self.calls > self.good:
             self.stalled.set()
@@ -214,17 +214,23 @@ def test_on_demand_through_real_inotify(clip: tuple[Path, list[Image]], tmp_path
 
 
 def test_mask_buffer_hands_over_without_tearing() -> None:
-    buf = MaskBuffer((4, 2), (2, 1))
+    buf = MaskBuffer((4, 2))
     assert buf.acquire() is None
-    buf.slot().full[:] = 255
-    buf.publish(7, 1.5)
-    matte, index, t = buf.acquire()
-    assert index == 7 and t == 1.5 and matte.full.min() == 255
-    assert matte.small.shape == (1, 2)
-    buf.slot().full[:] = 128  # writing the next one does not touch the one being read
-    assert matte.full.min() == 255
-    buf.publish(8, 1.6)
-    assert buf.acquire()[1] == 8
+    refiner_buffer = np.full((2, 4), 255, np.uint8)
+    buf.publish(refiner_buffer, 7, 1.5)
+    refiner_buffer[:] = 0  # the published matte is a copy, not the refiner's buffer
+    got = buf.acquire()
+    assert got is not None
+    matte, index, t = got
+    assert index == 7 and t == 1.5 and matte.min() == 255
+    buf.publish(np.full((2, 4), 128, np.uint8), 8, 1.6)  # does not touch the one being read
+    assert matte.min() == 255
+    got = buf.acquire()
+    assert got is not None and got[1] == 8 and got[0].min() == 128
+    # A new refiner with another working size: the next matte has that size.
+    buf.publish(np.full((3, 5), 9, np.uint8), 9, 1.7)
+    got = buf.acquire()
+    assert got is not None and got[0].shape == (3, 5) and got[0].min() == 9
     buf.invalidate()
     assert buf.acquire() is None
 

@@ -91,6 +91,25 @@ def test_outputs_are_one_matte_at_three_sizes() -> None:
         )
 
 
+def test_a_frame_shrunk_before_segmenting_is_used_for_that_frame_only() -> None:
+    """shrink(image) then update(low, image) is update(low, image); a different frame given
+    to update is shrunk itself (the shrunk copy belongs to the frame it was made from)."""
+    img = astronaut()
+    other = cv2.flip(img, 1)
+    low = np.random.default_rng(6).random((144, 256), dtype=np.float32)
+    plain, early = MaskRefiner(RefineConfig(), (640, 480)), MaskRefiner(RefineConfig(), (640, 480))
+    plain.update(low, img)
+    small = early.shrink(img)
+    assert small is early.small and small.shape == (240, 320, 3)
+    early.update(low, img)
+    np.testing.assert_array_equal(early.alpha8_small, plain.alpha8_small)
+    early.shrink(img)
+    early.update(low, other)
+    np.testing.assert_array_equal(
+        early.small, cv2.resize(other, (320, 240), interpolation=cv2.INTER_LINEAR)
+    )
+
+
 def test_subnormal_model_output_counts_as_zero() -> None:
     """A sigmoid's ~1e-40 outputs are flushed (they make float arithmetic ~30x slower)."""
     img, low = square_scene(60)

@@ -31,3 +31,19 @@ def test_shrink_matches_area_average(
     diff = np.abs(out.astype(np.int16) - reference.astype(np.int16))
     assert float(diff.mean()) < 2.0  # grey levels: visually the same box average
     assert shrinker.shrink(frame) is out  # the buffer is reused
+
+
+def test_a_shrunk_copy_of_the_frame_is_used_when_it_is_large_enough(
+    astronaut: npt.NDArray[np.uint8],
+) -> None:
+    """Up to twice the target: one bilinear pass from the copy; smaller than the target: the
+    frame itself is shrunk; either way close to the box average of the frame."""
+    frame = cv2.resize(astronaut, (1280, 720), interpolation=cv2.INTER_CUBIC)
+    reference = cv2.resize(frame, (256, 144), interpolation=cv2.INTER_AREA)
+    shrinker = Shrinker((256, 144))
+    hint = cv2.resize(frame, (320, 180), interpolation=cv2.INTER_LINEAR)
+    out = shrinker.shrink(frame, hint).copy()
+    np.testing.assert_array_equal(out, cv2.resize(hint, (256, 144), interpolation=cv2.INTER_LINEAR))
+    assert float(np.abs(out.astype(np.int16) - reference).mean()) < 3.0
+    too_small = cv2.resize(frame, (160, 90), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(shrinker.shrink(frame, too_small), shrinker.shrink(frame))

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from bgcam.config import ComposeConfig
 from bgcam.errors import BackendError
-from bgcam.frame import Image, Mask
+from bgcam.frame import Image, Mask, upsample_alpha8
 
 
 class Compositor(Protocol):
@@ -27,16 +27,14 @@ class Compositor(Protocol):
         ...
 
     def compose_matte(
-        self,
-        image: Image,
-        alpha8: npt.NDArray[np.uint8],
-        alpha8_small: npt.NDArray[np.uint8] | None = None,
-        small: Image | None = None,
+        self, image: Image, alpha8_small: npt.NDArray[np.uint8], small: Image | None = None
     ) -> Image:
-        """:meth:`compose` with an 8-bit alpha (blended as ``alpha8 / 255``), the refiner's form.
+        """:meth:`compose` with the refiner's matte: an 8-bit alpha at the working size (or at
+        frame size), blended as ``upsample_alpha8(alpha8_small) / 255``
+        (:func:`bgcam.frame.upsample_alpha8`).
 
-        ``alpha8_small`` is the working-size alpha ``alpha8`` was upsampled from and ``small``
-        the frame shrunk for refining; a backend may use them to skip work, or ignore them.
+        ``small``, when given, is ``image`` shrunk (bilinear) to some size, for instance by the
+        refiner; a backend may start its blur from it, or ignore it.
         """
         ...
 
@@ -59,27 +57,43 @@ def check_inputs(frame_size: tuple[int, int], image: Image, alpha: Mask | None) 
         raise ValueError(f"alpha: expected shape ({h}, {w}), got {alpha.shape}")
 
 
-class FloatCompositor:
-    """Base of backends whose math is in float: :meth:`compose_matte` converts the 8-bit alpha
-    (``alpha8 / 255`` into a reused buffer) and calls the subclass's ``compose``."""
+def check_matte(frame_size: tuple[int, int], alpha8_small: npt.NDArray[np.uint8]) -> None:
+    """Raise ValueError unless ``alpha8_small`` is a 2-D uint8 map no larger than the frame."""
+    w, h = frame_size
+    shape = alpha8_small.shape
+    if (
+        alpha8_small.dtype != np.uint8
+        or len(shape) != 2
+        or not (0 < shape[0] <= h and 0 < shape[1] <= w)
+    ):
+        raise ValueError(
+            f"alpha8_small: expected a uint8 (h, w) map with h ≤ {h} and w ≤ {w}, "
+            f"got {alpha8_small.dtype} {shape}"
+        )
 
+
+class FloatCompositor:
+    """Base of backends whose math is in float: :meth:`compose_matte` upsamples the 8-bit
+    matte and converts it (``alpha8 / 255``, into reused buffers), then calls ``compose``."""
+
+    frame_size: tuple[int, int]
+    _alpha8: npt.NDArray[np.uint8] | None = None
     _alpha_f: Mask | None = None
 
     def compose(self, image: Image, alpha: Mask | None) -> Image:
         raise NotImplementedError
 
     def compose_matte(
-        self,
-        image: Image,
-        alpha8: npt.NDArray[np.uint8],
-        alpha8_small: npt.NDArray[np.uint8] | None = None,
-        small: Image | None = None,
+        self, image: Image, alpha8_small: npt.NDArray[np.uint8], small: Image | None = None
     ) -> Image:
-        buf = self._alpha_f
-        if buf is None or buf.shape != alpha8.shape:
-            buf = self._alpha_f = np.empty(alpha8.shape, np.float32)
-        np.multiply(alpha8, np.float32(1.0 / 255.0), out=buf)
-        return self.compose(image, buf)
+        check_matte(self.frame_size, alpha8_small)
+        w, h = self.frame_size
+        if self._alpha8 is None or self._alpha_f is None:
+            self._alpha8 = np.empty((h, w), np.uint8)
+            self._alpha_f = np.empty((h, w), np.float32)
+        a8 = upsample_alpha8(alpha8_small, self.frame_size, self._alpha8)
+        np.multiply(a8, np.float32(1.0 / 255.0), out=self._alpha_f)
+        return self.compose(image, self._alpha_f)
 
 
 _REGISTRY: dict[str, CompositorFactory] = {}

@@ -14,21 +14,27 @@ alpha is 1, and the soft blend ``round((I·a + bg·(255 − a)) / 255)`` is comp
 tiles that hold a fractional alpha (the silhouette's edge band, a few percent of the frame),
 gathered into long rows. Buffers are allocated once per frame size.
 
-:meth:`CpuCompositor.compose_matte` is the engine's fast path: it takes the refiner's 8-bit alpha
-(and the small alpha it was upsampled from, and the frame already shrunk for refining), so the
-edge tiles and the blur weights are found at the small size and the full frame is shrunk once
-per frame for both stages.
+:meth:`CpuCompositor.compose_matte` is the engine's fast path. It takes the refiner's 8-bit
+alpha at the working size (the frame divided by 2, 4 or 8) and never builds the frame-size alpha:
+per tile, the minimum and maximum of the upsampled alpha follow from a small window of the small
+one, so the tiles wholly inside the person are copied (one slice per run of them), and only the
+silhouette's tiles get their alpha upsampled, all in one call, bit-exactly what the full upsample
+(:func:`bgcam.frame.upsample_alpha8`) gives there. The blur takes its weights from the small
+alpha too, and starts from the frame already shrunk for refining when it is given.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from bgcam.compose import check_inputs, register
+from bgcam.compose import check_inputs, check_matte, register
 from bgcam.config import ComposeConfig
 from bgcam.effects import (
     BackgroundSlot,
@@ -40,7 +46,7 @@ from bgcam.effects import (
     median_size,
     parse_color,
 )
-from bgcam.frame import Image, Mask
+from bgcam.frame import Image, Mask, upsample_alpha8
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +240,89 @@ def _blend_exact(out: Image, image: Image, a8: npt.NDArray[np.uint8]) -> None:
     out[...] = o
 
 
+def _alpha_rect(
+    a8s: npt.NDArray[np.uint8], s: int, x0: int, y0: int, x1: int, y1: int
+) -> npt.NDArray[np.uint8]:
+    """``upsample_alpha8(a8s)[y0:y1, x0:x1]`` for an upsample by the integer ``s`` (x0 and y0
+    multiples of s), computed from the part of ``a8s`` it depends on (plus one pixel).
+
+    Bit-exact: an upsample by an integer factor commutes with shifts by whole source pixels.
+    """
+    sh, sw = a8s.shape
+    sx0, sy0 = max(0, x0 // s - 1), max(0, y0 // s - 1)
+    sx1, sy1 = min(sw, -(-x1 // s) + 1), min(sh, -(-y1 // s) + 1)
+    part = a8s[sy0:sy1, sx0:sx1]
+    up = cv2.resize(part, ((sx1 - sx0) * s, (sy1 - sy0) * s), interpolation=cv2.INTER_LINEAR)
+    ox, oy = x0 - sx0 * s, y0 - sy0 * s
+    return cast(npt.NDArray[np.uint8], up[oy : oy + y1 - y0, ox : ox + x1 - x0])
+
+
+@dataclass(slots=True)
+class _TileGrid:
+    """How the frame's 16x16 tiles sit on a working-size alpha that is the frame / ``s``.
+
+    Each tile of the upsampled alpha depends only on a window of ``m + 2`` x ``m + 2`` small
+    pixels (m = TILE / s): its own m x m block and a one-pixel ring. ``pad`` is the small alpha
+    with that ring added at the borders; ``lo`` / ``hi`` its minimum / maximum over each window.
+    """
+
+    small_size: tuple[int, int]
+    s: int
+    m: int
+    pad: npt.NDArray[np.uint8]
+    lo: npt.NDArray[np.uint8]
+    hi: npt.NDArray[np.uint8]
+    kernel: npt.NDArray[np.uint8]
+
+    @classmethod
+    def of(cls, frame_size: tuple[int, int], small_size: tuple[int, int]) -> _TileGrid | None:
+        """The grid, or None unless the frame is exactly s > 1 times ``small_size``, s | TILE."""
+        (w, h), (sw, sh) = frame_size, small_size
+        s = w // sw
+        if s < 2 or TILE % s or (w, h) != (sw * s, sh * s):
+            return None
+        m = TILE // s
+        pad, lo, hi = (np.empty((sh + 2, sw + 2), np.uint8) for _ in range(3))
+        return cls((sw, sh), s, m, pad, lo, hi, np.ones((m + 2, m + 2), np.uint8))
+
+    def classify(
+        self, a8s: npt.NDArray[np.uint8], rows: int, cols: int
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+        """Per tile, the minimum and maximum of the upsampled alpha, found on the small one.
+
+        A bilinear upsample never leaves the range of the pixels it interpolates, and it reaches
+        0 or 255 across a whole tile exactly when all pixels of its window are 0 or 255.
+        """
+        cv2.copyMakeBorder(a8s, 1, 1, 1, 1, cv2.BORDER_REPLICATE, dst=self.pad)
+        cv2.erode(
+            self.pad, self.kernel, dst=self.lo, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE
+        )
+        cv2.dilate(
+            self.pad, self.kernel, dst=self.hi, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE
+        )
+        m = self.m
+        return self.lo[: rows * m : m, : cols * m : m], self.hi[: rows * m : m, : cols * m : m]
+
+    def tiles(
+        self, ty: npt.NDArray[np.intp], tx: npt.NDArray[np.intp], rows: int, cols: int
+    ) -> npt.NDArray[np.uint8]:
+        """The upsampled alpha of tiles (ty, tx), shape (n, TILE, TILE), bit-exact.
+
+        Their windows are stacked into one tall image and upsampled in one call: the interior of
+        each upsampled window depends on that window alone.
+        """
+        m, s, k = self.m, self.s, self.m + 2
+        st = self.pad.strides
+        windows = np.lib.stride_tricks.as_strided(
+            self.pad, shape=(rows, cols, k, k), strides=(st[0] * m, st[1] * m, st[0], st[1])
+        )
+        n = len(ty)
+        stack = windows[ty, tx].reshape(n * k, k)
+        up = cv2.resize(stack, (k * s, n * k * s), interpolation=cv2.INTER_LINEAR)
+        inner = up.reshape(n, k * s, k * s)[:, s : s + TILE, s : s + TILE]
+        return cast(npt.NDArray[np.uint8], inner)
+
+
 class CpuCompositor:
     """Modes blur / replace / remove / off on the CPU, for frames of one size."""
 
@@ -251,8 +340,8 @@ class CpuCompositor:
         self._blend_n = 0
         self._blend_bufs: tuple[npt.NDArray[np.uint8], ...] = ()
         self._blend_wide: tuple[npt.NDArray[np.uint16], ...] = ()
-        self._small_grid: tuple[tuple[int, int], int, tuple[npt.NDArray[np.uint8], ...]] | None
-        self._small_grid = None
+        self._grid: _TileGrid | None = None
+        self._grid_small: tuple[int, int] | None = None
         self._blur: BackgroundBlur | None = None
         self._slot = BackgroundSlot(self.frame_size)
         self.cfg = cfg
@@ -276,106 +365,110 @@ class CpuCompositor:
     def compose(self, image: Image, alpha: Mask | None) -> Image:
         """The output frame (owned, reused by the next call); ``alpha=None`` hides everything."""
         check_inputs(self.frame_size, image, alpha)
-        a8 = None
-        if alpha is not None and self.cfg.mode != "off":
-            a8 = self._a8
-            cv2.convertScaleAbs(alpha, dst=a8, alpha=255.0)  # round(255 · alpha), saturated
-        return self._compose8(image, a8, None, None)
+        if self.cfg.mode == "off":
+            np.copyto(self._out, image)
+            return self._out
+        if alpha is None:
+            return self._background(image, None, None)
+        a8 = self._a8
+        cv2.convertScaleAbs(alpha, dst=a8, alpha=255.0)  # round(255 · alpha), saturated
+        out = self._background(image, a8, None)
+        self._blend_full(image, a8, out)
+        return out
 
     def compose_matte(
-        self,
-        image: Image,
-        alpha8: npt.NDArray[np.uint8],
-        alpha8_small: npt.NDArray[np.uint8] | None = None,
-        small: Image | None = None,
+        self, image: Image, alpha8_small: npt.NDArray[np.uint8], small: Image | None = None
     ) -> Image:
-        """:meth:`compose` with an 8-bit alpha (0–255 at frame size, blended as ``alpha8/255``).
+        """:meth:`compose` with the refiner's 8-bit matte (see the module notes).
 
-        ``alpha8_small``, when given, must be the alpha that ``alpha8`` was upsampled from
-        (bilinear, as :class:`bgcam.refine.MaskRefiner` does): the blend then finds the
-        silhouette's tiles and the blur its weights from it instead of from the full-size map.
-        ``small`` is ``image`` shrunk (bilinear) to any size; the blur starts from it when that
-        is the size it would shrink to itself.
+        When the frame is the matte's size times a factor that divides the tile size (the
+        refiner's working sizes are), the full-size alpha is never built: the tiles wholly
+        inside the person are copied, those on the silhouette get their alpha upsampled alone.
         """
         check_inputs(self.frame_size, image, None)
-        w, h = self.frame_size
-        if alpha8.shape != (h, w) or alpha8.dtype != np.uint8:
-            raise ValueError(
-                f"alpha8: expected uint8 ({h}, {w}), got {alpha8.dtype} {alpha8.shape}"
-            )
-        return self._compose8(image, alpha8, alpha8_small, small)
+        check_matte(self.frame_size, alpha8_small)
+        if self.cfg.mode == "off":
+            np.copyto(self._out, image)
+            return self._out
+        out = self._background(image, alpha8_small, small)
+        grid = self._grid_for(alpha8_small)
+        if grid is None:
+            a8 = upsample_alpha8(alpha8_small, self.frame_size, self._a8)
+            self._blend_full(image, a8, out)
+        else:
+            self._blend_grid(image, alpha8_small, grid, out)
+        return out
 
-    def _compose8(
-        self,
-        image: Image,
-        a8: npt.NDArray[np.uint8] | None,
-        a8_small: npt.NDArray[np.uint8] | None,
-        small: Image | None,
+    def _background(
+        self, image: Image, alpha8: npt.NDArray[np.uint8] | None, small: Image | None
     ) -> Image:
+        """The background (blurred, replaced or a colour) in the output buffer."""
         out = self._out
         mode = self.cfg.mode
-        if mode == "off":
-            np.copyto(out, image)
-            return out
         if mode == "remove":
             np.copyto(out, self._fill)
         elif mode == "replace" and self._slot.current is not None:
             np.copyto(out, self._slot.current.frame())
         else:  # blur, and replace without a background (blur is the safe fallback)
             assert self._blur is not None
-            self._blur.run(image, a8_small if a8_small is not None else a8, out, small=small)
-        if a8 is not None:
-            self._blend_person(image, a8, a8_small, out)
+            self._blur.run(image, alpha8, out, small=small)
         return out
 
-    def _edge_tiles(
-        self, a8: npt.NDArray[np.uint8], a8_small: npt.NDArray[np.uint8] | None
-    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-        """(rows, cols) of the tiles that may hold a fractional alpha (0 < a8 < 255)."""
+    def _grid_for(self, a8s: npt.NDArray[np.uint8]) -> _TileGrid | None:
+        size = (a8s.shape[1], a8s.shape[0])
+        if size != self._grid_small:
+            self._grid = _TileGrid.of(self.frame_size, size)
+            self._grid_small = size
+        return self._grid
+
+    def _blend_full(self, image: Image, a8: npt.NDArray[np.uint8], out: Image) -> None:
+        """Put the person over the background in ``out``, with a frame-size alpha."""
+        mask = self._mask
+        # Where alpha is 1: the person as is.
+        cv2.threshold(a8, 254, 255, cv2.THRESH_BINARY, dst=mask)
+        cv2.copyTo(image, mask, out)
         rows, cols = self._rows, self._cols
-        grid = self._grid_of(a8_small) if a8_small is not None else None
-        if grid is None:
+        if rows and cols:
             # The mean of a tile of the 0/255 mask is > 0 iff it holds a fractional pixel
             # (one such pixel among 256 contributes 255/256, which rounds to 1).
-            mask = self._mask
             cv2.inRange(a8, 1, 254, dst=mask)
             hc, wc = rows * TILE, cols * TILE
             cv2.resize(mask[:hc, :wc], (cols, rows), dst=self._tiles, interpolation=cv2.INTER_AREA)
             ty, tx = np.nonzero(self._tiles)
-            return ty, tx
-        assert a8_small is not None
-        m, (pad, lo, hi, k) = grid
-        # A bilinear upsample by an integer factor s = TILE / m fills a tile from the m + 2
-        # low-resolution pixels around its m x m block: the tile is wholly 0 or wholly 255 when
-        # they all are. Min and max over those windows: erode / dilate of the padded map.
-        cv2.copyMakeBorder(a8_small, 1, 1, 1, 1, cv2.BORDER_REPLICATE, dst=pad)
-        cv2.erode(pad, k, dst=lo, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
-        cv2.dilate(pad, k, dst=hi, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
-        tmin = lo[: rows * m : m, : cols * m : m]
-        tmax = hi[: rows * m : m, : cols * m : m]
-        ty, tx = np.nonzero((tmin < 255) & (tmax > 0))
-        return ty, tx
+            if len(ty):
+                self._blend_tiles(image, out, ty, tx, _tile_view(a8, rows, cols)[ty, tx])
+        self._blend_margins(image, out, lambda x0, y0, x1, y1: a8[y0:y1, x0:x1])
 
-    def _grid_of(
-        self, a8_small: npt.NDArray[np.uint8]
-    ) -> tuple[int, tuple[npt.NDArray[np.uint8], ...]] | None:
-        """(m, buffers) when ``a8_small`` is the frame divided by s = TILE / m; else None."""
-        sh, sw = a8_small.shape
-        cached = self._small_grid
-        if cached is not None and cached[0] == (sw, sh):
-            m = cached[1]
-            return (m, cached[2]) if m else None
-        w, h = self.frame_size
-        s = w // sw if sw else 0
-        m = TILE // s if s and w == sw * s and h == sh * s and TILE % s == 0 else 0
-        bufs: tuple[npt.NDArray[np.uint8], ...] = ()
-        if m:  # the padded map, its windowed min and max, the window
-            bufs = (
-                *(np.empty((sh + 2, sw + 2), np.uint8) for _ in range(3)),
-                np.ones((m + 2, m + 2), np.uint8),
-            )
-        self._small_grid = ((sw, sh), m, bufs)
-        return (m, bufs) if m else None
+    def _blend_grid(
+        self, image: Image, a8s: npt.NDArray[np.uint8], grid: _TileGrid, out: Image
+    ) -> None:
+        """Put the person over the background in ``out``, from the working-size alpha."""
+        rows, cols = self._rows, self._cols
+        if rows and cols:
+            tmin, tmax = grid.classify(a8s, rows, cols)
+            self._copy_tiles(image, out, tmin == 255)
+            ty, tx = np.nonzero((tmin < 255) & (tmax > 0))
+            if len(ty):
+                self._blend_tiles(image, out, ty, tx, grid.tiles(ty, tx, rows, cols))
+        s = grid.s
+        self._blend_margins(image, out, lambda x0, y0, x1, y1: _alpha_rect(a8s, s, x0, y0, x1, y1))
+
+    def _copy_tiles(self, image: Image, out: Image, inside: npt.NDArray[np.bool_]) -> None:
+        """Copy ``image`` into ``out`` over the tiles marked ``inside``: one slice per run of
+        such tiles in a tile row, runs with the same columns in consecutive rows merged."""
+        edges = np.diff(inside.view(np.int8), axis=1, prepend=0, append=0)
+        starts_r, starts_c = np.nonzero(edges == 1)
+        _, ends_c = np.nonzero(edges == -1)
+        block: list[int] | None = None  # [first row, last row, c0, c1]
+        for r, c0, c1 in zip(starts_r.tolist(), starts_c.tolist(), ends_c.tolist(), strict=True):
+            if block is not None and block[1] == r - 1 and block[2:] == [c0, c1]:
+                block[1] = r
+                continue
+            if block is not None:
+                _copy_block(image, out, *block)
+            block = [r, r, c0, c1]
+        if block is not None:
+            _copy_block(image, out, *block)
 
     def _blend_buffers(
         self, n: int
@@ -384,49 +477,60 @@ class CpuCompositor:
         if n > self._blend_n:
             self._blend_n = cap = max(n, self._blend_n * 3 // 2, 64)
             px = cap * TILE * TILE
-            self._blend_bufs = tuple(np.empty((1, px, 3), np.uint8) for _ in range(2))
+            self._blend_bufs = (
+                *(np.empty((1, px, 3), np.uint8) for _ in range(2)),
+                np.empty((1, px), np.uint8),
+            )
             self._blend_wide = tuple(np.empty((1, px, 3), np.uint16) for _ in range(2))
         return self._blend_bufs, self._blend_wide
 
-    def _blend_person(
+    def _blend_tiles(
         self,
         image: Image,
-        a8: npt.NDArray[np.uint8],
-        a8_small: npt.NDArray[np.uint8] | None,
         out: Image,
+        ty: npt.NDArray[np.intp],
+        tx: npt.NDArray[np.intp],
+        alpha: npt.NDArray[np.uint8],
     ) -> None:
-        """Put the person over the background already in ``out``: soft alpha blend."""
-        mask = self._mask
-        # Where alpha is 1: the person as is.
-        cv2.threshold(a8, 254, 255, cv2.THRESH_BINARY, dst=mask)
-        cv2.copyTo(image, mask, out)
-        # Where alpha is fractional: blend, tile by tile (only tiles holding such pixels):
-        # out = round((I · a + bg · (255 − a)) / 255), gathered into long rows for speed.
+        """Soft blend in the tiles (ty, tx), whose alpha is ``alpha`` (n, TILE, TILE):
+        out = round((I · a + bg · (255 − a)) / 255), gathered into one long row for speed."""
         rows, cols = self._rows, self._cols
-        hc, wc = rows * TILE, cols * TILE
-        if rows and cols:
-            ty, tx = self._edge_tiles(a8, a8_small)
-            n = len(ty)
-            if n:
-                (a3, b3), (x, y) = self._blend_buffers(n)
-                px = n * TILE * TILE
-                a3, b3, x, y = a3[:, :px], b3[:, :px], x[:, :px], y[:, :px]
-                ob = _tile_view(out, rows, cols)
-                bg = ob[ty, tx].reshape(1, px, 3)
-                im = _tile_view(image, rows, cols)[ty, tx].reshape(1, px, 3)
-                al = _tile_view(a8, rows, cols)[ty, tx].reshape(1, px)
-                cv2.merge([al, al, al], dst=a3)
-                cv2.bitwise_not(a3, dst=b3)  # 255 - a
-                np.multiply(im, a3, out=x, dtype=np.uint16)
-                np.multiply(bg, b3, out=y, dtype=np.uint16)
-                cv2.add(x, y, dst=x)
-                cv2.convertScaleAbs(x, dst=bg, alpha=1.0 / 255.0)  # rounded: sums ≤ 65025
-                ob[ty, tx] = bg.reshape(n, TILE, TILE, 3)
-        h, w = a8.shape
+        n = len(ty)
+        px = n * TILE * TILE
+        (a3, b3, al), (x, y) = self._blend_buffers(n)
+        a3, b3, al, x, y = a3[:, :px], b3[:, :px], al[:, :px], x[:, :px], y[:, :px]
+        np.copyto(al.reshape(n, TILE, TILE), alpha)
+        ob = _tile_view(out, rows, cols)
+        bg = ob[ty, tx].reshape(1, px, 3)
+        im = _tile_view(image, rows, cols)[ty, tx].reshape(1, px, 3)
+        cv2.merge([al, al, al], dst=a3)
+        cv2.bitwise_not(a3, dst=b3)  # 255 - a
+        np.multiply(im, a3, out=x, dtype=np.uint16)
+        np.multiply(bg, b3, out=y, dtype=np.uint16)
+        cv2.add(x, y, dst=x)
+        cv2.convertScaleAbs(x, dst=bg, alpha=1.0 / 255.0)  # rounded: sums ≤ 65025
+        ob[ty, tx] = bg.reshape(n, TILE, TILE, 3)
+
+    def _blend_margins(
+        self,
+        image: Image,
+        out: Image,
+        alpha_of: Callable[[int, int, int, int], npt.NDArray[np.uint8]],
+    ) -> None:
+        """Blend the right and bottom strips that whole tiles do not cover (frame sizes that
+        are not multiples of TILE); ``alpha_of(x0, y0, x1, y1)`` gives their alpha."""
+        w, h = self.frame_size
+        hc, wc = self._rows * TILE, self._cols * TILE
         if wc < w:
-            _blend_exact(out[:, wc:], image[:, wc:], a8[:, wc:])
+            _blend_exact(out[:, wc:], image[:, wc:], alpha_of(wc, 0, w, h))
         if hc < h:
-            _blend_exact(out[hc:, :wc], image[hc:, :wc], a8[hc:, :wc])
+            _blend_exact(out[hc:, :wc], image[hc:, :wc], alpha_of(0, hc, wc, h))
+
+
+def _copy_block(image: Image, out: Image, r0: int, r1: int, c0: int, c1: int) -> None:
+    """Copy tile rows r0..r1 (inclusive), tile columns c0..c1 (exclusive) of image into out."""
+    ys, xs = slice(r0 * TILE, (r1 + 1) * TILE), slice(c0 * TILE, c1 * TILE)
+    np.copyto(out[ys, xs], image[ys, xs])
 
 
 @register("cpu")

@@ -20,10 +20,13 @@ class Segmenter(Protocol):
 
     name: str
 
-    def segment(self, image: Image) -> Mask:
+    def segment(self, image: Image, small: Image | None = None) -> Mask:
         """Person probability (h, w) float32 in [0, 1] for a BGR uint8 (H, W, 3) frame.
 
-        The returned array may be reused by the next call: copy it to keep it.
+        ``small``, when given, is the same frame already shrunk (bilinear) to some size, e.g.
+        by the refiner: a segmenter whose input is no larger may start from it instead of
+        shrinking the full frame again. The returned array may be reused by the next call:
+        copy it to keep it.
         """
         ...
 

@@ -488,9 +488,9 @@ class HsvSegmenter:
 
     # ------------------------------------------------------------------ main
 
-    def segment(self, image: Image) -> Mask:
+    def segment(self, image: Image, small: Image | None = None) -> Mask:
         w, h = self.work_size
-        np.copyto(self._small, self._shrinker.shrink(image))
+        np.copyto(self._small, self._shrinker.shrink(image, small))
         cv2.cvtColor(self._small, cv2.COLOR_BGR2YCrCb, dst=self._ycc)
         cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._gray)
         self._colour_bins()

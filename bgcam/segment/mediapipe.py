@@ -83,8 +83,8 @@ class MediaPipeSegmenter:
         self._last_ts = -1
         log.info("segmenter mediapipe: %s (%dx%d)", self.model_path.name, w, h)
 
-    def segment(self, image: Image) -> Mask:
-        small = self._shrinker.shrink(image)
+    def segment(self, image: Image, small: Image | None = None) -> Mask:
+        small = self._shrinker.shrink(image, small)
         cv2.cvtColor(small, cv2.COLOR_BGR2RGB, dst=self._rgb)
         ts = max(int(time.monotonic() * 1000), self._last_ts + 1)  # strictly increasing ms
         self._last_ts = ts

@@ -180,8 +180,8 @@ class OnnxSegmenter:
             cfg.threads,
         )
 
-    def segment(self, image: Image) -> Mask:
-        small = self._shrinker.shrink(image)
+    def segment(self, image: Image, small: Image | None = None) -> Mask:
+        small = self._shrinker.shrink(image, small)
         cv2.cvtColor(small, cv2.COLOR_BGR2RGB, dst=self._rgb)
         np.multiply(self._rgb, np.float32(1.0 / 255.0), out=self._x[0])
         self._session.run_with_iobinding(self._binding)

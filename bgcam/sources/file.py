@@ -20,6 +20,11 @@ from bgcam.sources import Source, as_image
 
 log = logging.getLogger(__name__)
 
+SINGLE_THREAD_DECODE = 1920 * 1080
+"""Videos up to this many pixels are decoded on the capture thread alone: one core decodes them
+well within a frame time, and FFmpeg's frame threads would add a frame of latency each and
+their hand-over costs CPU (~10 % of the decoding at 720p). Larger ones get a thread per core."""
+
 
 class FileSource(Source):
     kind = "file"
@@ -53,8 +58,9 @@ class FileSource(Source):
                 ", looped" if self.loop else "",
             )
         if self._info.kind == "video":
+            w, h = self._info.size
             with _quiet_decoders():
-                cap = _open_video(self.path)
+                cap = _open_video(self.path, threads=1 if w * h <= SINGLE_THREAD_DECODE else 0)
             if not cap.isOpened():
                 raise InputError(f"cannot reopen video {self.path}")
             self._cap = cap

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from bgcam.compose import create_compositor
-from bgcam.compose.cpu import CpuCompositor
+from bgcam.compose.cpu import CpuCompositor, _TileGrid
 from bgcam.config import ComposeConfig
 from bgcam.effects import blur_sigma, cover_resize
 from bgcam.errors import InputError
+from bgcam.frame import upsample_alpha8
 
 BLUR_TYPES = ["gaussian", "box", "median", "bilateral", "lens"]
 SIZES = [(640, 480), (641, 359), (37, 23)]
@@ -80,28 +81,62 @@ def test_soft_blend_matches_the_formula_exactly() -> None:
 
 @pytest.mark.parametrize(
     ("size", "small"),
-    [((320, 176), (80, 44)), ((320, 176), (40, 22)), ((330, 190), (165, 95)), ((96, 64), (3, 2))],
-    ids=["x4", "x8", "x2-odd", "x32-fallback"],
+    [
+        ((320, 176), (80, 44)),
+        ((320, 176), (40, 22)),
+        ((330, 190), (165, 95)),
+        ((328, 184), (41, 23)),
+        ((96, 64), (3, 2)),
+        ((64, 48), (64, 48)),
+    ],
+    ids=["x4", "x8", "x2-odd", "x8-strips", "x32-fallback", "x1"],
 )
 def test_matte_path_blends_exactly_with_tiles_found_at_low_resolution(
     size: tuple[int, int], small: tuple[int, int]
 ) -> None:
-    """compose_matte finds the silhouette's tiles on the small alpha: no fractional pixel of
-    the upsampled alpha may be missed (remove mode: the formula must hold everywhere)."""
+    """compose_matte blends with exactly upsample_alpha8(small matte) / 255 everywhere: tiles
+    wholly inside copied, silhouette tiles upsampled alone, strips past the last whole tile
+    (remove mode: the formula must hold at every pixel)."""
     rng = np.random.default_rng(5)
     image = rng.integers(0, 256, (size[1], size[0], 3), np.uint8)
     a8s = (disc_alpha(small, soft=1.5) * 255).round().astype(np.uint8)
     a8s[rng.random(a8s.shape) < 0.01] = 200  # isolated soft pixels anywhere
     a8s[rng.random(a8s.shape) < 0.01] = 255
-    a8 = cv2.resize(a8s, size, interpolation=cv2.INTER_LINEAR)
+    a8 = upsample_alpha8(a8s, size)
     comp = CpuCompositor(ComposeConfig(mode="remove", color="#204080"), size)
-    out = comp.compose_matte(image, a8, a8s).astype(np.int64)
+    out = comp.compose_matte(image, a8s).astype(np.int64)
     bg = np.array([0x80, 0x40, 0x20])
     expected = bg + ((image.astype(np.int64) - bg) * a8.astype(np.int64)[..., None] + 127) // 255
     np.testing.assert_array_equal(out, expected)
     # The float path with the same matte gives the same frame.
     same = comp.compose(image, a8.astype(np.float32) / 255.0)
     np.testing.assert_array_equal(same, expected)
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8, 16])
+def test_silhouette_tiles_are_upsampled_bit_exactly(factor: int) -> None:
+    """The silhouette tiles' alpha, upsampled window by window in one stacked call, equals the
+    full-frame upsample there for any 8-bit content (OpenCV's fixed-point bilinear); the
+    per-tile range found on the small matte bounds the true one."""
+    rng = np.random.default_rng(factor)
+    size = (1280, 720)
+    small = (size[0] // factor, size[1] // factor)
+    grid = _TileGrid.of(size, small)
+    assert grid is not None and grid.s == factor
+    rows, cols = size[1] // 16, size[0] // 16
+    for a8s in (
+        rng.integers(0, 256, (small[1], small[0]), np.uint8),
+        (disc_alpha(small, soft=2.0) * 255).round().astype(np.uint8),
+    ):
+        full = upsample_alpha8(a8s, size)
+        tmin, tmax = grid.classify(a8s, rows, cols)
+        by_tile = full.reshape(rows, 16, cols, 16).transpose(0, 2, 1, 3)
+        # Bounds of each tile's range (a tile is classified as inside or outside only when
+        # it wholly is; one merely near 0 or 255 is blended, which is exact too).
+        assert (tmin <= by_tile.min(axis=(2, 3))).all()
+        assert (tmax >= by_tile.max(axis=(2, 3))).all()
+        ty, tx = np.nonzero(rng.random((rows, cols)) < 0.3)
+        np.testing.assert_array_equal(grid.tiles(ty, tx, rows, cols), by_tile[ty, tx])
 
 
 def test_matte_path_blur_matches_the_float_path() -> None:
@@ -111,22 +146,29 @@ def test_matte_path_blur_matches_the_float_path() -> None:
     size = (1280, 720)
     image = textured(size, seed=4)
     a8s = (disc_alpha((320, 180), soft=2.0) * 255).round().astype(np.uint8)
-    a8 = cv2.resize(a8s, size, interpolation=cv2.INTER_LINEAR)
+    a8 = upsample_alpha8(a8s, size)
     comp = CpuCompositor(ComposeConfig(mode="blur", blur=60), size)
     blur = comp._blur
     assert blur is not None and blur.pre_size == (320, 180)
     small = cv2.resize(image, blur.pre_size, interpolation=cv2.INTER_LINEAR)
     ref = comp.compose(image, a8.astype(np.float32) / 255.0).copy()
-    shared = comp.compose_matte(image, a8, a8s, small).copy()
-    unshared = comp.compose_matte(image, a8, a8s, None)
+    shared = comp.compose_matte(image, a8s, small).copy()
+    unshared = comp.compose_matte(image, a8s, None)
     np.testing.assert_array_equal(shared, unshared)
     assert psnr(shared, ref) > 40.0
 
 
-def test_matte_path_rejects_a_float_alpha() -> None:
+@pytest.mark.parametrize(
+    "matte",
+    [np.zeros((24, 32), np.float32), np.zeros((96, 32), np.uint8), np.zeros((2, 3, 4), np.uint8)],
+    ids=["float", "too-tall", "3-d"],
+)
+def test_matte_path_rejects_a_matte_that_is_not_8_bit_and_at_most_frame_size(
+    matte: np.ndarray,
+) -> None:
     comp = CpuCompositor(ComposeConfig(), (64, 48))
-    with pytest.raises(ValueError, match=r"alpha8: expected uint8 \(48, 64\)"):
-        comp.compose_matte(np.zeros((48, 64, 3), np.uint8), np.zeros((48, 64), np.float32))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"alpha8_small: expected a uint8 \(h, w\) map"):
+        comp.compose_matte(np.zeros((48, 64, 3), np.uint8), matte)
 
 
 def halo_excess(out: np.ndarray, alpha: np.ndarray, r_px: float) -> float:

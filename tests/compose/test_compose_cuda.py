@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -15,6 +16,7 @@ from bgcam.compose.cuda import CPU, CUDA, OnnxCompositor, probe_cuda
 from bgcam.compose.plan import BlurPlan
 from bgcam.config import ComposeConfig
 from bgcam.errors import BackendError
+from bgcam.frame import upsample_alpha8
 from tests.compose.compose_cases import (
     CASES,
     MIN_PSNR,
@@ -113,13 +115,15 @@ def test_output_buffer_is_reused_and_input_untouched(model_dir: Path) -> None:
         comp.close()
 
 
-def test_compose_matte_is_compose_of_alpha8_over_255(model_dir: Path) -> None:
+def test_compose_matte_is_compose_of_the_upsampled_matte_over_255(model_dir: Path) -> None:
     image, alpha = frame_and_alpha((640, 480))
-    alpha8 = np.round(alpha * 255.0).astype(np.uint8)
+    small = cv2.resize(alpha, (320, 240), interpolation=cv2.INTER_AREA)
+    alpha8_small = np.round(small * 255.0).astype(np.uint8)
     comp = _on_cpu_provider(ComposeConfig(backend="cpu"), (640, 480))
     try:
-        via_matte = comp.compose_matte(image, alpha8).copy()
-        direct = comp.compose(image, (alpha8 / 255.0).astype(np.float32))
+        via_matte = comp.compose_matte(image, alpha8_small).copy()
+        full = upsample_alpha8(alpha8_small, (640, 480))
+        direct = comp.compose(image, (full / 255.0).astype(np.float32))
         assert np.array_equal(via_matte, direct)
     finally:
         comp.close()
