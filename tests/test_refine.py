@@ -196,9 +196,16 @@ def test_smoother_converges_on_a_still_noisy_input() -> None:
     assert np.mean(changes[-10:]) <= max(np.mean(changes[:3]), 1.0 / 255.0 / 50.0)
 
 
-@pytest.mark.parametrize("motion_compensation", [True, False])
-def test_smoother_follows_a_moved_step_within_two_frames(motion_compensation: bool) -> None:
-    cfg = RefineConfig(motion_compensation=motion_compensation)
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        RefineConfig(),
+        RefineConfig(flow_detail="fine"),
+        RefineConfig(motion_compensation=False),
+    ],
+    ids=["flow", "fine-flow", "no-flow"],
+)
+def test_smoother_follows_a_moved_step_within_two_frames(cfg: RefineConfig) -> None:
     r = MaskRefiner(cfg, (320, 240))
     img, low = square_scene(60)
     for _ in range(10):
@@ -261,6 +268,7 @@ def test_reset_and_scene_cut_start_from_the_new_mask() -> None:
         RefineConfig(edge="none"),
         RefineConfig(hysteresis=0.0),
         RefineConfig(work_height=32),
+        RefineConfig(flow_detail="fine"),
     ],
 )
 def test_refiner_options_run(cfg: RefineConfig) -> None:
