@@ -10,13 +10,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from bgcam.config import Config, OutputConfig
 from bgcam.control.commands import Command
 from bgcam.frame import Image, Mask
-from bgcam.pipeline import MaskBuffer, Pipeline, max_mask_age, output_size
+from bgcam.pipeline import MaskBuffer, Pipeline, max_mask_age, opencv_threads, output_size
 from bgcam.sources import SourceState
 from tests.live_media import astronaut_frames, wait_for, write_clip
 
@@ -254,3 +255,21 @@ def test_output_size(
 def test_mask_age_bound() -> None:
     assert max_mask_age(1, 30.0) == pytest.approx(0.2)
     assert max_mask_age(10, 30.0) == pytest.approx(11 / 30)
+
+
+def test_opencv_gets_the_cores_the_pipeline_threads_leave(clip: tuple[Path, list[Image]]) -> None:
+    """While running, OpenCV's pool only gets the cores left by the pipeline's two busy
+    threads; the caller's setting is back after the run."""
+    assert [opencv_threads(n) for n in (1, 2, 3, 4, 8)] == [1, 1, 1, 2, 6]
+    before = cv2.getNumThreads()
+    seen: list[int] = []
+
+    class CountingSink(RecordingSink):
+        def send(self, image: Image) -> None:
+            seen.append(cv2.getNumThreads())
+            super().send(image)
+
+    path, _ = clip
+    Pipeline(config(str(path)), sink=CountingSink(), segmenter=RaisingSegmenter()).run(0.5)
+    assert seen and set(seen) == {opencv_threads()}
+    assert cv2.getNumThreads() == before
