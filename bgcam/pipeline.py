@@ -68,7 +68,7 @@ from bgcam.stats import Stats, format_line
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MaskBuffer", "Pipeline", "max_mask_age", "output_size"]
+__all__ = ["MaskBuffer", "Matte", "Pipeline", "max_mask_age", "output_size"]
 
 MAX_MASK_AGE = 0.2
 """Seconds a mask may be older (or newer) than the frame it is composed with."""
@@ -118,27 +118,44 @@ def output_size(out: OutputConfig, native: tuple[int, int]) -> tuple[int, int]:
     return max(2, w - w % 2), max(2, h - h % 2)
 
 
-class MaskBuffer:
-    """Three working-size 8-bit mattes (the refiner's ``alpha8_small``): one being written, one
-    ready, one being read (never waits or tears). Compositors upsample them as they blend."""
+class Matte:
+    """A handed-over matte: the refiner's working-size 8-bit alpha and the frame shrunk to that
+    size (the blur may start from it when the same frame is composed). Owned copies."""
 
-    def __init__(self, size: tuple[int, int]) -> None:
-        self._bufs = [np.zeros((size[1], size[0]), np.uint8) for _ in range(3)]
+    __slots__ = ("alpha8", "small")
+
+    def __init__(self) -> None:
+        self.alpha8: npt.NDArray[np.uint8] = np.zeros((1, 1), np.uint8)
+        self.small: Image = np.zeros((1, 1, 3), np.uint8)
+
+    def fill(self, alpha8: npt.NDArray[np.uint8], small: Image) -> None:
+        """Copy both in (the refiner reuses its buffers); a new size gets new buffers."""
+        if self.alpha8.shape != alpha8.shape:
+            self.alpha8 = np.empty_like(alpha8)
+        if self.small.shape != small.shape:
+            self.small = np.empty_like(small)
+        np.copyto(self.alpha8, alpha8)
+        np.copyto(self.small, small)
+
+
+class MaskBuffer:
+    """Three mattes: one being written, one ready, one being read (never waits or tears).
+    Compositors upsample the working-size alpha as they blend."""
+
+    def __init__(self) -> None:
+        self._bufs = [Matte() for _ in range(3)]
         self._write, self._ready, self._read = 0, 1, 2
         self._fresh = False
         self._ready_meta: tuple[int, float] | None = None
         self._read_meta: tuple[int, float] | None = None
         self._lock = threading.Lock()
 
-    def publish(self, matte: npt.NDArray[np.uint8], index: int, t_capture: float) -> None:
-        """Copy ``matte`` in (the refiner reuses its buffer) and make it the newest one.
-
-        Segmentation thread only. A matte of another size (a new refiner) gets a new buffer.
-        """
-        buf = self._bufs[self._write]
-        if buf.shape != matte.shape:
-            buf = self._bufs[self._write] = np.empty_like(matte)
-        np.copyto(buf, matte)
+    def publish(
+        self, alpha8: npt.NDArray[np.uint8], small: Image, index: int, t_capture: float
+    ) -> None:
+        """Copy the refiner's results for frame ``index`` in and make them the newest matte
+        (segmentation thread only)."""
+        self._bufs[self._write].fill(alpha8, small)
         with self._lock:
             self._write, self._ready = self._ready, self._write
             self._ready_meta = (index, t_capture)
@@ -150,7 +167,7 @@ class MaskBuffer:
             self._fresh = False
             self._ready_meta = self._read_meta = None
 
-    def acquire(self) -> tuple[npt.NDArray[np.uint8], int, float] | None:
+    def acquire(self) -> tuple[Matte, int, float] | None:
         """The newest matte with its frame index and capture time (output thread only)."""
         with self._lock:
             if self._fresh:
@@ -345,7 +362,7 @@ class Pipeline:
             log.info("processing and output at %dx%d (source %dx%d)", *size, *native)
         try:
             self.engine = Engine(self._effective(cfg), size, segmenter=self._segmenter_override)
-            self._masks = MaskBuffer(self.engine.refiner.work_size)
+            self._masks = MaskBuffer()
             sink.open(size, cfg.output.fps)
         except BaseException:
             source.stop()
@@ -537,7 +554,7 @@ class Pipeline:
                 t1 = time.monotonic()
                 refiner.update(low, frame.image)
                 t2 = time.monotonic()
-                masks.publish(refiner.alpha8_small, frame.index, frame.t_capture)
+                masks.publish(refiner.alpha8_small, refiner.small, frame.index, frame.t_capture)
             except Exception as exc:
                 masks.invalidate()
                 self.stats.segmented(error=True)
@@ -566,22 +583,25 @@ class Pipeline:
     def _compose(self, frame: Frame) -> tuple[Image, bool]:
         engine, masks = self.engine, self._masks
         assert engine is not None and masks is not None
-        matte: npt.NDArray[np.uint8] | None = None
+        matte: Matte | None = None
+        small: Image | None = None
         cfg = self._cfg
         if cfg.compose.mode != "off":
             got = masks.acquire()
             if got is not None:
-                candidate, _index, t_mask = got
+                candidate, index, t_mask = got
                 every = self._every if cfg.segment.every == 0 else cfg.segment.every
                 if abs(frame.t_capture - t_mask) <= max_mask_age(every, self.source.fps):
                     matte = candidate
+                    # Refined from this very frame: its shrunk copy saves the blur a pass.
+                    small = candidate.small if index == frame.index else None
         t0 = time.monotonic()
         with self._out_lock:
             compositor = engine.compositor
             if matte is None:
                 out = compositor.compose(frame.image, None)
             else:
-                out = compositor.compose_matte(frame.image, matte)
+                out = compositor.compose_matte(frame.image, matte.alpha8, small)
             self._last_out = out
             self._out_seq += 1
         self.stats.stage("compose", (time.monotonic() - t0) * 1e3)

@@ -215,23 +215,23 @@ def test_on_demand_through_real_inotify(clip: tuple[Path, list[Image]], tmp_path
 
 
 def test_mask_buffer_hands_over_without_tearing() -> None:
-    buf = MaskBuffer((4, 2))
+    buf = MaskBuffer()
     assert buf.acquire() is None
-    refiner_buffer = np.full((2, 4), 255, np.uint8)
-    buf.publish(refiner_buffer, 7, 1.5)
-    refiner_buffer[:] = 0  # the published matte is a copy, not the refiner's buffer
+    alpha8, small = np.full((2, 4), 255, np.uint8), np.full((2, 4, 3), 7, np.uint8)
+    buf.publish(alpha8, small, 7, 1.5)
+    alpha8[:] = 0  # the published matte is a copy, not the refiner's buffer
     got = buf.acquire()
     assert got is not None
     matte, index, t = got
-    assert index == 7 and t == 1.5 and matte.min() == 255
-    buf.publish(np.full((2, 4), 128, np.uint8), 8, 1.6)  # does not touch the one being read
-    assert matte.min() == 255
+    assert index == 7 and t == 1.5 and matte.alpha8.min() == 255 and matte.small.min() == 7
+    buf.publish(np.full((2, 4), 128, np.uint8), small, 8, 1.6)  # the one being read is untouched
+    assert matte.alpha8.min() == 255
     got = buf.acquire()
-    assert got is not None and got[1] == 8 and got[0].min() == 128
+    assert got is not None and got[1] == 8 and got[0].alpha8.min() == 128
     # A new refiner with another working size: the next matte has that size.
-    buf.publish(np.full((3, 5), 9, np.uint8), 9, 1.7)
+    buf.publish(np.full((3, 5), 9, np.uint8), np.zeros((3, 5, 3), np.uint8), 9, 1.7)
     got = buf.acquire()
-    assert got is not None and got[0].shape == (3, 5) and got[0].min() == 9
+    assert got is not None and got[0].alpha8.shape == (3, 5) and got[0].small.shape == (3, 5, 3)
     buf.invalidate()
     assert buf.acquire() is None
 
