@@ -14,6 +14,11 @@ Threads (``bgcam run`` has two busy ones, so both cores work):
   When the source's rate matches the output's, the ticks phase-lock to the frame arrivals (a
   nudge of at most 1 ms per tick), so no source frame is skipped and none waits long.
 
+The segmentation thread runs at a lower priority (Linux nice +5): on a machine whose cores are
+all busy, a frame that is due and a tick that is due run first. OpenCV's worker pool only gets
+the cores the two busy threads leave free (none on two cores), so they never wait on each other's
+work items.
+
 **Fail closed.** While the mode is blur, replace or remove, a frame is composed with a mask only
 when that mask is *usable*: it exists, its segmentation did not fail since, and it was computed
 from a frame captured at most :func:`max_mask_age` (0.2 s, or ``segment.every + 1`` source frames
@@ -99,6 +104,28 @@ def opencv_threads(cores: int | None = None) -> int:
         affinity = getattr(os, "sched_getaffinity", None)
         cores = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
     return max(1, cores - BUSY_THREADS)
+
+
+SEGMENT_NICE = 5
+"""How much lower the segmentation thread's priority is than the process's (Linux nice)."""
+
+
+def _yield_to_others(increment: int) -> None:
+    """Lower the calling thread's scheduling priority (Linux: threads have their own nice).
+
+    The segmentation thread is the one that can wait: when all cores are busy, the capture
+    thread (a frame due now) and the output thread (a tick due now) should run first, or a frame
+    arrives after its tick and is shown one tick late (a repeat, then a skip). Lowering one's own
+    priority needs no privilege; elsewhere this does nothing.
+    """
+    setpriority = getattr(os, "setpriority", None)
+    if setpriority is None or sys.platform != "linux":
+        return
+    try:
+        tid = threading.get_native_id()
+        setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+    except OSError as exc:
+        log.debug("cannot lower the segmentation thread's priority: %s", exc)
 
 
 def max_mask_age(every: int, source_fps: float) -> float:
@@ -514,6 +541,7 @@ class Pipeline:
     def _segment_loop(self) -> None:
         engine, masks = self.engine, self._masks
         assert engine is not None and masks is not None
+        _yield_to_others(SEGMENT_NICE)
         last = -1
         last_seg = -(10**9)
         prev_small: Image | None = None

@@ -7,6 +7,8 @@ unprocessed input, whatever the segmenter does.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from pathlib import Path
 
@@ -17,7 +19,15 @@ import pytest
 from bgcam.config import Config, OutputConfig
 from bgcam.control.commands import Command
 from bgcam.frame import Image, Mask
-from bgcam.pipeline import MaskBuffer, Pipeline, max_mask_age, opencv_threads, output_size
+from bgcam.pipeline import (
+    SEGMENT_NICE,
+    MaskBuffer,
+    Pipeline,
+    _yield_to_others,
+    max_mask_age,
+    opencv_threads,
+    output_size,
+)
 from bgcam.sources import SourceState
 from tests.live_media import astronaut_frames, wait_for, write_clip
 
@@ -273,3 +283,23 @@ def test_opencv_gets_the_cores_the_pipeline_threads_leave(clip: tuple[Path, list
     Pipeline(config(str(path)), sink=CountingSink(), segmenter=RaisingSegmenter()).run(0.5)
     assert seen and set(seen) == {opencv_threads()}
     assert cv2.getNumThreads() == before
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice is Linux's")
+def test_a_thread_lowers_its_own_priority_only() -> None:
+    """The segmentation thread yields to capture and output: its nice rises, the process's
+    other threads keep theirs (a real thread, real scheduler priorities)."""
+    seen: dict[str, int] = {}
+
+    def body() -> None:
+        tid = threading.get_native_id()
+        seen["before"] = os.getpriority(os.PRIO_PROCESS, tid)
+        _yield_to_others(SEGMENT_NICE)
+        seen["after"] = os.getpriority(os.PRIO_PROCESS, tid)
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join(5)
+    assert seen["after"] == min(19, seen["before"] + SEGMENT_NICE)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
