@@ -303,3 +303,32 @@ def test_a_thread_lowers_its_own_priority_only() -> None:
     thread.join(5)
     assert seen["after"] == min(19, seen["before"] + SEGMENT_NICE)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+
+
+def test_a_refiner_with_another_working_size_keeps_the_frames_masked(
+    clip: tuple[Path, list[Image]],
+) -> None:
+    """Reloading a config with another refine.work_height hands over a refiner whose matte has
+    another size: the mattes follow it, segmentation keeps working, frames stay masked."""
+    path, _ = clip
+    cfg = config(str(path))
+    resized = cfg.replace(**{"refine.work_height": 32})
+    sink = RecordingSink()
+    pipe = Pipeline(cfg, sink=sink, segmenter=StallingSegmenter(good=10**9), loader=lambda: resized)
+    result: dict[str, object] = {}
+    thread = threading.Thread(target=lambda: result.update(pipe.run(seconds=30)))
+    thread.start()
+    try:
+        wait_for(lambda: len(sink.frames) > 10, 20, "frames")
+        pipe.commands.submit(Command("reload")).result(10)
+        engine = pipe.engine
+        assert engine is not None
+        wait_for(lambda: engine.refiner.cfg.work_height == 32, 10, "the new refiner")
+        done = len(sink.frames)
+        wait_for(lambda: len(sink.frames) > done + 20, 20, "frames after the reload")
+        pipe.commands.submit(Command("quit")).result(10)
+    finally:
+        pipe.request_stop()
+        thread.join(20)
+    assert result["segment_errors"] == 0
+    assert result["frames_unmasked"] <= 1  # the very first frame, before any mask exists
