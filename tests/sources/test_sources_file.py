@@ -50,6 +50,18 @@ def test_video_loops_and_keeps_only_the_newest(tmp_path: Path) -> None:
     assert src.state is SourceState.STOPPED
 
 
+def test_videos_up_to_1080p_are_decoded_on_the_capture_thread_alone(tmp_path: Path) -> None:
+    """FFmpeg's frame threads add latency and CPU; a live source up to 1080p does without."""
+    clip = write_clip(tmp_path / "c.avi", astronaut_frames(3), fps=30)
+    src = FileSource(clip)
+    src.open()
+    try:
+        assert src._cap is not None
+        assert src._cap.get(cv2.CAP_PROP_N_THREADS) == 1
+    finally:
+        src.stop()
+
+
 def test_video_without_loop_ends(tmp_path: Path) -> None:
     clip = write_clip(tmp_path / "c.avi", astronaut_frames(3), fps=100)
     src = FileSource(clip, loop=False)
