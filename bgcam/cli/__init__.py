@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -29,6 +31,33 @@ def setup_logging(level: str = "info") -> None:
         else ("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
     logging.basicConfig(level=level.upper(), format=fmt, datefmt="%H:%M:%S", force=True)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_options(config_help: str) -> Callable[[F], F]:
+    """``-c/--config FILE`` (parameter ``config_path``) and repeatable ``--set KEY=VALUE``
+    (parameter ``overrides``): how every command that builds a Config takes it."""
+
+    def deco(f: F) -> F:
+        f = click.option(
+            "--set",
+            "overrides",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Override one setting, e.g. --set compose.blur=80 (repeatable).",
+        )(f)
+        return click.option(
+            "-c",
+            "--config",
+            "config_path",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            help=config_help,
+        )(f)
+
+    return deco
 
 
 class BgCamGroup(click.Group):

@@ -12,6 +12,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from bgcam.cli import config_options
 from bgcam.config import load_config
 from bgcam.errors import ConfigError
 
@@ -133,15 +134,7 @@ Examples:
     show_default=True,
     help="Frame sizes, comma-separated WIDTHxHEIGHT.",
 )
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Benchmark this config instead of the defaults (threads are forced to 1).",
-)
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key.")
+@config_options("Benchmark this config instead of the defaults (threads are forced to 1).")
 def bench(
     as_json: bool,
     frames: int,

@@ -12,6 +12,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from bgcam.cli import config_options
 from bgcam.config import load_config
 from bgcam.errors import ConfigError
 
@@ -155,15 +156,7 @@ Examples:
 """,
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Diagnose with this config (segmenter, providers, compositor, frame size).",
-)
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key.")
+@config_options("Diagnose with this config (segmenter, providers, compositor, frame size).")
 @click.option(
     "--size",
     default=None,

@@ -21,6 +21,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from bgcam.cli import config_options
 from bgcam.config import BlurType, Mode, SegmenterName, load_config
 
 log = logging.getLogger(__name__)
@@ -75,21 +76,7 @@ Examples:
     "frame size into this folder, named after the input image (a video's: 00000.png, …). "
     "In an existing folder, files of the same name are replaced at the end, others are kept.",
 )
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="TOML config file (see configs/default.toml); the options below override it.",
-)
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override any config key, e.g. --set refine.still_weight=0.1 (repeatable).",
-)
+@config_options("TOML config file (see configs/default.toml); the options below override it.")
 @click.option(
     "--segmenter",
     default=None,

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from bgcam.cli import config_options
 from bgcam.config import Config, load_config
 from bgcam.control.runtime import start_controls
 
@@ -61,19 +62,7 @@ class _StopOnSignal:
 
 
 @click.command()
-@click.option(
-    "-c",
-    "--config",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="TOML config file (default: your saved settings, else the defaults).",
-)
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override one setting, e.g. --set compose.blur=80 (repeatable).",
-)
+@config_options("TOML config file (default: your saved settings, else the defaults).")
 @click.option("--source", help="Camera index, /dev/videoN, video file, image folder or URL.")
 @click.option("--sink", help="virtualcam | file:PATH | preview | null.")
 @click.option(
@@ -90,7 +79,7 @@ class _StopOnSignal:
     help="Write the run's stats to this file at exit (one JSON object).",
 )
 def run(
-    config: Path | None,
+    config_path: Path | None,
     overrides: tuple[str, ...],
     source: str | None,
     sink: str | None,
@@ -115,7 +104,7 @@ def run(
         for k, v in (("source.uri", source), ("output.sink", sink), ("output.device", device))
         if v is not None
     }
-    config_path, loader = build_loader(config, overrides, direct)
+    config_path, loader = build_loader(config_path, overrides, direct)
     cfg = loader()
     if logging.getLogger().level > logging.DEBUG:
         setup_logging(cfg.log.level)
