@@ -56,16 +56,24 @@ MEDIAPIPE_VERSION = "0.10.21"
 WHEEL_NAME = f"mediapipe-{MEDIAPIPE_VERSION}-cp311-cp311-manylinux_2_28_x86_64.whl"
 WHEEL_SHA256 = "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3"
 WHEEL_MEMBER_DIR = "mediapipe/modules/selfie_segmentation/"
-PIP_DOWNLOAD_ARGS = (
-    "download",
-    "--no-deps",
-    "--only-binary=:all:",
-    "--python-version",
-    "3.11",
-    "--platform",
-    "manylinux_2_28_x86_64",
-    f"mediapipe=={MEDIAPIPE_VERSION}",
-)
+
+
+def fixed_wheel_args(requirement: str) -> tuple[str, ...]:
+    """``pip download`` arguments for the one Linux x86_64 / CPython 3.11 wheel of
+    ``requirement``, whatever this machine is: every machine gets the very same files."""
+    return (
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        "3.11",
+        "--platform",
+        "manylinux_2_28_x86_64",
+        requirement,
+    )
+
+
+PIP_DOWNLOAD_ARGS = fixed_wheel_args(f"mediapipe=={MEDIAPIPE_VERSION}")
 """One fixed wheel on every machine, so Python 3.13 or a Mac gets the very same model files."""
 
 

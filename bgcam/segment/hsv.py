@@ -44,6 +44,7 @@ import numpy.typing as npt
 from bgcam.config import SegmentConfig
 from bgcam.errors import ModelError
 from bgcam.frame import Image, Mask
+from bgcam.models import fixed_wheel_args
 from bgcam.segment import register
 from bgcam.shrink import Shrinker
 
@@ -58,16 +59,7 @@ WORK_WIDTH = 256
 CASCADE_NAME = "haarcascade_frontalface_default.xml"
 CASCADE_SHA256 = "0f7d4527844eb514d4a4948e822da90fbb16a34a0bbbbc6adc6498747a5aafb0"
 # OpenCV 4 wheels bundle the cascades in cv2/data (OpenCV 5 wheels do not): one fixed wheel.
-CASCADE_PIP_ARGS = (
-    "download",
-    "--no-deps",
-    "--only-binary=:all:",
-    "--python-version",
-    "3.11",
-    "--platform",
-    "manylinux_2_28_x86_64",
-    "opencv-python-headless==4.14.0.94",
-)
+CASCADE_PIP_ARGS = fixed_wheel_args("opencv-python-headless==4.14.0.94")
 _SYSTEM_CASCADE_DIRS = (
     "/usr/share/opencv4/haarcascades",  # Debian/Ubuntu package opencv-data
     "/usr/share/opencv/haarcascades",
