@@ -26,6 +26,7 @@ from bgcam.errors import BackendError, ModelError
 from bgcam.frame import Image, Mask
 from bgcam.models import MODELS, choose_model, ensure_model
 from bgcam.segment import register
+from bgcam.segment.ortlayout import keep_nchwc
 from bgcam.shrink import Shrinker
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,25 @@ def resolve_onnx(setting: str, frame_size: tuple[int, int]) -> tuple[bytes | Pat
     return path, path.name
 
 
+def _for_cpu_layout(model: bytes | Path, label: str) -> bytes | str:
+    """The model with :func:`~bgcam.segment.ortlayout.keep_nchwc` applied, for onnxruntime.
+
+    A model the ``onnx`` package cannot read or infer shapes for is passed on unchanged, for
+    onnxruntime to load or to report on.
+    """
+    import onnx
+
+    unchanged = model if isinstance(model, bytes) else str(model)
+    try:
+        proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(model)
+        rewritten = keep_nchwc(proto)
+    except Exception as exc:  # onnx raises several types (DecodeError, InferenceError, ...)
+        log.debug("onnx: %s left as it is (%s)", label, exc)
+        return unchanged
+    log.debug("onnx: %s: %d node(s) rewritten for the blocked CPU layout", label, rewritten)
+    return proto.SerializeToString() if rewritten else unchanged
+
+
 class OnnxSegmenter:
     name = "onnx"
 
@@ -132,7 +152,7 @@ class OnnxSegmenter:
         so.log_severity_level = 3
         # Idle worker threads must not spin: CPU load matters more than 0.1 ms here.
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        source = model if isinstance(model, bytes) else str(model)
+        source = _for_cpu_layout(model, self.model_label)
         # onnxruntime prints provider start-up failures itself; we log one line instead.
         ort.set_default_logger_severity(4)
         try:

@@ -1,0 +1,145 @@
+"""Rewrites that keep a model in onnxruntime's blocked (NCHWc) CPU layout from end to end.
+
+On x86 CPUs onnxruntime runs convolutions in a channel-blocked layout ("NCHWc") and converts
+tensors back to plain NCHW around every operator it cannot run blocked. The selfie models'
+squeeze-and-excitation blocks hit two such operators ten times each: ``ReduceMean`` over the
+spatial axes, and a ``Mul`` that broadcasts one scale per channel over the whole feature map.
+Each forces a ``ReorderOutput``/``ReorderInput`` pair, and one bilinear ``Resize`` falls back to
+the generic kernel behind such a ``Mul``: about a sixth of the landscape model's run time.
+
+:func:`keep_nchwc` replaces, with the same arithmetic:
+
+* ``ReduceMean(x, axes=[2, 3], keepdims=1)`` by ``GlobalAveragePool(x)``;
+* ``Mul(x, s)`` with ``x`` of static shape (N, C, H, W) and ``s`` of shape (N, C, 1, 1) by
+  ``Mul(x, Resize(s, scales=[1, 1, H, W], mode=nearest))``: both operands now have the same
+  shape, which the blocked ``Mul`` needs, and the nearest-neighbour expansion runs blocked too.
+
+Outputs are unchanged up to float rounding of the mean (checked in the tests). Patterns that do
+not match exactly (unknown shapes, other axes, other opsets) are left alone, so any model may
+pass through it; on other execution providers the rewritten graph runs as before.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, shape_inference
+
+MIN_RESIZE_SCALES_OPSET = 11
+"""``Resize`` takes (X, roi, scales) inputs with nearest_mode from opset 11 on."""
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return 0
+
+
+def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
+    """Tensor name → shape, for the tensors whose every dimension is known."""
+    inferred = shape_inference.infer_shapes(model)
+    graph = inferred.graph
+    shapes: dict[str, list[int]] = {}
+    for info in [*graph.input, *graph.value_info, *graph.output]:
+        dims = info.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") and d.dim_value > 0 for d in dims):
+            shapes[info.name] = [int(d.dim_value) for d in dims]
+    for init in graph.initializer:
+        shapes[init.name] = [int(d) for d in init.dims]
+    return shapes
+
+
+def _spatial_mean(node: onnx.NodeProto, consts: dict[str, list[int]]) -> bool:
+    """True for ReduceMean over axes 2 and 3 only, keeping the dimensions."""
+    keepdims, axes = 1, None
+    for attr in node.attribute:
+        if attr.name == "keepdims":
+            keepdims = int(attr.i)
+        elif attr.name == "axes":
+            axes = [int(a) for a in attr.ints]
+    if axes is None and len(node.input) > 1:  # opset 18: axes as a constant input
+        axes = consts.get(node.input[1])
+    return keepdims == 1 and axes is not None and sorted(axes) == [2, 3]
+
+
+def keep_nchwc(model: onnx.ModelProto) -> int:
+    """Rewrite ``model`` in place (see the module doc); returns the number of nodes rewritten."""
+    shapes = _static_shapes(model)
+    graph = model.graph
+    consts = {
+        init.name: [int(v) for v in numpy_helper.to_array(init).ravel()]
+        for init in graph.initializer
+        if init.data_type == onnx.TensorProto.INT64 and len(init.dims) <= 1
+    }
+    constant = {init.name for init in graph.initializer}
+    can_expand = _opset(model) >= MIN_RESIZE_SCALES_OPSET
+    nodes: list[onnx.NodeProto] = []
+    added: list[onnx.TensorProto] = []
+    rewritten = 0
+    for node in graph.node:
+        standard = node.domain in ("", "ai.onnx")
+        if (
+            standard
+            and node.op_type == "ReduceMean"
+            and _spatial_mean(node, consts)
+            and len(shapes.get(node.input[0], [])) == 4
+        ):
+            gap = helper.make_node("GlobalAveragePool", [node.input[0]], list(node.output))
+            gap.name = node.name
+            nodes.append(gap)
+            rewritten += 1
+            continue
+        if standard and node.op_type == "Mul" and can_expand:
+            expanded = _expand_channel_scale(node, shapes, constant, added)
+            if expanded:
+                nodes.extend(expanded)
+                rewritten += 1
+                continue
+        nodes.append(node)
+    if rewritten:
+        del graph.node[:]
+        graph.node.extend(nodes)
+        graph.initializer.extend(added)
+    return rewritten
+
+
+def _expand_channel_scale(
+    node: onnx.NodeProto,
+    shapes: dict[str, list[int]],
+    constant: set[str],
+    added: list[onnx.TensorProto],
+) -> list[onnx.NodeProto]:
+    """[Resize, Mul] for a computed per-channel scale broadcast over a feature map, else [].
+
+    A constant scale is left alone: onnxruntime folds it into the convolution before it.
+    """
+    if len(node.input) != 2:
+        return []
+    for big, small in (node.input, node.input[::-1]):
+        sb, ss = shapes.get(big), shapes.get(small)
+        if (
+            small not in constant
+            and sb is not None
+            and ss is not None
+            and len(sb) == 4
+            and ss == [sb[0], sb[1], 1, 1]
+            and sb[2] * sb[3] > 1
+        ):
+            scales = f"{node.name or node.output[0]}_nchwc_scales"
+            full = f"{small}_nchwc_full_{node.output[0]}"
+            added.append(
+                numpy_helper.from_array(np.array([1, 1, sb[2], sb[3]], np.float32), scales)
+            )
+            resize = helper.make_node(
+                "Resize",
+                [small, "", scales],
+                [full],
+                name=f"{node.name}_expand",
+                mode="nearest",
+                coordinate_transformation_mode="asymmetric",
+                nearest_mode="floor",
+            )
+            mul = helper.make_node("Mul", [big, full], list(node.output), name=node.name)
+            return [resize, mul]
+    return []
