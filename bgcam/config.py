@@ -125,13 +125,20 @@ class RefineConfig(_Section):
         description="steepness of the alpha edge around 0.5 (1 = as soft as the model's)",
     )
     edge: Literal["guided", "none"] = Field(
-        "guided", description="align the mask with image edges: guided (filter) | none"
+        "guided",
+        description="align the mask with image edges: guided (colour-guided filter) | none",
     )
     edge_radius: float = Field(
-        0.01, gt=0, le=0.1, description="guided-filter radius as a fraction of frame height"
+        0.02,
+        gt=0,
+        le=0.1,
+        description="guided-filter window radius as a fraction of frame height",
     )
     edge_eps: float = Field(
-        1e-3, gt=0, le=1, description="guided-filter regularisation (grey 0–1, squared)"
+        5e-4,
+        gt=0,
+        le=1,
+        description="guided-filter regularisation (colour 0–1, squared): lower keeps fainter edges",
     )
     work_height: int = Field(
         128,

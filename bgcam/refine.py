@@ -9,8 +9,10 @@ that its height stays at or above ``refine.work_height`` (with the default 128: 
    is no larger: :meth:`MaskRefiner.shrink` runs first) and the compositor's background blur
    start from it instead of shrinking the full frame again.
 2. **Edge alignment.** The model mask, upsampled to the working size, goes through a guided
-   filter (He et al.) with the grey frame as guide: where the image has an edge near the mask's
-   edge, the alpha snaps to it; in flat regions the mask is only smoothed.
+   filter (He et al.) with the colour frame as guide: where the image has an edge near the
+   mask's edge, the alpha snaps to it; in flat regions the mask is only smoothed. The colour
+   guide keeps edges between colours of equal brightness (skin on clay, a red shirt on leaves)
+   that a grey guide loses; on davis-dev it raised J/F by 0.008/0.006 over the grey one.
 3. **Temporal smoothing.** An exponential moving average whose weight is chosen per pixel from
    the image motion (frame difference, minus the global exposure change, box-averaged): strong
    (``still_weight``) where the scene is still, almost none (``motion_weight``) where it moves, so
@@ -38,6 +40,7 @@ output holds values around 1e-40, and arithmetic on such subnormal floats is ~30
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import cv2
@@ -67,8 +70,10 @@ the ultrafast preset stops at a quarter, which measurably blurs the edges of fas
 its full size (``fine``: on davis-dev J +0.003, F +0.004, T −1 %, for ~3x the flow's cost), with
 8x8 patches every 6 pixels."""
 
-GUIDED_SUBSAMPLE = 2
-"""The guided filter's coefficients are found at half the working size (fast guided filter)."""
+GUIDED_RADIUS = 1
+"""The guided filter's box radius on its coarse grid. ``refine.edge_radius`` x the working
+height, rounded to a power of two, sets the grid's spacing (the fast guided filter's subsample),
+so a window spans 3 grid cells, about ± edge_radius x frame height."""
 
 CHANGE_LO = 0.15
 CHANGE_HI = 0.5
@@ -99,66 +104,143 @@ def _flush(a: _F32) -> None:
     cv2.threshold(a, 1.0, 0.0, cv2.THRESH_TRUNC, dst=a)
 
 
+def _halve(image: npt.NDArray[Any], dsts: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
+    """``image`` halved into each of ``dsts`` in turn (2x2 averages); the last one, or ``image``."""
+    for dst in dsts:
+        h, w = dst.shape[:2]
+        cv2.resize(image[: 2 * h, : 2 * w], (w, h), dst=dst, interpolation=cv2.INTER_AREA)
+        image = dst
+    return image
+
+
 class GuidedFilter:
-    """A grey-guided filter (He, Sun, Tang 2013) on preallocated float32 buffers of one size.
+    """A colour-guided filter (He, Sun, Tang 2013) on preallocated float32 buffers of one size.
 
-    ``filter(guide, src, dst)`` aligns ``src`` with the edges of ``guide`` (both (h, w) float32,
-    guide in [0, 1]). ``radius`` is the box radius in pixels, ``eps`` the regularisation in the
-    guide's units squared: edges with a contrast well below ``sqrt(eps)`` are smoothed away.
+    ``filter(guide, src, dst)`` aligns ``src`` ((h, w) float32) with the edges of ``guide``
+    ((h, w, 3) BGR uint8): per window, ``src`` is fitted as a linear function of the three colour
+    channels, ``a·I + b``, so an edge between two colours of the same brightness (skin against
+    a brick wall, a red shirt against green leaves) is kept where a grey guide cannot see it.
+    ``radius`` is the box radius, ``eps`` the regularisation in the guide's units (0–1) squared:
+    colour edges with a contrast well below ``sqrt(eps)`` are smoothed away.
 
-    With ``subsample`` s > 1 it is the *fast* guided filter (He, Sun 2015): the linear
-    coefficients (a, b) are found on guide and source shrunk s times (radius / s), upsampled,
-    and applied to the full-size guide, ``dst = a·guide + b``: edges stay where the full-size
-    guide has them, for about 1/s² of the work.
+    It is the *fast* guided filter (He, Sun 2015) with ``subsample`` s (a power of two): the
+    coefficients are found on guide and source shrunk s times (each halving an exact 2x2
+    average, the odd last row or column dropped: OpenCV's fast path), with box radius
+    ``radius`` there,
+    upsampled (bilinear), and applied to the full-size guide: edges stay where the full-size
+    guide has them, at about 1/s² of the work. Each window's 3x3 colour covariance is inverted
+    in closed form (cofactors), all planes at once.
     """
 
     def __init__(self, size: tuple[int, int], radius: int, eps: float, subsample: int = 1) -> None:
         w, h = size
         self.size = (w, h)
-        self.subsample = s = max(1, int(subsample))
-        self.inner_size = (sw, sh) = (max(1, round(w / s)), max(1, round(h / s)))
-        self.radius = max(1, round(radius / s))
+        levels = max(0, int(subsample).bit_length() - 1)
+        self.subsample = s = 1 << levels
+        if subsample != s:
+            raise ValueError(f"subsample: expected a power of two, got {subsample}")
+        # Each halving: (w, h) -> (w // 2, h // 2), from the even-sized top-left part.
+        sizes = [(w, h)]
+        for _ in range(levels):
+            pw, ph = sizes[-1]
+            sizes.append((max(1, pw // 2), max(1, ph // 2)))
+        self._halvings = sizes
+        self.inner_size = (sw, sh) = sizes[-1]
+        self.radius = max(1, int(radius))
         self.eps = float(eps)
         self._ksize = (2 * self.radius + 1, 2 * self.radius + 1)
-        self._buf = [np.empty((sh, sw), np.float32) for _ in range(8)]
-        self._up = [np.empty((h, w), np.float32) for _ in range(2)] if s > 1 else []
+        self._g8 = [np.empty((ph, pw, 3), np.uint8) for pw, ph in sizes[1:]]
+        self._p = [np.empty((ph, pw), np.float32) for pw, ph in sizes[1:-1]]
+        # Planes at the inner size, each with `radius` rows of border above and below, so that
+        # one box filter over the planes stacked into a tall image filters each plane alone:
+        # guide (3), source, the products I_c·p (3) and I_c·I_d (6), then the coefficients.
+        r = self.radius
+        self._planes = np.empty((13, sh + 2 * r, sw), np.float32)
+        self._means = np.empty_like(self._planes)
+        self._coef = np.empty((4, sh + 2 * r, sw), np.float32)
+        self._coef_means = np.empty_like(self._coef)
+        self._var = np.empty((6, sh, sw), np.float32)
+        self._inv = np.empty((6, sh, sw), np.float32)
+        self._tmp = np.empty((9, sh, sw), np.float32)
+        self._full8 = [np.empty((h, w), np.uint8) for _ in range(3)]
+        self._full = np.empty((h, w), np.float32)
+        self._up = np.empty((h, w), np.float32)
 
-    def filter(self, guide: _F32, src: _F32, dst: _F32) -> _F32:
-        mean_i, mean_p, corr, var, tmp, tmp2, gs, ps = self._buf
+    def _box(self, planes: _F32, dst: _F32) -> None:
+        """Box-filter each plane of ``planes`` (n, rows + 2r, w) into ``dst`` in one call."""
+        r = self.radius
+        for i in range(r):  # BORDER_REFLECT rows: … b a | a b …
+            planes[:, r - 1 - i] = planes[:, r + i]
+            planes[:, -r + i] = planes[:, -r - 1 - i]
+        n, rows, cols = planes.shape
+        cv2.boxFilter(
+            planes.reshape(n * rows, cols),
+            -1,
+            self._ksize,
+            dst=dst.reshape(n * rows, cols),
+            borderType=cv2.BORDER_REFLECT,
+        )
+
+    def filter(self, guide: Image, src: _F32, dst: _F32) -> _F32:
+        r = self.radius
+        planes, means, coef = self._planes, self._means, self._coef
+        inner = planes[:, r:-r]
+        g8 = _halve(guide, self._g8)
+        np.multiply(g8.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=inner[0:3])
         if self.subsample > 1:
-            cv2.resize(guide, self.inner_size, dst=gs, interpolation=cv2.INTER_AREA)
-            cv2.resize(src, self.inner_size, dst=ps, interpolation=cv2.INTER_AREA)
-            g, p = gs, ps
+            _halve(src, [*self._p, planes[3, r:-r]])
         else:
-            g, p = guide, src
-        k = self._ksize
-        box = cv2.BORDER_REFLECT
-        cv2.boxFilter(g, -1, k, dst=mean_i, borderType=box)
-        cv2.boxFilter(p, -1, k, dst=mean_p, borderType=box)
-        cv2.multiply(g, p, dst=tmp)
-        cv2.boxFilter(tmp, -1, k, dst=corr, borderType=box)
-        cv2.multiply(g, g, dst=tmp)
-        cv2.boxFilter(tmp, -1, k, dst=var, borderType=box)
-        # cov = corr - mean_i * mean_p ; var = var - mean_i^2 + eps
-        cv2.multiply(mean_i, mean_p, dst=tmp)
-        cv2.subtract(corr, tmp, dst=corr)
-        cv2.multiply(mean_i, mean_i, dst=tmp)
-        cv2.subtract(var, tmp, dst=var)
-        cv2.addWeighted(var, 1.0, var, 0.0, self.eps, dst=var)
-        a, b = corr, var
-        cv2.divide(corr, var, dst=a)  # a = cov / (var + eps)
-        cv2.multiply(a, mean_i, dst=tmp)
-        cv2.subtract(mean_p, tmp, dst=b)  # b = mean_p - a * mean_i
-        cv2.boxFilter(a, -1, k, dst=tmp, borderType=box)
-        cv2.boxFilter(b, -1, k, dst=tmp2, borderType=box)
-        if self.subsample > 1:
-            ua, ub = self._up
-            cv2.resize(tmp, self.size, dst=ua, interpolation=cv2.INTER_LINEAR)
-            cv2.resize(tmp2, self.size, dst=ub, interpolation=cv2.INTER_LINEAR)
-            tmp, tmp2 = ua, ub
-        cv2.multiply(tmp, guide, dst=dst)
-        cv2.add(dst, tmp2, dst=dst)
+            np.copyto(inner[3], src)
+        np.multiply(inner[_PROD_LEFT], inner[_PROD_RIGHT], out=inner[4:13])
+        self._box(planes, means)
+        m = means[:, r:-r]
+        mean_i, mean_p = m[0:3], m[3]
+        # cov(I_c, p) = mean(I_c p) − mean(I_c) mean(p); var(I) the same, eps on the diagonal.
+        tmp = self._tmp
+        cov = np.multiply(mean_i, mean_p, out=tmp[0:3])
+        np.subtract(m[4:7], cov, out=cov)
+        var = np.multiply(mean_i[_PAIR_LEFT], mean_i[_PAIR_RIGHT], out=self._var)
+        np.subtract(m[7:13], var, out=var)
+        var[_DIAGONAL] += np.float32(self.eps)
+        # The inverse of var, by cofactors over the determinant; then a = var⁻¹ cov and
+        # b = mean(p) − a · mean(I).
+        inv = np.multiply(var[_COF_A], var[_COF_B], out=self._inv)
+        inv -= var[_COF_C] * var[_COF_D]
+        det = np.einsum("kij,kij->ij", var[0:3], inv[0:3])
+        inv /= det
+        a = coef[0:3, r:-r]
+        np.einsum("ckij,kij->cij", inv[_INVERSE].reshape(3, 3, *det.shape), cov, out=a)
+        b = coef[3, r:-r]
+        np.einsum("cij,cij->ij", a, mean_i, out=b)
+        np.subtract(mean_p, b, out=b)
+        self._box(coef, self._coef_means)
+        # Upsample the box-averaged coefficients and apply them: dst = b + Σ_c a_c · I_c.
+        cm = self._coef_means[:, r:-r]
+        np.multiply(cm[0:3], np.float32(1.0 / 255.0), out=cm[0:3])  # a for the 0–255 guide
+        cv2.resize(cm[3], self.size, dst=dst, interpolation=cv2.INTER_LINEAR)
+        cv2.split(guide, self._full8)
+        for c in range(3):
+            cv2.resize(cm[c], self.size, dst=self._up, interpolation=cv2.INTER_LINEAR)
+            np.copyto(self._full, self._full8[c])
+            cv2.accumulateProduct(self._up, self._full, dst)
         return dst
+
+
+# Index tables of GuidedFilter.filter. Products: I_c·p (c = 0..2), then the six I_c·I_d (c ≤ d)
+# in the order of _PAIR_LEFT/_PAIR_RIGHT: 00 01 02 11 12 22.
+_PAIR_LEFT = [0, 0, 0, 1, 1, 2]
+_PAIR_RIGHT = [0, 1, 2, 1, 2, 2]
+_PROD_LEFT = [0, 1, 2, *_PAIR_LEFT]
+_PROD_RIGHT = [3, 3, 3, *_PAIR_RIGHT]
+_DIAGONAL = [0, 3, 5]
+# Cofactors of the symmetric [[v00 v01 v02] [v01 v11 v12] [v02 v12 v22]] (var indices
+# 0 1 2 / 3 4 / 5): n_k = A_k B_k − C_k D_k for n00 n01 n02 n11 n12 n22.
+_COF_A = [3, 4, 1, 0, 2, 0]
+_COF_B = [5, 2, 4, 5, 1, 3]
+_COF_C = [4, 1, 3, 2, 0, 1]
+_COF_D = [4, 5, 2, 2, 4, 1]
+# The full inverse's rows from the six cofactors.
+_INVERSE = [0, 1, 2, 1, 3, 4, 2, 4, 5]
 
 
 class MaskRefiner:
@@ -177,8 +259,8 @@ class MaskRefiner:
         w, h = self.frame_size
         self.work_size = work_size(self.frame_size, cfg.work_height)
         ww, wh = self.work_size
-        radius = max(1, round(cfg.edge_radius * wh))
-        self._guided = GuidedFilter(self.work_size, radius, cfg.edge_eps, GUIDED_SUBSAMPLE)
+        grid = 1 << max(0, round(math.log2(max(1.0, cfg.edge_radius * wh))))
+        self._guided = GuidedFilter(self.work_size, GUIDED_RADIUS, cfg.edge_eps, grid)
 
         def f32() -> _F32:
             return np.empty((wh, ww), np.float32)
@@ -188,7 +270,7 @@ class MaskRefiner:
 
         self._small = np.empty((wh, ww, 3), np.uint8)
         self._gray8 = u8()
-        self._gray, self._mask, self._edge = f32(), f32(), f32()
+        self._mask, self._edge = f32(), f32()
         self._motion, self._out, self._tmp = f32(), f32(), f32()
         self._bits = u8()
         self._a8_small = np.zeros((wh, ww), np.uint8)
@@ -230,14 +312,14 @@ class MaskRefiner:
         self.motion_ratio = 0.0
         """Share of the frame seen moving (after motion compensation) in the last frame."""
         log.debug(
-            "refiner: frame %dx%d, working %dx%d, flow %dx%d, guided radius %d",
+            "refiner: frame %dx%d, working %dx%d, flow %dx%d, guided-filter grid %d",
             w,
             h,
             ww,
             wh,
             fw,
             fh,
-            radius,
+            grid,
         )
 
     @staticmethod
@@ -308,7 +390,6 @@ class MaskRefiner:
         cfg = self.cfg
         ww, wh = self.work_size
         cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._gray8)
-        cv2.LUT(self._gray8, self._lut, dst=self._gray)  # grey / 255 as float32
         low = self._low
         if low is None or low.shape != mask_low.shape:
             low = self._low = np.empty(mask_low.shape, np.float32)
@@ -317,7 +398,7 @@ class MaskRefiner:
         cv2.threshold(self._mask, 1.0, 0.0, cv2.THRESH_TRUNC, dst=self._mask)
 
         if cfg.edge == "guided":
-            self._guided.filter(self._gray, self._mask, self._edge)
+            self._guided.filter(self._small, self._mask, self._edge)
             _flush(self._edge)
         else:
             np.copyto(self._edge, self._mask)
