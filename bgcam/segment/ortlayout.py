@@ -1,4 +1,8 @@
-"""Rewrites that keep a model in onnxruntime's blocked (NCHWc) CPU layout from end to end.
+"""Model rewrites for onnxruntime on the CPU: a blocked layout throughout, and BGR bytes in.
+
+:func:`bgr255_planar_input` lets a model take OpenCV's BGR frame as planar floats in 0–255
+(folded into its first convolutions), so no colour conversion, scaling or transpose runs per
+frame. :func:`keep_nchwc` keeps it in onnxruntime's blocked (NCHWc) layout from end to end.
 
 On x86 CPUs onnxruntime runs convolutions in a channel-blocked layout ("NCHWc") and converts
 tensors back to plain NCHW around every operator it cannot run blocked. The selfie models'
@@ -143,3 +147,59 @@ def _expand_channel_scale(
             mul = helper.make_node("Mul", [big, full], list(node.output), name=node.name)
             return [resize, mul]
     return []
+
+
+def bgr255_planar_input(model: onnx.ModelProto) -> bool:
+    """Let ``model`` take the frame as OpenCV holds it: planar B, G, R planes in 0–255.
+
+    Applies to a model whose one NHWC input (N, H, W, 3) only feeds a Transpose to NCHW that
+    only feeds convolutions with constant weights of their own (the selfie models: RGB in
+    [0, 1]). The transpose goes, the input becomes (N, 3, H, W), and each convolution's weights
+    are reversed along the input channels and divided by 255: the same result from the caller's
+    BGR bytes cast to float, without a colour conversion, a scaling pass or a transpose.
+    Returns False, changing nothing, when the model does not have that shape.
+    """
+    graph = model.graph
+    if len(graph.input) != 1:
+        return False
+    inp = graph.input[0]
+    dims = inp.type.tensor_type.shape.dim
+    if len(dims) != 4 or not all(d.HasField("dim_value") for d in dims[1:]):
+        return False
+    _, h, w, channels = (int(d.dim_value) for d in dims)
+    if channels != 3:
+        return False
+    users = [n for n in graph.node if inp.name in n.input]
+    if len(users) != 1 or users[0].op_type != "Transpose":
+        return False
+    transpose = users[0]
+    perm = [list(a.ints) for a in transpose.attribute if a.name == "perm"]
+    nchw = transpose.output[0]
+    if perm != [[0, 3, 1, 2]] or nchw in {o.name for o in graph.output}:
+        return False
+    convs = [n for n in graph.node if nchw in n.input]
+    inits = {init.name: init for init in graph.initializer}
+    for conv in convs:
+        groups = [a.i for a in conv.attribute if a.name == "group"]
+        weight = inits.get(conv.input[1]) if len(conv.input) > 1 else None
+        if (
+            conv.op_type != "Conv"
+            or list(conv.input).count(nchw) != 1
+            or conv.input[0] != nchw
+            or groups not in ([], [1])
+            or weight is None
+            or len(weight.dims) != 4
+            or weight.dims[1] != 3
+            or sum(conv.input[1] in n.input for n in graph.node) != 1
+        ):
+            return False
+    for conv in convs:
+        weight = inits[conv.input[1]]
+        folded = numpy_helper.to_array(weight)[:, ::-1] / np.float32(255.0)
+        weight.CopyFrom(
+            numpy_helper.from_array(np.ascontiguousarray(folded, np.float32), weight.name)
+        )
+        conv.input[0] = inp.name
+    graph.node.remove(transpose)
+    dims[1].dim_value, dims[2].dim_value, dims[3].dim_value = 3, h, w
+    return True

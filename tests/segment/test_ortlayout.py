@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from bgcam.segment.onnx import _for_cpu_layout
-from bgcam.segment.ortlayout import keep_nchwc
+from bgcam.segment.ortlayout import bgr255_planar_input, keep_nchwc
 
 
 def _session(model: onnx.ModelProto | str, optimized: Path | None = None) -> ort.InferenceSession:
@@ -63,6 +63,38 @@ def test_selfie_models_give_the_same_mask_and_stay_blocked(
     reorders_after = _reorders(onnx.load(tmp_path / "b.onnx"))
     assert reorders_before >= 30
     assert reorders_after <= 5
+
+
+@pytest.mark.parametrize("name", ["selfie_segmentation_landscape", "selfie_segmentation"])
+def test_planar_bgr_input_gives_the_same_mask(
+    model_dir: Path, astronaut: npt.NDArray[np.uint8], name: str
+) -> None:
+    path = model_dir / f"{name}.onnx"
+    original, rewritten = onnx.load(path), onnx.load(path)
+    assert bgr255_planar_input(rewritten)
+    onnx.checker.check_model(rewritten)
+    assert _ops(rewritten)["Transpose"] == _ops(original)["Transpose"] - 1
+    before, after = _session(str(path)), _session(rewritten)
+    _, h, w, _ = before.get_inputs()[0].shape
+    assert after.get_inputs()[0].shape == [1, 3, h, w]
+    bgr = cv2.resize(astronaut, (w, h), interpolation=cv2.INTER_AREA)
+    rgb01 = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)[None].astype(np.float32) / 255
+    planar = np.ascontiguousarray(bgr.transpose(2, 0, 1)[None], np.float32)
+    y0 = before.run(None, {before.get_inputs()[0].name: rgb01})[0]
+    y1 = after.run(None, {after.get_inputs()[0].name: planar})[0]
+    assert np.abs(y0 - y1).max() < 1e-4
+    assert (y1 > 0.5).mean() > 0.2
+    # A second pass finds no NHWC input any more and changes nothing.
+    again = rewritten.SerializeToString()
+    assert not bgr255_planar_input(rewritten)
+    assert rewritten.SerializeToString() == again
+
+
+def test_planar_input_needs_a_transpose_into_convolutions() -> None:
+    model = _tiny([2, 3], scale_is_constant=False)  # NCHW input into ReduceMean
+    before = model.SerializeToString()
+    assert not bgr255_planar_input(model)
+    assert model.SerializeToString() == before
 
 
 def _reorders(optimized: onnx.ModelProto) -> int:
@@ -116,5 +148,5 @@ def test_rewrites_only_what_matches_exactly() -> None:
 def test_a_file_onnx_cannot_read_is_passed_on_unchanged(tmp_path: Path) -> None:
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model at all")
-    assert _for_cpu_layout(junk, "junk.onnx") == str(junk)
-    assert _for_cpu_layout(b"\x00\x01", "bytes") == b"\x00\x01"
+    assert _for_cpu_layout(junk, "junk.onnx") == (str(junk), False)
+    assert _for_cpu_layout(b"\x00\x01", "bytes") == (b"\x00\x01", False)
