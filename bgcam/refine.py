@@ -126,10 +126,9 @@ class GuidedFilter:
     It is the *fast* guided filter (He, Sun 2015) with ``subsample`` s (a power of two): the
     coefficients are found on guide and source shrunk s times (each halving an exact 2x2
     average, the odd last row or column dropped: OpenCV's fast path), with box radius
-    ``radius`` there,
-    upsampled (bilinear), and applied to the full-size guide: edges stay where the full-size
-    guide has them, at about 1/s² of the work. Each window's 3x3 colour covariance is inverted
-    in closed form (cofactors), all planes at once.
+    ``radius`` there, upsampled (bilinear), and applied to the full-size guide: edges stay where
+    the full-size guide has them, at about 1/s² of the work. Each window's 3x3 colour covariance
+    is inverted in closed form (cofactors), all windows at once; nothing is allocated per call.
     """
 
     def __init__(self, size: tuple[int, int], radius: int, eps: float, subsample: int = 1) -> None:
@@ -144,7 +143,6 @@ class GuidedFilter:
         for _ in range(levels):
             pw, ph = sizes[-1]
             sizes.append((max(1, pw // 2), max(1, ph // 2)))
-        self._halvings = sizes
         self.inner_size = (sw, sh) = sizes[-1]
         self.radius = max(1, int(radius))
         self.eps = float(eps)
@@ -161,7 +159,9 @@ class GuidedFilter:
         self._coef_means = np.empty_like(self._coef)
         self._var = np.empty((6, sh, sw), np.float32)
         self._inv = np.empty((6, sh, sw), np.float32)
-        self._tmp = np.empty((9, sh, sw), np.float32)
+        self._cov = np.empty((3, sh, sw), np.float32)
+        self._det = np.empty((sh, sw), np.float32)
+        self._left, self._right = (np.empty((9, sh, sw), np.float32) for _ in range(2))
         self._full8 = [np.empty((h, w), np.uint8) for _ in range(3)]
         self._full = np.empty((h, w), np.float32)
         self._up = np.empty((h, w), np.float32)
@@ -191,25 +191,39 @@ class GuidedFilter:
             _halve(src, [*self._p, planes[3, r:-r]])
         else:
             np.copyto(inner[3], src)
-        np.multiply(inner[_PROD_LEFT], inner[_PROD_RIGHT], out=inner[4:13])
+        left, right = self._left, self._right
+        np.take(inner, _PROD_LEFT, axis=0, out=left)
+        np.take(inner, _PROD_RIGHT, axis=0, out=right)
+        np.multiply(left, right, out=inner[4:13])
         self._box(planes, means)
         m = means[:, r:-r]
         mean_i, mean_p = m[0:3], m[3]
         # cov(I_c, p) = mean(I_c p) − mean(I_c) mean(p); var(I) the same, eps on the diagonal.
-        tmp = self._tmp
-        cov = np.multiply(mean_i, mean_p, out=tmp[0:3])
+        cov = np.multiply(mean_i, mean_p, out=self._cov)
         np.subtract(m[4:7], cov, out=cov)
-        var = np.multiply(mean_i[_PAIR_LEFT], mean_i[_PAIR_RIGHT], out=self._var)
+        var = self._var
+        np.take(mean_i, _PAIR_LEFT, axis=0, out=left[:6])
+        np.take(mean_i, _PAIR_RIGHT, axis=0, out=right[:6])
+        np.multiply(left[:6], right[:6], out=var)
         np.subtract(m[7:13], var, out=var)
-        var[_DIAGONAL] += np.float32(self.eps)
+        eps = np.float32(self.eps)
+        for i in _DIAGONAL:
+            var[i] += eps
         # The inverse of var, by cofactors over the determinant; then a = var⁻¹ cov and
         # b = mean(p) − a · mean(I).
-        inv = np.multiply(var[_COF_A], var[_COF_B], out=self._inv)
-        inv -= var[_COF_C] * var[_COF_D]
-        det = np.einsum("kij,kij->ij", var[0:3], inv[0:3])
+        inv = self._inv
+        np.take(var, _COF_A, axis=0, out=left[:6])
+        np.take(var, _COF_B, axis=0, out=right[:6])
+        np.multiply(left[:6], right[:6], out=inv)
+        np.take(var, _COF_C, axis=0, out=left[:6])
+        np.take(var, _COF_D, axis=0, out=right[:6])
+        np.multiply(left[:6], right[:6], out=left[:6])
+        inv -= left[:6]
+        det = np.einsum("kij,kij->ij", var[0:3], inv[0:3], out=self._det)
         inv /= det
         a = coef[0:3, r:-r]
-        np.einsum("ckij,kij->cij", inv[_INVERSE].reshape(3, 3, *det.shape), cov, out=a)
+        np.take(inv, _INVERSE, axis=0, out=left)
+        np.einsum("ckij,kij->cij", left.reshape(3, 3, *det.shape), cov, out=a)
         b = coef[3, r:-r]
         np.einsum("cij,cij->ij", a, mean_i, out=b)
         np.subtract(mean_p, b, out=b)
