@@ -257,6 +257,25 @@ _COF_D = [4, 5, 2, 2, 4, 1]
 _INVERSE = [0, 1, 2, 1, 3, 4, 2, 4, 5]
 
 
+def finish_tables(hysteresis: float, sharpen: float) -> tuple[_U8, _U8]:
+    """The output alpha (0–255) for each state level (0–255): (background label, person label).
+
+    Near 0.5 the state is nudged by ``bump(s) = min(h, 4 h s (1 − s) / (1 − 4 h²))`` towards the
+    pixel's label (h on [0.5 − h, 0.5 + h], 0 at 0 and 1), so noise cannot move the edge back
+    and forth; then ``round(255 (0.5 + g (s' − 0.5)))``, saturated, steepens the edge ramp
+    around the same 0.5 crossing (g = ``sharpen``).
+    """
+    s = np.arange(256, dtype=np.float64) / 255.0
+    h = float(hysteresis)
+    bump = np.minimum(h, 4.0 * h * s * (1.0 - s) / (1.0 - 4.0 * h * h)) if h > 0 else 0.0 * s
+
+    def table(nudged: npt.NDArray[np.float64]) -> _U8:
+        a = np.rint(255.0 * (0.5 + sharpen * (nudged - 0.5)))
+        return np.clip(a, 0, 255).astype(np.uint8).reshape(1, 256)
+
+    return table(s - bump), table(s + bump)
+
+
 class MaskRefiner:
     """Turns the segmenter's low-resolution mask into a steady full-resolution alpha.
 
@@ -286,7 +305,11 @@ class MaskRefiner:
         self._gray8 = u8()
         self._mask, self._edge = f32(), f32()
         self._motion, self._out, self._tmp = f32(), f32(), f32()
-        self._bits = u8()
+        self._bits, self._s8 = u8(), u8()
+        self._finish_luts = finish_tables(cfg.hysteresis, cfg.sharpen)
+        # Label flips: to person above 0.5 + h, to background below 0.5 - h (0–255 levels).
+        hyst = cfg.hysteresis
+        self._label_levels = (math.ceil(255 * (0.5 - hyst)), math.floor(255 * (0.5 + hyst)))
         self._a8_small = np.zeros((wh, ww), np.uint8)
         self._a8 = np.zeros((h, w), np.uint8)
         self._alpha = np.zeros((h, w), np.float32)
@@ -431,13 +454,7 @@ class MaskRefiner:
         else:
             self._start()
 
-        out = self._apply_hysteresis()
-        # a8 = round(255 (0.5 + g (out - 0.5))), saturated: a steeper edge ramp around the same
-        # 0.5 crossing (g = sharpen), rounded to 8 bits in the same pass.
-        g = cfg.sharpen
-        cv2.addWeighted(
-            out, 255.0 * g, out, 0.0, 127.5 * (1.0 - g), dst=self._a8_small, dtype=cv2.CV_8U
-        )
+        self._finish()
         self._a8_stale = self._alpha_stale = True
 
     # -- temporal --------------------------------------------------------------------------
@@ -516,23 +533,21 @@ class MaskRefiner:
         _flush(self._state)
         np.copyto(self._label, self._wlabel)
 
-    def _apply_hysteresis(self) -> _F32:
-        """out = state nudged towards the kept label near 0.5; labels flip at 0.5 ± h."""
-        h = self.cfg.hysteresis
-        s, out, bits = self._state, self._out, self._bits
-        if h <= 0:
-            return s
-        label = self._label
-        cv2.compare(s, 0.5 + h, cv2.CMP_GT, dst=bits)  # type: ignore[call-overload]
+    def _finish(self) -> None:
+        """Labels flip at 0.5 ± hysteresis; alpha8_small = the kept label's table at state.
+
+        Both the hysteresis nudge and the sharpening are functions of the state value alone
+        (one per label), so they are two 256-entry tables applied to the state rounded to
+        8 bits (what the output has anyway).
+        """
+        s8, label, bits = self._s8, self._label, self._bits
+        cv2.convertScaleAbs(self._state, dst=s8, alpha=255.0)  # round(255 s), s in [0, 1]
+        lo, hi = self._label_levels
+        cv2.compare(s8, hi, cv2.CMP_GT, dst=bits)  # type: ignore[call-overload]
         cv2.bitwise_or(label, bits, dst=label)
-        cv2.compare(s, 0.5 - h, cv2.CMP_GE, dst=bits)  # type: ignore[call-overload]
+        cv2.compare(s8, lo, cv2.CMP_GE, dst=bits)  # type: ignore[call-overload]
         cv2.bitwise_and(label, bits, dst=label)
-        # bump(s) = min(h, 4 h s (1 - s) / (1 - 4 h^2)): h on [0.5-h, 0.5+h], 0 at 0 and 1.
-        bump = self._tmp
-        cv2.addWeighted(s, -1.0, s, 0.0, 1.0, dst=bump)
-        cv2.multiply(bump, s, dst=bump, scale=4.0 * h / (1.0 - 4.0 * h * h))
-        cv2.threshold(bump, h, 0.0, cv2.THRESH_TRUNC, dst=bump)  # min(bump, h)
-        cv2.add(s, bump, dst=out)
-        cv2.bitwise_not(label, dst=bits)
-        cv2.subtract(s, bump, dst=out, mask=bits)
-        return out
+        lut_bg, lut_person = self._finish_luts
+        cv2.LUT(s8, lut_bg, dst=self._a8_small)
+        cv2.LUT(s8, lut_person, dst=bits)
+        cv2.copyTo(bits, label, self._a8_small)
