@@ -337,6 +337,9 @@ class CpuCompositor:
         self._mask = np.empty((h, w), np.uint8)
         self._rows, self._cols = h // TILE, w // TILE
         self._tiles = np.empty((self._rows, self._cols), np.uint8)
+        # Scratch of _copy_tiles: the inside flags with a zero column each side, their steps.
+        self._runs_pad = np.zeros((self._rows, self._cols + 2), np.int8)
+        self._runs_edges = np.empty((self._rows, self._cols + 1), np.int8)
         self._blend_n = 0
         self._blend_bufs: tuple[npt.NDArray[np.uint8], ...] = ()
         self._blend_wide: tuple[npt.NDArray[np.uint16], ...] = ()
@@ -456,7 +459,9 @@ class CpuCompositor:
     def _copy_tiles(self, image: Image, out: Image, inside: npt.NDArray[np.bool_]) -> None:
         """Copy ``image`` into ``out`` over the tiles marked ``inside``: one slice per run of
         such tiles in a tile row, runs with the same columns in consecutive rows merged."""
-        edges = np.diff(inside.view(np.int8), axis=1, prepend=0, append=0)
+        padded, edges = self._runs_pad, self._runs_edges  # (rows, cols + 2), (rows, cols + 1)
+        padded[:, 1:-1] = inside
+        np.subtract(padded[:, 1:], padded[:, :-1], out=edges)
         starts_r, starts_c = np.nonzero(edges == 1)
         _, ends_c = np.nonzero(edges == -1)
         block: list[int] | None = None  # [first row, last row, c0, c1]
