@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bgcam.config import Config, RefineConfig
-from bgcam.refine import GuidedFilter, MaskRefiner, work_size
+from bgcam.refine import GuidedFilter, MaskRefiner, finish_tables, work_size
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,6 +82,21 @@ def test_guided_filter_aligns_with_a_colour_edge_grey_cannot_see(subsample: int)
 def test_guided_filter_subsample_is_a_power_of_two() -> None:
     with pytest.raises(ValueError, match="power of two"):
         GuidedFilter((64, 32), radius=1, eps=1e-3, subsample=3)
+
+
+def test_finish_tables_nudge_towards_the_label_and_sharpen_around_one_half() -> None:
+    bg, person = finish_tables(hysteresis=0.1, sharpen=3.0)
+    assert bg.shape == person.shape == (1, 256) and bg.dtype == np.uint8
+    b, p = bg[0].astype(int), person[0].astype(int)
+    assert (np.diff(b) >= 0).all() and (np.diff(p) >= 0).all()  # monotonic in the state
+    assert (p >= b).all() and b[0] == p[0] == 0 and b[255] == p[255] == 255
+    # Within the hysteresis band the kept label decides the side of 0.5 …
+    assert (b[103:153] < 128).all() and (p[103:153] >= 128).all()
+    # … and far from it both agree: sharpened, saturated.
+    assert (b[:60] == 0).all() and (p[200:] == 255).all()
+    plain_bg, plain_person = finish_tables(hysteresis=0.0, sharpen=1.0)
+    np.testing.assert_array_equal(plain_bg, plain_person)
+    np.testing.assert_array_equal(plain_bg[0], np.arange(256))
 
 
 def test_outputs_are_one_matte_at_three_sizes() -> None:
