@@ -427,7 +427,6 @@ class MaskRefiner:
         self._shrunk_from = None
         cfg = self.cfg
         ww, wh = self.work_size
-        cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._gray8)
         low = self._low
         if low is None or low.shape != mask_low.shape:
             low = self._low = np.empty(mask_low.shape, np.float32)
@@ -442,10 +441,12 @@ class MaskRefiner:
             np.copyto(self._edge, self._mask)
 
         if cfg.temporal:
+            # The grey frame is only for the optical flow (the guided filter takes colour).
             fw, fh = self._flow_size
             if (fw, fh) == (ww, wh):
-                np.copyto(self._fgray, self._gray8)
+                cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._fgray)
             else:
+                cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._gray8)
                 cv2.resize(self._gray8, (fw, fh), dst=self._fgray, interpolation=cv2.INTER_AREA)
             if self._fresh or not self._align():
                 self._start()
