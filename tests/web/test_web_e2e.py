@@ -21,6 +21,7 @@ import pytest
 from web_support import photo
 
 from bgcam.control.socket import ControlClient, NotRunningError
+from bgcam.errors import BgCamError
 from bgcam.web.access import TOKEN_NAME, panel_url, read_access
 from tests.live_media import DaemonProcess, free_port, wait_for
 
@@ -68,7 +69,7 @@ def daemon(
         try:
             with ControlClient(rundir / "control.sock", timeout=5) as c:
                 return int(c.call("status").get("frames_out", 0)) > 0
-        except NotRunningError:
+        except (NotRunningError, BgCamError):  # not up yet, or too busy to answer in time
             return False
 
     wait_for(ready, 120, what="the daemon to serve its panel and send frames")
