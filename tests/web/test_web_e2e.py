@@ -72,10 +72,12 @@ def daemon(
         except (NotRunningError, BgCamError):  # not up yet, or too busy to answer in time
             return False
 
-    wait_for(ready, 120, what="the daemon to serve its panel and send frames")
-    assert d.proc.poll() is None, d.output
-    yield d, env
-    d.finish()
+    try:  # the daemon is stopped even when it never became ready (no stray processes)
+        wait_for(ready, 120, what="the daemon to serve its panel and send frames")
+        assert d.proc.poll() is None, d.output
+        yield d, env
+    finally:
+        d.finish()
 
 
 def test_bgcam_run_panel_in_a_browser(
