@@ -1,19 +1,37 @@
-"""The processing chain for one frame size: segment → refine → compose, on the calling thread.
+"""The processing chain for one frame size: segment → refine → compose, and the one place that
+builds and swaps its stages.
 
-``bgcam render`` and ``bgcam bench`` drive it directly; the live pipeline runs its stages on
-separate threads but builds them the same way. All buffers are owned by the stages and reused.
+``bgcam render`` and ``bgcam bench`` call :meth:`Engine.process` on one thread. The live pipeline
+runs the segment side (:meth:`Engine.mask`) on its segmentation thread and the compose side
+(:meth:`Engine.compose`) on its output thread. A new config becomes a :class:`StageSwap` with one
+call, :meth:`Engine.plan` (which builds the new stages and touches nothing live), so it can run on
+a builder thread (:meth:`Engine.plan_async`) while the output keeps its rate; each side then swaps
+its stages in between frames. All buffers are owned by the stages and reused.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from bgcam.compose import Compositor, create_compositor
-from bgcam.config import Config
+from bgcam.config import ComposeConfig, Config, SegmentConfig
 from bgcam.frame import Image, Mask
 from bgcam.refine import MaskRefiner
 from bgcam.segment import Segmenter, create_segmenter
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Engine", "SegmenterFactory", "StageSwap", "StageTimes"]
+
+SegmenterFactory = Callable[[SegmentConfig, tuple[int, int]], Segmenter]
 
 
 @dataclass(slots=True)
@@ -29,8 +47,52 @@ class StageTimes:
         return self.segment + self.refine + self.compose
 
 
+@dataclass(slots=True)
+class StageSwap:
+    """What changes when the engine moves to ``cfg``: the new stages, built, not yet in use.
+
+    The segment side (``segmenter``, ``refiner``) is swapped in by the thread that segments, the
+    compose side (``compositor``: a new backend; ``compose``: new settings for the same one) by
+    the thread that composes. A swap that is dropped must be discarded (its stages closed).
+    """
+
+    cfg: Config
+    segmenter: Segmenter | None = None
+    refiner: MaskRefiner | None = None
+    compositor: Compositor | None = None
+    compose: ComposeConfig | None = None
+
+    @property
+    def segment_side(self) -> bool:
+        return self.segmenter is not None or self.refiner is not None
+
+    def discard_segment_side(self) -> None:
+        if self.segmenter is not None:
+            self.segmenter.close()
+        self.segmenter = self.refiner = None
+
+    def discard(self) -> None:
+        self.discard_segment_side()
+        if self.compositor is not None:
+            self.compositor.close()
+            self.compositor = None
+
+
+def builds_models(old: Config, new: Config) -> bool:
+    """Would moving from ``old`` to ``new`` build a stage (a model load: keep it off the clock)?"""
+    return (
+        new.segment != old.segment
+        or new.refine != old.refine
+        or new.compose.backend != old.compose.backend
+    )
+
+
 class Engine:
-    """Segmenter, refiner and compositor for frames of ``frame_size`` (width, height)."""
+    """Segmenter, refiner and compositor for frames of ``frame_size`` (width, height).
+
+    ``segmenter`` is used instead of building the configured one at start; ``build_segmenter``
+    builds every segmenter (both are seams for tests and alternate components).
+    """
 
     def __init__(
         self,
@@ -39,10 +101,12 @@ class Engine:
         *,
         segmenter: Segmenter | None = None,
         compositor: Compositor | None = None,
+        build_segmenter: SegmenterFactory = create_segmenter,
     ) -> None:
         self.cfg = cfg
         self.frame_size = frame_size
-        self.segmenter = segmenter or create_segmenter(cfg.segment, frame_size)
+        self._build_segmenter = build_segmenter
+        self.segmenter = segmenter or build_segmenter(cfg.segment, frame_size)
         try:
             self.refiner = MaskRefiner(cfg.refine, frame_size)
             self.compositor = compositor or create_compositor(cfg.compose, frame_size)
@@ -53,6 +117,7 @@ class Engine:
             raise
         self.times = StageTimes()
         self._refined = False
+        self._builder: threading.Thread | None = None
 
     @property
     def alpha(self) -> Mask | None:
@@ -62,46 +127,122 @@ class Engine:
         """
         return self.refiner.alpha if self._refined else None
 
-    def process(self, image: Image, *, segment: bool = True) -> Image:
-        """Composite one frame. ``segment=False`` reuses the previous mask (smoother carries it)."""
+    # -- the stages ----------------------------------------------------------------------
+
+    def mask(self, image: Image) -> None:
+        """Segment and refine ``image`` (the segment side); the result is :meth:`matte`."""
         t0 = time.monotonic()
         refiner = self.refiner
-        small: Image | None = None
-        if segment or not self._refined:
-            # Shrunk once for both: the segmenter starts from the refiner's copy when it can.
-            low = self.segmenter.segment(image, refiner.shrink(image))
-            t1 = time.monotonic()
-            refiner.update(low, image)
-            self._refined = True
-            small = refiner.small  # the frame shrunk for refining: the blur starts from it
+        # Shrunk once for both: the segmenter starts from the refiner's copy when it can.
+        low = self.segmenter.segment(image, refiner.shrink(image))
+        t1 = time.monotonic()
+        refiner.update(low, image)
+        self._refined = True
+        self.times.segment = (t1 - t0) * 1e3
+        self.times.refine = (time.monotonic() - t1) * 1e3
+
+    def matte(self) -> tuple[npt.NDArray[np.uint8], Image]:
+        """The last refined matte (working-size 8-bit alpha) and the frame shrunk to that size;
+        owned by the refiner and overwritten by the next :meth:`mask`."""
+        return self.refiner.alpha8_small, self.refiner.small
+
+    def compose(
+        self, image: Image, alpha8_small: npt.NDArray[np.uint8] | None, small: Image | None = None
+    ) -> Image:
+        """The compose side: ``image`` with ``alpha8_small`` (None: blur the whole frame).
+        ``small`` is ``image`` shrunk by the refiner, when the matte was made from it."""
+        t0 = time.monotonic()
+        if alpha8_small is None:
+            out = self.compositor.compose(image, None)
         else:
-            t1 = t0
-        t2 = time.monotonic()
-        out = self.compositor.compose_matte(image, refiner.alpha8_small, small)
-        t3 = time.monotonic()
-        times = self.times
-        times.segment = (t1 - t0) * 1e3
-        times.refine = (t2 - t1) * 1e3
-        times.compose = (t3 - t2) * 1e3
+            out = self.compositor.compose_matte(image, alpha8_small, small)
+        self.times.compose = (time.monotonic() - t0) * 1e3
         return out
 
-    def update(self, cfg: Config) -> None:
-        """Swap in a new config, rebuilding only the stages whose section changed."""
-        old, self.cfg = self.cfg, cfg
-        if cfg.segment != old.segment:
-            self.segmenter.close()
-            self.segmenter = create_segmenter(cfg.segment, self.frame_size)
-        if cfg.refine != old.refine:
-            self.refiner = MaskRefiner(cfg.refine, self.frame_size)
-            self._refined = False
-        if cfg.compose != old.compose:
-            if cfg.compose.backend != old.compose.backend:
-                self.compositor.close()
-                self.compositor = create_compositor(cfg.compose, self.frame_size)
-            else:
-                self.compositor.update(cfg.compose)
+    def process(self, image: Image, *, segment: bool = True) -> Image:
+        """Composite one frame. ``segment=False`` reuses the previous mask (smoother carries it)."""
+        if segment or not self._refined:
+            self.mask(image)
+            alpha8, small = self.matte()
+            return self.compose(image, alpha8, small)
+        self.times.segment = self.times.refine = 0.0
+        return self.compose(image, self.refiner.alpha8_small)
 
-    def close(self) -> None:
+    # -- building and swapping -----------------------------------------------------------
+
+    def plan(self, cfg: Config) -> StageSwap:
+        """Build the stages that differ between the current config and ``cfg`` (touches nothing
+        in use: safe on any thread while the engine runs). Raises what a stage's build raises."""
+        old, size = self.cfg, self.frame_size
+        swap = StageSwap(cfg)
+        try:
+            if cfg.segment != old.segment:
+                swap.segmenter = self._build_segmenter(cfg.segment, size)
+            if cfg.refine != old.refine:
+                swap.refiner = MaskRefiner(cfg.refine, size)
+            if cfg.compose != old.compose:
+                if cfg.compose.backend != old.compose.backend:
+                    swap.compositor = create_compositor(cfg.compose, size)
+                else:
+                    swap.compose = cfg.compose
+        except BaseException:
+            swap.discard()
+            raise
+        return swap
+
+    def plan_async(self, cfg: Config) -> Future[StageSwap]:
+        """:meth:`plan` on a builder thread (one at a time); the future holds the swap or the
+        error. Join it with :meth:`close`."""
+        if self._builder is not None and self._builder.is_alive():
+            raise RuntimeError("a stage build is already running")
+        fut: Future[StageSwap] = Future()
+        fut.set_running_or_notify_cancel()
+
+        def build() -> None:
+            try:
+                fut.set_result(self.plan(cfg))
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+        self._builder = threading.Thread(target=build, name="bgcam-build", daemon=True)
+        self._builder.start()
+        return fut
+
+    def swap_compose_side(self, swap: StageSwap) -> None:
+        """Swap in the compose side and take ``swap.cfg`` (the composing thread). Raises what
+        the compositor's update raises; then nothing has changed."""
+        if swap.compositor is not None:
+            old, self.compositor = self.compositor, swap.compositor
+            swap.compositor = None
+            old.close()
+        elif swap.compose is not None:
+            self.compositor.update(swap.compose)
+        self.cfg = swap.cfg
+
+    def swap_segment_side(self, swap: StageSwap) -> None:
+        """Swap in the segment side (the segmenting thread, between frames)."""
+        if swap.segmenter is not None:
+            old, self.segmenter = self.segmenter, swap.segmenter
+            old.close()
+            log.info("segmenter now %s", self.segmenter.name)
+        if swap.refiner is not None:
+            self.refiner = swap.refiner
+            self._refined = False
+        swap.segmenter = swap.refiner = None
+
+    def update(self, cfg: Config) -> None:
+        """Swap in a new config on this thread, rebuilding only the stages whose section changed."""
+        swap = self.plan(cfg)
+        try:
+            self.swap_compose_side(swap)
+        except BaseException:
+            swap.discard()
+            raise
+        self.swap_segment_side(swap)
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._builder is not None:
+            self._builder.join(timeout)
         self.segmenter.close()
         self.compositor.close()
 

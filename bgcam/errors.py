@@ -53,3 +53,11 @@ class DeviceError(BgCamError):
 
 class BackendError(BgCamError):
     exit_code = 6
+
+
+def combine(errors: list[BgCamError]) -> BgCamError:
+    """One error reporting all of ``errors`` (each with its hint); the error itself if alone."""
+    if len(errors) == 1:
+        return errors[0]
+    lines = [f"- {e.message}" + (f"\n    fix: {e.hint}" if e.hint else "") for e in errors]
+    return DeviceError("cannot start:\n  " + "\n  ".join(lines))

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bgcam.config import SegmentConfig
+from bgcam.config import Config, SegmentConfig
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,16 @@ class Governor:
     @property
     def current(self) -> Level:
         return self.levels[self.level]
+
+    def overlay(self, cfg: Config) -> Config:
+        """``cfg`` with the current level's segment settings (the one place they are applied)."""
+        seg = self.current.segment
+        return cfg if seg == cfg.segment else cfg.model_copy(update={"segment": seg})
+
+    def every(self, seg: SegmentConfig) -> tuple[int, bool]:
+        """Segment at most every Nth frame, and whether still frames may be skipped beyond that
+        (``segment.every = 0``: automatic, the governor's level decides N)."""
+        return (self.current.every, True) if seg.every == 0 else (seg.every, False)
 
     def reset(self, seg: SegmentConfig) -> None:
         """The user changed ``[segment]``: rebuild the ladder and start from the top."""

@@ -32,6 +32,7 @@ import errno
 import logging
 import os
 import select
+import sys
 import time
 from typing import Protocol
 
@@ -237,3 +238,17 @@ def watch_readers(path: str, linger: float = 2.0) -> DemandWatcher:
     else:
         log.info("on-demand: watching %s through the %s", path, watcher.method)
     return watcher
+
+
+def watch_for(path: str | None, sink_name: str) -> DemandWatcher | None:
+    """The watcher for ``output.on_demand`` on ``path`` (the sink's device), or None with a
+    warning when there is nothing to watch: not an error, so that the same profile works with
+    ``--sink null`` or ``file:…`` to try it."""
+    if path is None or sys.platform != "linux":
+        log.warning(
+            "output.on_demand ignored: it watches a Linux v4l2loopback device for readers, "
+            "and this run has none (sink %s); the camera stays open",
+            sink_name,
+        )
+        return None
+    return watch_readers(path)

@@ -7,27 +7,21 @@ unprocessed input, whatever the segmenter does.
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from bgcam.config import Config, OutputConfig
+from bgcam.config import Config, SegmentConfig
 from bgcam.control.commands import Command
 from bgcam.frame import Image, Mask
-from bgcam.pipeline import (
-    SEGMENT_NICE,
-    MaskBuffer,
-    Pipeline,
-    _yield_to_others,
-    max_mask_age,
-    opencv_threads,
-    output_size,
-)
+from bgcam.live.state import PipelineState
+from bgcam.live.worker import opencv_threads
+from bgcam.pipeline import Pipeline
+from bgcam.segment import Segmenter, available, create_segmenter
 from bgcam.sources import SourceState
 from tests.live_media import astronaut_frames, wait_for, write_clip
 
@@ -39,6 +33,9 @@ class RecordingSink:
     def __init__(self) -> None:
         self.frames: list[Image] = []
         self.lock = threading.Lock()
+
+    def locate(self) -> str | None:
+        return None
 
     def open(self, size: tuple[int, int], fps: float) -> None:
         self.size = size
@@ -68,6 +65,7 @@ class StallingSegmenter:
 
     def __init__(self, good: int = 5) -> None:
         self.calls = 0
+        self.closed_once = False
         self.good = good
         self.release = threading.Event()
         self.stalled = threading.Event()
@@ -82,6 +80,7 @@ class StallingSegmenter:
         return self.mask
 
     def close(self) -> None:
+        self.closed_once = True
         self.release.set()
 
 
@@ -212,59 +211,16 @@ def test_on_demand_through_real_inotify(clip: tuple[Path, list[Image]], tmp_path
     thread = threading.Thread(target=lambda: pipe.run(seconds=60))
     thread.start()
     try:
-        wait_for(lambda: pipe.state == "idle", 20, "idle with no reader")
+        wait_for(lambda: pipe.state is PipelineState.IDLE, 20, "idle with no reader")
         assert pipe.source.state is SourceState.STOPPED  # webcam released
         with open(node, "rb"):  # an application opens the virtual camera
-            wait_for(lambda: pipe.state == "running", 20, "the reader to be noticed")
+            wait_for(lambda: pipe.state is PipelineState.RUNNING, 20, "the reader to be noticed")
             wait_for(lambda: pipe.stats.summary()["frames_new"] > 5, 20, "frames to flow")
-        wait_for(lambda: pipe.state == "idle", 20, "idle again after the reader left")
+        wait_for(lambda: pipe.state is PipelineState.IDLE, 20, "idle again after the reader left")
         assert pipe.source.state is SourceState.STOPPED
     finally:
         pipe.request_stop()
         thread.join(20)
-
-
-def test_mask_buffer_hands_over_without_tearing() -> None:
-    buf = MaskBuffer()
-    assert buf.acquire() is None
-    alpha8, small = np.full((2, 4), 255, np.uint8), np.full((2, 4, 3), 7, np.uint8)
-    buf.publish(alpha8, small, 7, 1.5)
-    alpha8[:] = 0  # the published matte is a copy, not the refiner's buffer
-    got = buf.acquire()
-    assert got is not None
-    matte, index, t = got
-    assert index == 7 and t == 1.5 and matte.alpha8.min() == 255 and matte.small.min() == 7
-    buf.publish(np.full((2, 4), 128, np.uint8), small, 8, 1.6)  # the one being read is untouched
-    assert matte.alpha8.min() == 255
-    got = buf.acquire()
-    assert got is not None and got[1] == 8 and got[0].alpha8.min() == 128
-    # A new refiner with another working size: the next matte has that size.
-    buf.publish(np.full((3, 5), 9, np.uint8), np.zeros((3, 5, 3), np.uint8), 9, 1.7)
-    got = buf.acquire()
-    assert got is not None and got[0].alpha8.shape == (3, 5) and got[0].small.shape == (3, 5, 3)
-    buf.invalidate()
-    assert buf.acquire() is None
-
-
-@pytest.mark.parametrize(
-    ("width", "height", "native", "expected"),
-    [
-        (0, 0, (1280, 720), (1280, 720)),
-        (0, 0, (641, 361), (640, 360)),
-        (640, 0, (1280, 720), (640, 360)),
-        (0, 480, (640, 480), (640, 480)),
-        (1920, 1080, (640, 480), (1920, 1080)),
-    ],
-)
-def test_output_size(
-    width: int, height: int, native: tuple[int, int], expected: tuple[int, int]
-) -> None:
-    assert output_size(OutputConfig(width=width, height=height), native) == expected
-
-
-def test_mask_age_bound() -> None:
-    assert max_mask_age(1, 30.0) == pytest.approx(0.2)
-    assert max_mask_age(10, 30.0) == pytest.approx(11 / 30)
 
 
 def test_opencv_gets_the_cores_the_pipeline_threads_leave(clip: tuple[Path, list[Image]]) -> None:
@@ -283,26 +239,6 @@ def test_opencv_gets_the_cores_the_pipeline_threads_leave(clip: tuple[Path, list
     Pipeline(config(str(path)), sink=CountingSink(), segmenter=RaisingSegmenter()).run(0.5)
     assert seen and set(seen) == {opencv_threads()}
     assert cv2.getNumThreads() == before
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice is Linux's")
-def test_a_thread_lowers_its_own_priority_only() -> None:
-    """The segmentation thread yields to capture and output: its nice rises, the process's
-    other threads keep theirs (a real thread, real scheduler priorities)."""
-    seen: dict[str, int] = {}
-
-    def body() -> None:
-        tid = threading.get_native_id()
-        seen["before"] = os.getpriority(os.PRIO_PROCESS, tid)
-        _yield_to_others(SEGMENT_NICE)
-        seen["after"] = os.getpriority(os.PRIO_PROCESS, tid)
-
-    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    thread = threading.Thread(target=body)
-    thread.start()
-    thread.join(5)
-    assert seen["after"] == min(19, seen["before"] + SEGMENT_NICE)
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
 
 
 def test_a_refiner_with_another_working_size_keeps_the_frames_masked(
@@ -332,3 +268,55 @@ def test_a_refiner_with_another_working_size_keeps_the_frames_masked(
         thread.join(20)
     assert result["segment_errors"] == 0
     assert result["frames_unmasked"] <= 1  # the very first frame, before any mask exists
+
+
+class TimedSink(RecordingSink):
+    """Records when each frame arrives (monotonic), not the frames."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def send(self, image: Image) -> None:
+        self.times.append(time.monotonic())
+
+
+def test_a_model_swap_never_blocks_the_output_clock(clip: tuple[Path, list[Image]]) -> None:
+    """A segmenter whose construction takes 1 s is built off the output thread: the output keeps
+    sending at its rate meanwhile, and the command's reply comes once the new one is in use."""
+    built: list[str] = []
+
+    def slow_segmenter(cfg: SegmentConfig, size: tuple[int, int]) -> Segmenter:
+        built.append(threading.current_thread().name)
+        time.sleep(1.0)
+        return create_segmenter(cfg, size)
+
+    available()  # the backends' modules are loaded (as the daemon's start does): only the
+    # construction is timed here, not a first import of onnxruntime, which holds the GIL
+    path, _ = clip
+    sink = TimedSink()
+    cfg = config(str(path), **{"segment.segmenter": "onnx"})
+    seg = StallingSegmenter(good=10**9)
+    pipe = Pipeline(cfg, sink=sink, segmenter=seg, build_segmenter=slow_segmenter)
+    result: dict[str, object] = {}
+    thread = threading.Thread(target=lambda: result.update(pipe.run(seconds=30)))
+    thread.start()
+    try:
+        wait_for(lambda: len(sink.times) > 15, 20, "frames")
+        t0, n0 = time.monotonic(), len(sink.times)
+        reply = pipe.commands.submit(Command("segmenter", "hsv")).result(20)
+        t1 = time.monotonic()
+        during = [t for t in sink.times[n0:] if t0 <= t <= t1]
+        assert reply["config"]["segment"]["segmenter"] == "hsv"
+        assert built == ["bgcam-build"]
+        # The segmentation thread swaps it in before its next frame, and closes the old one.
+        wait_for(lambda: seg.closed_once, 10, "the old segmenter to be closed")
+        assert pipe.status()["segmenter"] == "hsv"
+        assert t1 - t0 >= 1.0  # the reply waited for the build…
+        # …while the output kept sending: no gap near the 1 s build (a blocked clock shows one).
+        gaps = np.diff([t0, *during, t1])
+        assert len(during) >= 15 and gaps.max() < 0.5, f"longest gap {gaps.max():.3f} s"
+        pipe.commands.submit(Command("quit")).result(10)
+    finally:
+        pipe.request_stop()
+        thread.join(20)

@@ -103,6 +103,11 @@ class Daemon(Protocol):
 
     def request_stop(self) -> None: ...
 
+    def settling(self) -> Future[None] | None:
+        """After a change whose stages are still being built: resolved when they are in use
+        (or failed). Commands wait for it; their reply comes after it."""
+        ...
+
 
 @dataclass(slots=True)
 class ToggleMemory:
@@ -168,6 +173,9 @@ class CommandQueue:
     maxsize: int = 64
     _q: queue.Queue[tuple[Command, Future[dict[str, Any]]]] = field(init=False)
     _hooks: list[Callable[[], None]] = field(init=False, default_factory=list)
+    _held: tuple[Command, Future[dict[str, Any]], Future[None]] | None = field(
+        init=False, default=None
+    )
 
     def __post_init__(self) -> None:
         self._q = queue.Queue(maxsize=self.maxsize)
@@ -182,8 +190,12 @@ class CommandQueue:
         return fut
 
     def drain(self) -> list[tuple[Command, Future[dict[str, Any]]]]:
-        """Everything waiting now, oldest first (called by the pipeline between frames)."""
+        """Everything waiting now, oldest first, with a reply still held (at the end)."""
         items = []
+        if self._held is not None:
+            cmd, fut, _ = self._held
+            self._held = None
+            items.append((cmd, fut))
         while True:
             try:
                 items.append(self._q.get_nowait())
@@ -198,15 +210,47 @@ class CommandQueue:
         self._hooks.append(hook)
 
     def run_pending(self, daemon: Daemon, memory: ToggleMemory) -> int:
-        """Execute every waiting command against ``daemon``, resolving each future."""
+        """Execute the waiting commands against ``daemon`` in order, resolving each future.
+
+        While the daemon is settling (stages being built) no command runs; the one that started
+        the build gets its reply once the build is done.
+        """
         for hook in self._hooks:
             hook()
-        items = self.drain()
-        for cmd, fut in items:
+        settling = daemon.settling()
+        if settling is not None and not settling.done():
+            return 0
+        if self._held is not None:
+            cmd, fut, settled = self._held
+            self._held = None
+            if settled.exception() is None:
+                fut.set_result(daemon.status())
+            else:
+                fut.set_exception(_failed(cmd, settled.exception()))
+        n = 0
+        while True:
+            try:
+                cmd, fut = self._q.get_nowait()
+            except queue.Empty:
+                return n
+            n += 1
             if not fut.set_running_or_notify_cancel():
                 continue  # the submitter gave up waiting; do not run a cancelled command
             try:
-                fut.set_result(execute(daemon, cmd, memory))
+                reply = execute(daemon, cmd, memory)
             except CommandError as exc:
                 fut.set_exception(exc)
-        return len(items)
+                continue
+            settling = daemon.settling()
+            if settling is None:
+                fut.set_result(reply)
+            else:
+                self._held = (cmd, fut, settling)
+                return n
+
+
+def _failed(cmd: Command, exc: BaseException | None) -> CommandError:
+    if isinstance(exc, CommandError):
+        return exc
+    message = exc.message if isinstance(exc, BgCamError) else str(exc)
+    return CommandError(f"{cmd.name}: {message}")

@@ -47,11 +47,15 @@ def register(name: str) -> Callable[[SegmenterFactory], SegmenterFactory]:
     return deco
 
 
-def _load_builtins() -> None:
-    # Imported lazily so that `import bgcam` does not load mediapipe or onnxruntime.
+BUILTINS = ("hsv", "mediapipe", "onnx")
+
+
+def _load_builtins(names: tuple[str, ...] = BUILTINS) -> None:
+    # Imported lazily so that `import bgcam` does not load mediapipe or onnxruntime (an import
+    # holds the GIL for seconds: only the backend asked for is loaded).
     import importlib
 
-    for name in ("hsv", "mediapipe", "onnx"):
+    for name in names:
         importlib.import_module(f"{__name__}.{name}")
 
 
@@ -62,7 +66,7 @@ def available() -> list[str]:
 
 def create_segmenter(cfg: SegmentConfig, frame_size: tuple[int, int]) -> Segmenter:
     """Create the segmenter ``cfg.segmenter`` for frames of ``frame_size`` (width, height)."""
-    _load_builtins()
+    _load_builtins((cfg.segmenter,) if cfg.segmenter in BUILTINS else BUILTINS)
     try:
         factory = _REGISTRY[cfg.segmenter]
     except KeyError:

@@ -29,6 +29,11 @@ class Sink(Protocol):
     device: str | None
     """The device node readers open (virtual camera), watched for on-demand; else None."""
 
+    def locate(self) -> str | None:
+        """Find the device readers will open, now (before the camera is opened, so both errors
+        are reported together); None for a sink without one."""
+        ...
+
     def open(self, size: tuple[int, int], fps: float) -> None:
         """Open for frames of ``size`` (width, height) at ``fps``; raise a BgCamError if not."""
         ...

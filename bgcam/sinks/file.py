@@ -28,6 +28,9 @@ class FileSink:
     def open(self, size: tuple[int, int], fps: float) -> None:
         self._writer = VideoFileWriter(self.path, fps, size)
 
+    def locate(self) -> str | None:
+        return None
+
     def send(self, image: Image) -> None:
         assert self._writer is not None, "send() before open()"
         self._writer.write("", image)

@@ -16,6 +16,9 @@ class NullSink:
     def open(self, size: tuple[int, int], fps: float) -> None:
         self.size = size
 
+    def locate(self) -> str | None:
+        return None
+
     def send(self, image: Image) -> None:
         self.frames += 1
 

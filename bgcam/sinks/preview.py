@@ -39,6 +39,9 @@ class PreviewSink:
             ) from None
         self._open = True
 
+    def locate(self) -> str | None:
+        return None
+
     def send(self, image: Image) -> None:
         cv2.imshow(WINDOW, image)
         key = cv2.waitKey(1) & 0xFF

@@ -74,6 +74,9 @@ class DaemonDouble:
             "paused": self.paused,
         }
 
+    def settling(self) -> None:
+        return None
+
     def request_stop(self) -> None:
         self._stop.set()
 

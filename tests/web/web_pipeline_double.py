@@ -95,6 +95,9 @@ class EnginePipeline:
             "paused": self.paused,
         }
 
+    def settling(self) -> None:
+        return None
+
     def request_stop(self) -> None:
         self._stop.set()
 

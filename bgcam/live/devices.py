@@ -1,0 +1,109 @@
+"""The pipeline's two ends: the source (camera, file, stream) and the sink, opened together; the
+processing size that follows from them; and the camera following pause and on-demand."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bgcam.config import Config, OutputConfig
+from bgcam.errors import BgCamError, combine
+from bgcam.live.state import Lifecycle, PipelineState
+from bgcam.ondemand import DemandWatcher
+from bgcam.sinks import Sink, create_sink
+from bgcam.sources import Source, create_source
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Camera", "open_ends", "open_source", "output_size"]
+
+
+def output_size(out: OutputConfig, native: tuple[int, int]) -> tuple[int, int]:
+    """The processing and output size: the configured one, else the source's; always even."""
+    nw, nh = native
+    w, h = out.width, out.height
+    if w and not h:
+        h = round(nh * w / nw)
+    elif h and not w:
+        w = round(nw * h / nh)
+    elif not w and not h:
+        w, h = nw, nh
+    return max(2, w - w % 2), max(2, h - h % 2)
+
+
+def open_ends(
+    cfg: Config, source: Source | None, sink: Sink | None
+) -> tuple[Source, Sink, tuple[int, int]]:
+    """Create what is not given, find the sink's device and open the source (both errors are
+    reported together); the source scales to the output size when that differs from its own.
+    The sink is opened later, once the size is known to work for the stages."""
+    errors: list[BgCamError] = []
+    try:
+        sink = sink or create_sink(cfg.output.sink, cfg.output.device)
+        sink.locate()
+    except BgCamError as exc:
+        errors.append(exc)
+    try:
+        source = source or create_source(cfg.source)
+        native = source.open()
+    except BgCamError as exc:
+        errors.append(exc)
+    if errors:
+        raise combine(errors)
+    assert source is not None and sink is not None
+    size = output_size(cfg.output, native)
+    if size != native:
+        source.target_size = size
+        log.info("processing and output at %dx%d (source %dx%d)", *size, *native)
+    return source, sink, size
+
+
+def open_source(cfg: Config, size: tuple[int, int]) -> Source:
+    """A new source for ``cfg.source``, opened (not started) and scaled to ``size``."""
+    new = create_source(cfg.source)
+    new.open()
+    new.target_size = size if new.native_size != size else None
+    return new
+
+
+class Camera:
+    """Opens and releases the source as the pipeline's state moves into and out of RUNNING
+    (pause, on-demand), driving the :class:`~bgcam.live.state.Lifecycle` from those events."""
+
+    def __init__(self, lifecycle: Lifecycle, source: Callable[[], Source | None]) -> None:
+        self._lifecycle = lifecycle
+        self._source = source
+        self.demand: DemandWatcher | None = None
+
+    def close(self) -> None:
+        if self.demand is not None:
+            self.demand.close()
+            self.demand = None
+
+    def pause(self, paused: bool) -> None:
+        if self._follow(*self._lifecycle.pause(paused)):
+            log.info("paused: camera released; sending a still" if paused else "resumed")
+
+    def idle(self) -> bool:
+        """Poll the on-demand watcher (the camera follows readers); True while nobody reads."""
+        demand = self.demand
+        if demand is None:
+            return False
+        was = self._lifecycle.state
+        old, new = self._lifecycle.reader(demand.poll(0.2 if was.idle else 0))
+        if self._follow(old, new):
+            src = self._source()
+            what = "no reader: releasing" if new.idle else "a reader appeared: starting"
+            log.info("on-demand: %s %s", what, src.uri if src else "the source")
+        return new.idle
+
+    def _follow(self, old: PipelineState, new: PipelineState) -> bool:
+        """Start or stop the source when RUNNING is entered or left; True if the state changed."""
+        source = self._source()
+        running = PipelineState.RUNNING
+        if source is not None and (old is running) != (new is running):
+            if new is running:
+                source.start()
+            else:
+                source.stop()
+        return old is not new

@@ -1,0 +1,127 @@
+"""One output tick: compose the newest frame (or repeat, or a card) and send it.
+
+The output thread calls :meth:`Output.tick` once per :class:`~bgcam.live.clock.OutputClock`
+period. A new frame is composed with the newest *usable* matte (fail closed: none, and the whole
+frame is blurred); no new frame repeats the last output (``frames_repeated``); a source lost for
+more than :data:`LOST_GRACE`, or silent for :data:`STALL`, gets the "camera unavailable" card.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from bgcam.engine import Engine
+from bgcam.frame import Frame, Image
+from bgcam.live.cards import Cards, LastOutput
+from bgcam.live.clock import OutputClock
+from bgcam.live.masks import MaskExchange
+from bgcam.sinks import Sink, SinkClosed
+from bgcam.sources import Source, SourceState
+from bgcam.stats import Stats
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LOST_GRACE", "STALL", "Output"]
+
+LOST_GRACE = 0.5
+"""Seconds of a lost source before the placeholder replaces the repeated last frame."""
+STALL = 2.0
+"""Seconds without a new frame, source nominally running, before the placeholder shows."""
+IDLE_CARD_PERIOD = 1.0
+"""Seconds between cards while on-demand idles (nobody reads them)."""
+
+
+class Output:
+    """The output thread's work per tick (output thread only). ``every()`` is how often the
+    segmentation thread segments (the mask age policy allows for it); ``masking()`` is False
+    while the mode is off."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        masks: MaskExchange,
+        sink: Sink,
+        stats: Stats,
+        last: LastOutput,
+        *,
+        every: Callable[[], int],
+        masking: Callable[[], bool],
+    ) -> None:
+        self._engine, self._masks, self._sink, self._stats = engine, masks, sink, stats
+        self._last = last
+        self._every, self._masking = every, masking
+        self.cards = Cards(engine.frame_size, last)
+        self._last_index = -1
+        self._t_new = time.monotonic()
+        self._next_card = 0.0
+
+    def tick(self, source: Source, clock: OutputClock, *, paused: bool) -> bool:
+        """Send one frame; False when the source ended or the sink closed."""
+        sched, now = clock.next_t, time.monotonic()
+        frame = source.latest()
+        new = unmasked = placeholder = False
+        dropped = 0
+        if paused:
+            out, placeholder = self.cards.card("paused"), True
+        elif frame is not None and frame.index > self._last_index:
+            out, unmasked = self._compose(frame, source.fps)
+            dropped = frame.index - self._last_index - 1 if self._last_index >= 0 else 0
+            self._last_index, new, self._t_new = frame.index, True, now
+            clock.phase_lock(sched, frame.t_capture, source.fps)
+        elif source.state is SourceState.ENDED:
+            log.info("the source ended: stopping")
+            return False
+        elif (
+            (source.state is SourceState.LOST and source.lost_for > LOST_GRACE)
+            or now - self._t_new > STALL
+            or self._last.image is None
+        ):
+            out, placeholder = self.cards.card("camera unavailable"), True
+        else:
+            out = self._last.image
+        if not self.send(out):
+            return False
+        latency = (time.monotonic() - frame.t_capture) * 1e3 if new and frame else None
+        self._stats.frame_out(
+            new=new, latency_ms=latency, dropped=dropped, placeholder=placeholder, unmasked=unmasked
+        )
+        return True
+
+    def idle(self, clock: OutputClock) -> bool:
+        """While nobody reads: a "waiting" card once a second; False when the sink closed."""
+        now = time.monotonic()
+        clock.restart(now)
+        if now < self._next_card:
+            return True
+        self._next_card = now + IDLE_CARD_PERIOD
+        if not self.send(self.cards.card("BgCam: waiting for a viewer")):
+            return False
+        self._stats.frame_out(new=False, placeholder=True)
+        return True
+
+    def send(self, image: Image) -> bool:
+        """Send ``image``; False when the sink was closed from its side."""
+        t0 = time.monotonic()
+        try:
+            self._sink.send(image)
+        except SinkClosed as exc:
+            log.info("%s: stopping", exc)
+            return False
+        self._stats.stage("send", (time.monotonic() - t0) * 1e3)
+        return True
+
+    def _compose(self, frame: Frame, source_fps: float) -> tuple[Image, bool]:
+        """``frame`` composed with the newest usable matte; and True when there was none."""
+        engine = self._engine
+        masking = self._masking()
+        got = self._masks.usable(frame, self._every(), source_fps) if masking else None
+        if got is None:
+            out = self._last.update(lambda: engine.compose(frame.image, None))
+        else:
+            matte, same = got
+            small = matte.small if same else None  # this very frame shrunk: saves the blur a pass
+            out = self._last.update(lambda: engine.compose(frame.image, matte.alpha8, small))
+        self._stats.stage("compose", engine.times.compose)
+        return out, got is None and masking
