@@ -7,9 +7,11 @@ against itself (a :class:`Daemon`), so each change is atomic and thread-safe.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,6 +43,15 @@ COMMANDS: dict[str, str | None] = {
 
 class CommandError(ValueError):
     """A request that cannot be run: unknown name, bad argument, full queue, failed effect."""
+
+
+class CommandTimeout(CommandError):
+    """The daemon did not apply a command in time; ``applied`` is False when it never will be
+    (it was withdrawn before it started), None when it is still running."""
+
+    def __init__(self, message: str, applied: bool | None) -> None:
+        super().__init__(message)
+        self.applied = applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +200,38 @@ class CommandQueue:
             raise CommandError("busy: too many commands waiting; try again") from None
         return fut
 
+    def call(self, cmd: Command, timeout: float) -> dict[str, Any]:
+        """Submit ``cmd`` and wait for its reply: the one submit-and-wait of every control surface.
+
+        A command the daemon has not started within ``timeout`` is withdrawn (it will never be
+        applied); one already running (its stages being built) gets ``timeout`` more. Raises
+        CommandError (refused, failed, queue full) or its subclass CommandTimeout.
+        """
+        fut = self.submit(cmd)
+        try:
+            return fut.result(timeout)
+        except FutureTimeout:
+            if fut.cancel():
+                raise _timeout(cmd, timeout, started=False) from None
+        try:
+            return fut.result(timeout)
+        except FutureTimeout:
+            raise _timeout(cmd, 2 * timeout, started=True) from None
+
+    async def acall(self, cmd: Command, timeout: float) -> dict[str, Any]:
+        """:meth:`call` for an asyncio event loop (waits without blocking it or using a thread)."""
+        fut = self.submit(cmd)
+        inner = asyncio.wrap_future(fut)
+        inner.add_done_callback(_consume)
+        for first in (True, False):
+            try:
+                # shield: a timeout must not cancel the queued Future under the daemon's feet.
+                return await asyncio.wait_for(asyncio.shield(inner), timeout)
+            except asyncio.TimeoutError:
+                if first and fut.cancel():
+                    raise _timeout(cmd, timeout, started=False) from None
+        raise _timeout(cmd, 2 * timeout, started=True)
+
     def drain(self) -> list[tuple[Command, Future[dict[str, Any]]]]:
         """Everything waiting now, oldest first, with a reply still held (at the end)."""
         items = []
@@ -249,8 +292,31 @@ class CommandQueue:
                 return n
 
 
+def _timeout(cmd: Command, seconds: float, *, started: bool) -> CommandTimeout:
+    if started:
+        return CommandTimeout(f"{cmd.name}: still running after {seconds:.0f} s", applied=None)
+    return CommandTimeout(
+        f"{cmd.name}: the daemon did not get to it within {seconds:.0f} s; not applied "
+        "(is it stuck? see its log)",
+        applied=False,
+    )
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    """Retrieve a late result/exception so asyncio does not log it as never retrieved."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 def _failed(cmd: Command, exc: BaseException | None) -> CommandError:
     if isinstance(exc, CommandError):
         return exc
     message = exc.message if isinstance(exc, BgCamError) else str(exc)
     return CommandError(f"{cmd.name}: {message}")
+
+
+class ControlledPipeline(Daemon, Protocol):
+    """A daemon with its command queue: what the control surfaces are started with."""
+
+    @property
+    def commands(self) -> CommandQueue: ...

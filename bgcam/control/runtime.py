@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from bgcam.config import Config
-from bgcam.control.commands import Command, CommandError, CommandQueue, Daemon
+from bgcam.control.commands import Command, CommandError, CommandQueue, ControlledPipeline
 from bgcam.control.hotkeys import Hotkeys, start_hotkeys
 from bgcam.control.signals import SignalDispatcher
 from bgcam.control.socket import ControlServer
@@ -42,16 +40,6 @@ from bgcam.service import SystemdNotifier
 log = logging.getLogger(__name__)
 
 __all__ = ["ControlledPipeline", "Controls", "start_controls"]
-
-
-class ControlledPipeline(Daemon, Protocol):
-    """A pipeline with a command queue: what :func:`start_controls` needs."""
-
-    @property
-    def commands(self) -> CommandQueue: ...
-
-    @property
-    def config(self) -> Config: ...
 
 
 @dataclass
@@ -150,8 +138,8 @@ class ServiceWatcher:
 
     def _ask(self, wait: float) -> dict[str, Any] | None:
         try:
-            return self._commands.submit(Command("status")).result(timeout=wait)
-        except (CommandError, FutureTimeout):
+            return self._commands.call(Command("status"), wait)
+        except CommandError:
             return None
 
     def _run(self) -> None:

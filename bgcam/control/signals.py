@@ -25,16 +25,11 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bgcam.control.commands import Command, CommandError
-
-if TYPE_CHECKING:
-    from bgcam.control.runtime import ControlledPipeline
+from bgcam.control.commands import Command, CommandError, CommandTimeout, ControlledPipeline
 
 log = logging.getLogger(__name__)
 
@@ -159,13 +154,12 @@ class SignalDispatcher:
 
     def _submit(self, cmd: Command, ok: str, what: str) -> None:
         try:
-            fut: Future[dict[str, Any]] = self._pipeline.commands.submit(cmd)
-            result = fut.result(timeout=_WAIT)
+            result = self._pipeline.commands.call(cmd, _WAIT)
+        except CommandTimeout as exc:
+            log.error("%s: %s", what, exc)
+            return
         except CommandError as exc:
             log.error("%s failed, keeping the running configuration: %s", what, exc)
-            return
-        except FutureTimeout:
-            log.error("%s: the pipeline did not apply it within %.0f s", what, _WAIT)
             return
         mode = _mode_of(result)
         log.info("%s%s", ok, f" (mode {mode})" if mode else "")

@@ -37,7 +37,6 @@ import struct
 import sys
 import threading
 import time
-from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import IO, Any
 
@@ -371,23 +370,9 @@ class ControlServer:
             log.exception("control socket: cannot parse a request")
             return _reply(None, error=f"malformed request: {exc}")
         try:
-            fut = self.commands.submit(cmd)
-            try:
-                result = fut.result(timeout=REPLY_TIMEOUT)
-            except FutureTimeout:
-                if fut.cancel():  # never applied: make sure it will not be, later
-                    return _reply(
-                        req_id,
-                        error=f"{cmd.name}: the daemon did not get to it within "
-                        f"{REPLY_TIMEOUT:.0f} s; not applied (is it stuck? see its log)",
-                    )
-                result = fut.result(timeout=REPLY_TIMEOUT)  # running right now: wait for it
+            result = self.commands.call(cmd, REPLY_TIMEOUT)
         except CommandError as exc:
             return _reply(req_id, error=str(exc))
-        except FutureTimeout:
-            return _reply(
-                req_id, error=f"{cmd.name}: still running after {2 * REPLY_TIMEOUT:.0f} s"
-            )
         except Exception as exc:  # the pipeline hit an unexpected error running it
             log.exception("control socket: %s failed", cmd.name)
             return _reply(req_id, error=f"{cmd.name}: internal error: {exc}")

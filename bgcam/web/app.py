@@ -31,7 +31,6 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, get_args
@@ -59,7 +58,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bgcam import __version__
 from bgcam.config import MODES, BlurType, Config, SegmenterName
-from bgcam.control.commands import COMMANDS, Command, CommandError, CommandQueue
+from bgcam.control.commands import COMMANDS, Command, CommandError, CommandQueue, CommandTimeout
 from bgcam.frame import Image
 from bgcam.web.access import csrf_token
 from bgcam.web.preview import PreviewEncoder
@@ -244,12 +243,6 @@ def _settings(cfg: Config, stats: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _consume(fut: asyncio.Future[Any]) -> None:
-    """Retrieve a late result/exception so asyncio does not log it as never retrieved."""
-    if not fut.cancelled():
-        fut.exception()
-
-
 # --------------------------------------------------------------------------------------------
 # The application
 
@@ -266,28 +259,13 @@ class Panel:
         self.encoder = PreviewEncoder(pipeline.latest_output)
         self.viewers = 0
 
-    async def submit(self, cmd: Command, timeout: float) -> dict[str, Any]:
-        """Queue ``cmd`` and wait (without a thread) until the pipeline applied it.
-
-        Raises CommandError (bad or refused command, queue full) or TimeoutError.
-        """
-        fut: Future[dict[str, Any]] = self.pipeline.commands.submit(cmd)
-        inner = asyncio.wrap_future(fut)
-        inner.add_done_callback(_consume)
-        # shield: a timeout must not cancel the queued Future under the pipeline's feet.
-        return await asyncio.wait_for(asyncio.shield(inner), timeout)
-
     async def _reply(self, cmd: Command) -> Response:
         try:
-            stats = await self.submit(cmd, COMMAND_TIMEOUT)
+            stats = await self.pipeline.commands.acall(cmd, COMMAND_TIMEOUT)
+        except CommandTimeout as exc:
+            return _error(504, str(exc))
         except CommandError as exc:
             return _error(400, str(exc))
-        except TimeoutError:
-            return _error(
-                504,
-                f"{cmd.name}: queued, but the daemon did not apply it within "
-                f"{COMMAND_TIMEOUT:.0f} s (is it stuck? see its log)",
-            )
         return _Json(
             {"ok": True, "stats": stats, "settings": _settings(self.pipeline.config, stats)}
         )
@@ -314,11 +292,9 @@ class Panel:
 
     async def status(self, request: Request) -> Response:
         try:
-            stats = await self.submit(Command("status"), STATUS_TIMEOUT)
+            stats = await self.pipeline.commands.acall(Command("status"), STATUS_TIMEOUT)
         except CommandError as exc:
             return _error(503, str(exc))
-        except TimeoutError:
-            return _error(503, f"the daemon did not answer within {STATUS_TIMEOUT:.0f} s")
         return _Json(
             {"ok": True, "stats": stats, "settings": _settings(self.pipeline.config, stats)}
         )
