@@ -50,7 +50,7 @@ from bgcam.config import Config
 from bgcam.effects import blur_sigma
 from bgcam.engine import Engine
 from bgcam.errors import BgCamError
-from bgcam.frame import Image, Mask
+from bgcam.frame import Image, Mask, ShrunkFrame
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class NaivePipeline:
 
     def process(self, image: Image) -> Image:
         t0 = time.perf_counter()
-        low = self.segmenter.segment(image)
+        low = self.segmenter.segment(ShrunkFrame(image))
         mask = cast(Mask, cv2.resize(low, self.size, interpolation=cv2.INTER_LINEAR))
         t1 = time.perf_counter()
         blurred = cv2.GaussianBlur(image, (0, 0), self.sigma)

@@ -18,12 +18,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
 from bgcam.compose import Compositor, create_compositor
 from bgcam.config import ComposeConfig, Config, SegmentConfig
-from bgcam.frame import Image, Mask
+from bgcam.frame import Image, Mask, ShrunkFrame
 from bgcam.refine import MaskRefiner
 from bgcam.segment import Segmenter, create_segmenter
 
@@ -117,6 +118,8 @@ class Engine:
             raise
         self.times = StageTimes()
         self._refined = False
+        self._small = np.empty((1, 1, 3), np.uint8)
+        self._frame = ShrunkFrame(self._small)
         self._builder: threading.Thread | None = None
 
     @property
@@ -129,33 +132,43 @@ class Engine:
 
     # -- the stages ----------------------------------------------------------------------
 
+    def shrink(self, image: Image) -> ShrunkFrame:
+        """``image`` with its copy at the refiner's working size (bilinear, into a buffer the
+        engine owns and overwrites at the next call): made once, read by every stage."""
+        w, h = self.frame_size
+        if image.shape != (h, w, 3):
+            raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
+        ww, wh = self.refiner.work_size
+        if self._small.shape != (wh, ww, 3):
+            self._small = np.empty((wh, ww, 3), np.uint8)
+        cv2.resize(image, (ww, wh), dst=self._small, interpolation=cv2.INTER_LINEAR)
+        return ShrunkFrame(image, self._small)
+
     def mask(self, image: Image) -> None:
         """Segment and refine ``image`` (the segment side); the result is :meth:`matte`."""
         t0 = time.monotonic()
-        refiner = self.refiner
-        # Shrunk once for both: the segmenter starts from the refiner's copy when it can.
-        low = self.segmenter.segment(image, refiner.shrink(image))
+        self._frame = frame = self.shrink(image)
+        low = self.segmenter.segment(frame)
         t1 = time.monotonic()
-        refiner.update(low, image)
+        self.refiner.update(low, frame)
         self._refined = True
         self.times.segment = (t1 - t0) * 1e3
         self.times.refine = (time.monotonic() - t1) * 1e3
 
     def matte(self) -> tuple[npt.NDArray[np.uint8], Image]:
-        """The last refined matte (working-size 8-bit alpha) and the frame shrunk to that size;
-        owned by the refiner and overwritten by the next :meth:`mask`."""
-        return self.refiner.alpha8_small, self.refiner.small
+        """The last refined matte (working-size 8-bit alpha) and its frame at that size; both
+        owned by the engine's stages and overwritten by the next :meth:`mask`."""
+        small = self._frame.small
+        assert small is not None
+        return self.refiner.alpha8_small, small
 
-    def compose(
-        self, image: Image, alpha8_small: npt.NDArray[np.uint8] | None, small: Image | None = None
-    ) -> Image:
-        """The compose side: ``image`` with ``alpha8_small`` (None: blur the whole frame).
-        ``small`` is ``image`` shrunk by the refiner, when the matte was made from it."""
+    def compose(self, frame: ShrunkFrame, alpha8_small: npt.NDArray[np.uint8] | None) -> Image:
+        """The compose side: ``frame`` with ``alpha8_small`` (None: blur the whole frame)."""
         t0 = time.monotonic()
         if alpha8_small is None:
-            out = self.compositor.compose(image, None)
+            out = self.compositor.compose(frame.image, None)
         else:
-            out = self.compositor.compose_matte(image, alpha8_small, small)
+            out = self.compositor.compose_matte(frame, alpha8_small)
         self.times.compose = (time.monotonic() - t0) * 1e3
         return out
 
@@ -163,10 +176,9 @@ class Engine:
         """Composite one frame. ``segment=False`` reuses the previous mask (smoother carries it)."""
         if segment or not self._refined:
             self.mask(image)
-            alpha8, small = self.matte()
-            return self.compose(image, alpha8, small)
+            return self.compose(self._frame, self.refiner.alpha8_small)
         self.times.segment = self.times.refine = 0.0
-        return self.compose(image, self.refiner.alpha8_small)
+        return self.compose(ShrunkFrame(image), self.refiner.alpha8_small)
 
     # -- building and swapping -----------------------------------------------------------
 

@@ -33,15 +33,18 @@ class Frame:
         return w, h
 
 
-def check_image(image: object, name: str = "image") -> Image:
-    """Return ``image`` if it is a BGR uint8 (H, W, 3) array, else raise ``ValueError``."""
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"{name}: expected numpy array, got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"{name}: expected shape (H, W, 3), got {image.shape}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"{name}: expected dtype uint8, got {image.dtype}")
-    return image
+@dataclass(frozen=True, slots=True)
+class ShrunkFrame:
+    """A frame and, when made, the same frame shrunk (bilinear) to the refiner's working size.
+
+    The :class:`~bgcam.engine.Engine` shrinks each frame once; the segmenter (which shrinks on to
+    its model's input from it), the refiner (its edge guide) and the compositor (where its blur
+    starts) all read this one copy. ``small`` is None when nobody made it (a stage then shrinks
+    ``image`` itself). Neither array may be written by a stage.
+    """
+
+    image: Image
+    small: Image | None = None
 
 
 def upsample_alpha8(

@@ -4,10 +4,9 @@ Everything numeric happens at one *working resolution*: the frame divided by a p
 that its height stays at or above ``refine.work_height`` (with the default 128: 1280x720 →
 320x180, 1920x1080 → 240x135, 854x480 → 427x240). Per frame:
 
-1. **Guide.** The frame is shrunk to the working size (bilinear, one pass) and turned to grey.
-   The shrunk colour frame is kept (:attr:`MaskRefiner.small`): the segmenter (when its input
-   is no larger: :meth:`MaskRefiner.shrink` runs first) and the compositor's background blur
-   start from it instead of shrinking the full frame again.
+1. **Guide.** The frame shrunk to the working size (bilinear, one pass: the engine makes it once
+   per frame, :class:`~bgcam.frame.ShrunkFrame`, and the segmenter and the compositor's blur start
+   from the same copy) is the guide.
 2. **Edge alignment.** The model mask, upsampled to the working size, goes through a guided
    filter (He et al.) with the colour frame as guide: where the image has an edge near the
    mask's edge, the alpha snaps to it; in flat regions the mask is only smoothed. The colour
@@ -50,7 +49,7 @@ import numpy.typing as npt
 
 from bgcam import cvcompat
 from bgcam.config import RefineConfig
-from bgcam.frame import Image, Mask, upsample_alpha8
+from bgcam.frame import Image, Mask, ShrunkFrame, upsample_alpha8
 
 log = logging.getLogger(__name__)
 
@@ -276,10 +275,10 @@ def finish_tables(hysteresis: float, sharpen: float) -> tuple[_U8, _U8]:
 class MaskRefiner:
     """Turns the segmenter's low-resolution mask into a steady full-resolution alpha.
 
-    ``update(mask_low, image)`` does the work at the working size; the results are read through
+    ``update(mask_low, frame)`` does the work at the working size; the results are read through
     :attr:`alpha8_small`, :attr:`alpha8` (full size, uint8) and :attr:`alpha` (full size,
     float32), all owned by the refiner and overwritten by the next update. ``refine(mask_low,
-    image)`` is ``update`` followed by ``alpha``. ``reset()`` forgets the history (call it on a
+    frame)`` is ``update`` followed by ``alpha``. ``reset()`` forgets the history (call it on a
     scene change).
     """
 
@@ -312,7 +311,6 @@ class MaskRefiner:
         self._alpha = np.zeros((h, w), np.float32)
         self._a8_stale = False
         self._alpha_stale = False
-        self._shrunk_from: Image | None = None
         self._lut = (np.arange(256, dtype=np.float32) / np.float32(255.0)).reshape(1, 256)
         # History: owned, written only by copy (never a view of a caller's buffer).
         self._state = f32()
@@ -369,11 +367,6 @@ class MaskRefiner:
     # -- results ---------------------------------------------------------------------------
 
     @property
-    def small(self) -> Image:
-        """The last frame shrunk (bilinear) to :attr:`work_size`, BGR uint8 (owned, reused)."""
-        return self._small
-
-    @property
     def alpha8_small(self) -> npt.NDArray[np.uint8]:
         """The last alpha at the working size, 0–255 (owned, overwritten by the next update)."""
         return self._a8_small
@@ -396,31 +389,28 @@ class MaskRefiner:
 
     # -- per frame -------------------------------------------------------------------------
 
-    def refine(self, mask_low: Mask, image: Image) -> Mask:
-        """The full-resolution float alpha for ``image`` from the model's ``mask_low``."""
-        self.update(mask_low, image)
+    def refine(self, mask_low: Mask, frame: ShrunkFrame) -> Mask:
+        """The full-resolution float alpha for ``frame`` from the model's ``mask_low``."""
+        self.update(mask_low, frame)
         return self.alpha
 
-    def shrink(self, image: Image) -> Image:
-        """Shrink ``image`` to the working size now (:attr:`small`) and return it.
-
-        For a caller that wants the shrunk frame before segmenting (a segmenter may start from
-        it); the next :meth:`update` for the same ``image`` then uses it.
-        """
+    def guide(self, frame: ShrunkFrame) -> Image:
+        """``frame.small`` when it has the working size, else ``frame.image`` shrunk here."""
+        ww, wh = self.work_size
+        small = frame.small
+        if small is not None and small.shape == (wh, ww, 3):
+            return small
         w, h = self.frame_size
-        if image.shape != (h, w, 3):
-            raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
-        cv2.resize(image, self.work_size, dst=self._small, interpolation=cv2.INTER_LINEAR)
-        self._shrunk_from = image  # released by the next update
+        if frame.image.shape != (h, w, 3):
+            raise ValueError(f"image: expected shape ({h}, {w}, 3), got {frame.image.shape}")
+        cv2.resize(frame.image, self.work_size, dst=self._small, interpolation=cv2.INTER_LINEAR)
         return self._small
 
-    def update(self, mask_low: Mask, image: Image) -> None:
-        """Refine ``mask_low`` for ``image`` at the working size; results via the properties."""
+    def update(self, mask_low: Mask, frame: ShrunkFrame) -> None:
+        """Refine ``mask_low`` for ``frame`` at the working size; results via the properties."""
         if mask_low.ndim != 2:
             raise ValueError(f"mask: expected shape (h, w), got {mask_low.shape}")
-        if self._shrunk_from is not image:
-            self.shrink(image)
-        self._shrunk_from = None
+        small = self.guide(frame)
         cfg = self.cfg
         ww, wh = self.work_size
         low = self._low
@@ -431,7 +421,7 @@ class MaskRefiner:
         cv2.threshold(self._mask, 1.0, 0.0, cv2.THRESH_TRUNC, dst=self._mask)
 
         if cfg.edge == "guided":
-            self._guided.filter(self._small, self._mask, self._edge)
+            self._guided.filter(small, self._mask, self._edge)
             _flush(self._edge)
         else:
             np.copyto(self._edge, self._mask)
@@ -440,9 +430,9 @@ class MaskRefiner:
             # The grey frame is only for the optical flow (the guided filter takes colour).
             fw, fh = self._flow_size
             if (fw, fh) == (ww, wh):
-                cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._fgray)
+                cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._fgray)
             else:
-                cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._gray8)
+                cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._gray8)
                 cv2.resize(self._gray8, (fw, fh), dst=self._fgray, interpolation=cv2.INTER_AREA)
             if self._fresh or not self._align():
                 self._start()

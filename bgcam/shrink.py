@@ -10,14 +10,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from bgcam.frame import Image
+from bgcam.frame import Image, ShrunkFrame
 
 
 class Shrinker:
     """Shrinks BGR uint8 frames to ``size`` (width, height), reusing its buffers.
 
-    ``shrink(image[, hint])`` returns the shrunk image in a buffer the Shrinker owns
-    (overwritten by the next call).
+    ``shrink(frame)`` returns the shrunk image in a buffer the Shrinker owns (overwritten by the
+    next call).
     """
 
     def __init__(self, size: tuple[int, int]) -> None:
@@ -25,12 +25,13 @@ class Shrinker:
         self._dst: Image = np.empty((h, w, 3), np.uint8)
         self._mid: Image = np.empty((2 * h, 2 * w, 3), np.uint8)
 
-    def shrink(self, image: Image, hint: Image | None = None) -> Image:
-        """``image`` shrunk to :attr:`size`. ``hint``, when given, is the same frame already
-        shrunk (bilinear) to some size, e.g. by the refiner; when it is at least :attr:`size`
-        it is shrunk instead of the full frame, by one bilinear pass when it is at most twice
-        the size (each output pixel then reads the 2x2 block it covers), else as a frame is."""
+    def shrink(self, frame: ShrunkFrame) -> Image:
+        """``frame.image`` shrunk to :attr:`size`. When ``frame.small`` (the same frame already
+        shrunk, bilinear) is at least :attr:`size`, it is shrunk instead of the full frame: by
+        one bilinear pass when it is at most twice the size (each output pixel then reads the
+        2x2 block it covers), else as a frame is."""
         w, h = self.size
+        image, hint = frame.image, frame.small
         if hint is not None:
             hint_h, hint_w = hint.shape[:2]
             if hint_w >= w and hint_h >= h:

@@ -40,7 +40,7 @@ import numpy as np
 
 from bgcam.config import Config, load_config
 from bgcam.engine import Engine
-from bgcam.frame import Mask
+from bgcam.frame import Mask, ShrunkFrame
 from bgcam.segment import Segmenter, create_segmenter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ def run_sequence(
                 engine.process(image)
                 assert engine.alpha is not None
                 cv2.imwrite(str(out_dir / f"{path.stem}.png"), to_png8(engine.alpha))
-                raw = raw_seg.segment(image)
+                raw = raw_seg.segment(ShrunkFrame(image))
                 cv2.resize(raw, (w, h), dst=raw_full, interpolation=cv2.INTER_LINEAR)
                 cv2.imwrite(str(raw_dir / f"{path.stem}.png"), to_png8(raw_full))
                 t = engine.times

@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bgcam.config import SegmentConfig
+from bgcam.frame import ShrunkFrame
 from bgcam.segment.hsv import HsvSegmenter, classic_threshold, find_face_cascade
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +103,7 @@ def astronaut_pseudo_truth() -> tuple[U8, Bool] | None:
         logging.getLogger(__name__).warning("astronaut pseudo truth unavailable: %s", exc)
         return None
     try:
-        prob = seg.segment(img).copy()
+        prob = seg.segment(ShrunkFrame(img)).copy()
     finally:
         seg.close()
     prob = cv2.resize(prob, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
@@ -152,7 +153,7 @@ def hsv_method(size: tuple[int, int], **kw: object) -> Callable[[U8], Bool]:
     seg = HsvSegmenter(SegmentConfig(segmenter="hsv"), size, **kw)  # type: ignore[arg-type]
 
     def method(img: U8) -> Bool:
-        prob = seg.segment(img)
+        prob = seg.segment(ShrunkFrame(img))
         full = cv2.resize(prob, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
         return full >= 0.5  # type: ignore[no-any-return]
 
@@ -185,7 +186,7 @@ def time_hsv(cascade: Path | bool, n: int = 150) -> dict[str, float]:
     wall, cpu = [], []
     for i in range(n):
         t, c = time.monotonic(), time.thread_time()
-        seg.segment(frames[i % len(frames)])
+        seg.segment(ShrunkFrame(frames[i % len(frames)]))
         cpu.append(time.thread_time() - c)
         wall.append(time.monotonic() - t)
     w, c_ = np.array(wall[10:]) * 1000, np.array(cpu[10:]) * 1000

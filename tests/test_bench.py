@@ -23,6 +23,7 @@ from bgcam.bench import NaivePipeline, bench_frames, parse_sizes, run_bench
 from bgcam.cli.bench import print_table
 from bgcam.config import Config
 from bgcam.effects import blur_sigma
+from bgcam.frame import ShrunkFrame
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +69,7 @@ def test_naive_pipeline_blurs_the_background(model_dir: Path) -> None:
     try:
         naive = NaivePipeline(seg, size, sigma)
         out = naive.process(frame)
-        mask = cv2.resize(seg.segment(frame), size)
+        mask = cv2.resize(seg.segment(ShrunkFrame(frame)), size)
     finally:
         seg.close()
     assert out.shape == frame.shape and out.dtype == np.uint8

@@ -17,7 +17,7 @@ import pytest
 
 from bgcam.config import Config, SegmentConfig
 from bgcam.control.commands import Command
-from bgcam.frame import Image, Mask
+from bgcam.frame import Image, Mask, ShrunkFrame
 from bgcam.live.state import PipelineState
 from bgcam.live.worker import opencv_threads
 from bgcam.pipeline import Pipeline
@@ -51,7 +51,7 @@ class RecordingSink:
 class RaisingSegmenter:
     name = "raising"
 
-    def segment(self, image: Image, small: Image | None = None) -> Mask:
+    def segment(self, frame: ShrunkFrame) -> Mask:
         raise RuntimeError("model exploded")
 
     def close(self) -> None:
@@ -72,7 +72,7 @@ class StallingSegmenter:
         self.mask = np.zeros((36, 64), np.float32)
         self.mask[:, :32] = 1.0
 
-    def segment(self, image: Image, small: Image | None = None) -> Mask:
+    def segment(self, frame: ShrunkFrame) -> Mask:
         self.calls += 1
         if self.calls > self.good:
             self.stalled.set()

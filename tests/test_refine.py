@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bgcam.config import Config, RefineConfig
+from bgcam.frame import ShrunkFrame
 from bgcam.refine import GuidedFilter, MaskRefiner, finish_tables, work_size
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,34 +106,27 @@ def test_outputs_are_one_matte_at_three_sizes() -> None:
     low = np.random.default_rng(4).random((144, 256), dtype=np.float32)
     r = MaskRefiner(RefineConfig(), (640, 480))
     for _ in range(2):
-        r.update(low, img)
-        assert r.alpha8_small.shape == (240, 320) and r.small.shape == (240, 320, 3)
+        r.update(low, ShrunkFrame(img))
+        assert r.alpha8_small.shape == (240, 320)
         up = cv2.resize(r.alpha8_small, (640, 480), interpolation=cv2.INTER_LINEAR)
         np.testing.assert_array_equal(r.alpha8, up)
         np.testing.assert_array_equal(r.alpha, r.alpha8.astype(np.float32) / np.float32(255.0))
         np.testing.assert_array_equal(cv2.convertScaleAbs(r.alpha, alpha=255.0), r.alpha8)
-        np.testing.assert_array_equal(
-            r.small, cv2.resize(img, (320, 240), interpolation=cv2.INTER_LINEAR)
-        )
 
 
-def test_a_frame_shrunk_before_segmenting_is_used_for_that_frame_only() -> None:
-    """shrink(image) then update(low, image) is update(low, image); a different frame given
-    to update is shrunk itself (the shrunk copy belongs to the frame it was made from)."""
+def test_the_frame_shrunk_once_is_the_guide() -> None:
+    """A ShrunkFrame's copy at the working size is the guide as it is (not shrunk again); a
+    frame without one, or with one of another size, is shrunk by the refiner the same way."""
     img = astronaut()
-    other = cv2.flip(img, 1)
     low = np.random.default_rng(6).random((144, 256), dtype=np.float32)
-    plain, early = MaskRefiner(RefineConfig(), (640, 480)), MaskRefiner(RefineConfig(), (640, 480))
-    plain.update(low, img)
-    small = early.shrink(img)
-    assert small is early.small and small.shape == (240, 320, 3)
-    early.update(low, img)
-    np.testing.assert_array_equal(early.alpha8_small, plain.alpha8_small)
-    early.shrink(img)
-    early.update(low, other)
-    np.testing.assert_array_equal(
-        early.small, cv2.resize(other, (320, 240), interpolation=cv2.INTER_LINEAR)
-    )
+    small = cv2.resize(img, (320, 240), interpolation=cv2.INTER_LINEAR)
+    given, own = MaskRefiner(RefineConfig(), (640, 480)), MaskRefiner(RefineConfig(), (640, 480))
+    assert given.guide(ShrunkFrame(img, small)) is small
+    np.testing.assert_array_equal(own.guide(ShrunkFrame(img)), small)
+    np.testing.assert_array_equal(own.guide(ShrunkFrame(img, small[:100])), small)
+    given.update(low, ShrunkFrame(img, small))
+    own.update(low, ShrunkFrame(img))
+    np.testing.assert_array_equal(given.alpha8_small, own.alpha8_small)
 
 
 def test_subnormal_model_output_counts_as_zero() -> None:
@@ -145,7 +139,9 @@ def test_subnormal_model_output_counts_as_zero() -> None:
     for x0 in (60, 62, 64):
         img, low = square_scene(x0)
         tiny = np.where(low == 0, np.float32(1e-40), low).astype(np.float32)
-        np.testing.assert_array_equal(a.refine(low, img), b.refine(tiny, img))
+        np.testing.assert_array_equal(
+            a.refine(low, ShrunkFrame(img)), b.refine(tiny, ShrunkFrame(img))
+        )
     assert not (b._state[(b._state > 0)] < 1e-30).any()
 
 
@@ -174,11 +170,11 @@ def test_refine_output_is_full_resolution_owned_and_in_range() -> None:
     img = astronaut()
     low = np.random.default_rng(0).random((144, 256), dtype=np.float32)
     r = MaskRefiner(RefineConfig(), (640, 480))
-    a = r.refine(low, img)
+    a = r.refine(low, ShrunkFrame(img))
     assert a.shape == (480, 640) and a.dtype == np.float32
     assert a.min() >= 0.0 and a.max() <= 1.0
     assert a is r.alpha
-    b = r.refine(low, img)
+    b = r.refine(low, ShrunkFrame(img))
     assert b is a  # the same owned buffer, overwritten
 
 
@@ -195,7 +191,7 @@ def test_refine_rejects_wrong_shapes(
 ) -> None:
     r = MaskRefiner(RefineConfig(), (640, 480))
     with pytest.raises(ValueError, match=match):
-        r.refine(np.zeros(mask_shape, np.float32), np.zeros(image_shape, np.uint8))
+        r.refine(np.zeros(mask_shape, np.float32), ShrunkFrame(np.zeros(image_shape, np.uint8)))
 
 
 def test_smoother_converges_on_a_still_noisy_input() -> None:
@@ -209,7 +205,7 @@ def test_smoother_converges_on_a_still_noisy_input() -> None:
     for _ in range(30):
         img = np.clip(base + rng.normal(0, 3, base.shape), 0, 255).astype(np.uint8)
         low = np.clip(low_clean + rng.normal(0, 0.05, low_clean.shape), 0, 1).astype(np.float32)
-        a = r.refine(low, img).copy()
+        a = r.refine(low, ShrunkFrame(img)).copy()
         raw = cv2.resize(low, (640, 480))
         if prev is not None:
             changes.append(float(np.abs(a - prev).mean()))
@@ -234,13 +230,13 @@ def test_smoother_follows_a_moved_step_within_two_frames(cfg: RefineConfig) -> N
     r = MaskRefiner(cfg, (320, 240))
     img, low = square_scene(60)
     for _ in range(10):
-        r.refine(low, img)
+        r.refine(low, ShrunkFrame(img))
     img2, low2 = square_scene(140)
     target = cv2.resize(low2, (320, 240)) >= 0.5
     old = cv2.resize(low, (320, 240)) >= 0.5
     ious = []
     for _ in range(2):
-        a = r.refine(low2, img2) >= 0.5
+        a = r.refine(low2, ShrunkFrame(img2)) >= 0.5
         ious.append((a & target).sum() / (a | target).sum())
     assert ious[-1] > 0.9, ious
     assert ((a & old).sum() / (a | old).sum()) < 0.5
@@ -251,7 +247,7 @@ def test_history_does_not_alias_the_input_buffer() -> None:
     img, low = square_scene(60)
     shared = low.copy()
     r = MaskRefiner(RefineConfig(), (320, 240))
-    r.refine(shared, img)
+    r.refine(shared, ShrunkFrame(img))
     state = r._state.copy()
     label = r._label.copy()
     shared[...] = 0.0  # the segmenter writes its next result into the same buffer
@@ -263,27 +259,27 @@ def test_history_does_not_alias_the_input_buffer() -> None:
     for x0 in (60, 60, 70, 90, 90):
         im, lo = square_scene(x0)
         np.copyto(buf, lo)
-        out_a = a.refine(buf, im).copy()
-        out_b = b.refine(lo.copy(), im)
+        out_a = a.refine(buf, ShrunkFrame(im)).copy()
+        out_b = b.refine(lo.copy(), ShrunkFrame(im))
         np.testing.assert_array_equal(out_a, out_b)
 
 
 def test_reset_and_scene_cut_start_from_the_new_mask() -> None:
     img, low = square_scene(60)
-    fresh = MaskRefiner(RefineConfig(), (320, 240)).refine(low, img).copy()
+    fresh = MaskRefiner(RefineConfig(), (320, 240)).refine(low, ShrunkFrame(img)).copy()
     other_img, other_low = square_scene(180)
     r = MaskRefiner(RefineConfig(), (320, 240))
     for _ in range(5):
-        r.refine(other_low, other_img)
+        r.refine(other_low, ShrunkFrame(other_img))
     r.reset()
-    np.testing.assert_array_equal(r.refine(low, img), fresh)
+    np.testing.assert_array_equal(r.refine(low, ShrunkFrame(img)), fresh)
     # A cut (a wholly different picture) also restarts from the new mask.
     cut_img = 255 - other_img
     r2 = MaskRefiner(RefineConfig(), (320, 240))
     for _ in range(5):
-        r2.refine(other_low, other_img)
-    direct = MaskRefiner(RefineConfig(), (320, 240)).refine(low, cut_img).copy()
-    np.testing.assert_array_equal(r2.refine(low, cut_img), direct)
+        r2.refine(other_low, ShrunkFrame(other_img))
+    direct = MaskRefiner(RefineConfig(), (320, 240)).refine(low, ShrunkFrame(cut_img)).copy()
+    np.testing.assert_array_equal(r2.refine(low, ShrunkFrame(cut_img)), direct)
 
 
 @pytest.mark.parametrize(
@@ -300,7 +296,7 @@ def test_refiner_options_run(cfg: RefineConfig) -> None:
     img, low = square_scene(60)
     r = MaskRefiner(cfg, (320, 240))
     for _ in range(3):
-        a = r.refine(low, img)
+        a = r.refine(low, ShrunkFrame(img))
     target = cv2.resize(low, (320, 240)) >= 0.5
     assert ((a >= 0.5) == target).mean() > 0.97
 
@@ -319,9 +315,9 @@ def test_static_noisy_scene_flicker_with_the_real_model(model_dir: Path) -> None
         for i in range(30):
             gain = 1.0 + 0.04 * np.sin(i / 5.0)
             img = np.clip(base * gain + rng.normal(0, 3.0, base.shape), 0, 255).astype(np.uint8)
-            low = seg.segment(img)
+            low = seg.segment(ShrunkFrame(img))
             raw.append(cv2.resize(low, (640, 480)))
-            ours.append(r.refine(low, img).copy())
+            ours.append(r.refine(low, ShrunkFrame(img)).copy())
     finally:
         seg.close()
 

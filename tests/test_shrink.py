@@ -7,6 +7,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from bgcam.frame import ShrunkFrame
 from bgcam.shrink import Shrinker
 
 
@@ -25,12 +26,12 @@ def test_shrink_matches_area_average(
 ) -> None:
     frame = cv2.resize(astronaut, src, interpolation=cv2.INTER_CUBIC)
     shrinker = Shrinker(dst)
-    out = shrinker.shrink(frame)
+    out = shrinker.shrink(ShrunkFrame(frame))
     assert out.shape == (dst[1], dst[0], 3) and out.dtype == np.uint8
     reference = cv2.resize(frame, dst, interpolation=cv2.INTER_AREA)
     diff = np.abs(out.astype(np.int16) - reference.astype(np.int16))
     assert float(diff.mean()) < 2.0  # grey levels: visually the same box average
-    assert shrinker.shrink(frame) is out  # the buffer is reused
+    assert shrinker.shrink(ShrunkFrame(frame)) is out  # the buffer is reused
 
 
 def test_a_shrunk_copy_of_the_frame_is_used_when_it_is_large_enough(
@@ -42,8 +43,10 @@ def test_a_shrunk_copy_of_the_frame_is_used_when_it_is_large_enough(
     reference = cv2.resize(frame, (256, 144), interpolation=cv2.INTER_AREA)
     shrinker = Shrinker((256, 144))
     hint = cv2.resize(frame, (320, 180), interpolation=cv2.INTER_LINEAR)
-    out = shrinker.shrink(frame, hint).copy()
+    out = shrinker.shrink(ShrunkFrame(frame, hint)).copy()
     np.testing.assert_array_equal(out, cv2.resize(hint, (256, 144), interpolation=cv2.INTER_LINEAR))
     assert float(np.abs(out.astype(np.int16) - reference).mean()) < 3.0
     too_small = cv2.resize(frame, (160, 90), interpolation=cv2.INTER_AREA)
-    np.testing.assert_array_equal(shrinker.shrink(frame, too_small), shrinker.shrink(frame))
+    np.testing.assert_array_equal(
+        shrinker.shrink(ShrunkFrame(frame, too_small)).copy(), shrinker.shrink(ShrunkFrame(frame))
+    )

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from bgcam.config import ComposeConfig
 from bgcam.errors import BackendError
-from bgcam.frame import Image, Mask, upsample_alpha8
+from bgcam.frame import Image, Mask, ShrunkFrame, upsample_alpha8
 
 
 class Compositor(Protocol):
@@ -26,15 +26,11 @@ class Compositor(Protocol):
         """The output frame for ``image``; the result may be reused by the next call."""
         ...
 
-    def compose_matte(
-        self, image: Image, alpha8_small: npt.NDArray[np.uint8], small: Image | None = None
-    ) -> Image:
-        """:meth:`compose` with the refiner's matte: an 8-bit alpha at the working size (or at
-        frame size), blended as ``upsample_alpha8(alpha8_small) / 255``
-        (:func:`bgcam.frame.upsample_alpha8`).
-
-        ``small``, when given, is ``image`` shrunk (bilinear) to some size, for instance by the
-        refiner; a backend may start its blur from it, or ignore it.
+    def compose_matte(self, frame: ShrunkFrame, alpha8_small: npt.NDArray[np.uint8]) -> Image:
+        """:meth:`compose` of ``frame.image`` with the refiner's matte: an 8-bit alpha at the
+        working size (or at frame size), blended as ``upsample_alpha8(alpha8_small) / 255``
+        (:func:`bgcam.frame.upsample_alpha8`). A backend may start its blur from
+        ``frame.small``, or ignore it.
         """
         ...
 
@@ -83,9 +79,7 @@ class FloatCompositor:
     def compose(self, image: Image, alpha: Mask | None) -> Image:
         raise NotImplementedError
 
-    def compose_matte(
-        self, image: Image, alpha8_small: npt.NDArray[np.uint8], small: Image | None = None
-    ) -> Image:
+    def compose_matte(self, frame: ShrunkFrame, alpha8_small: npt.NDArray[np.uint8]) -> Image:
         check_matte(self.frame_size, alpha8_small)
         w, h = self.frame_size
         if self._alpha8 is None or self._alpha_f is None:
@@ -93,7 +87,7 @@ class FloatCompositor:
             self._alpha_f = np.empty((h, w), np.float32)
         a8 = upsample_alpha8(alpha8_small, self.frame_size, self._alpha8)
         np.multiply(a8, np.float32(1.0 / 255.0), out=self._alpha_f)
-        return self.compose(image, self._alpha_f)
+        return self.compose(frame.image, self._alpha_f)
 
 
 _REGISTRY: dict[str, CompositorFactory] = {}

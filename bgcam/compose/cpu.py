@@ -46,7 +46,7 @@ from bgcam.effects import (
     median_size,
     parse_color,
 )
-from bgcam.frame import Image, Mask, upsample_alpha8
+from bgcam.frame import Image, Mask, ShrunkFrame, upsample_alpha8
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,8 @@ class BackgroundBlur:
     ``run(image, alpha8, dst)`` writes the blurred background at full size into ``dst``;
     ``alpha8`` (the person's alpha, uint8 0–255, at frame size or any smaller size) ``None``
     blurs the whole frame. ``small``, when given, is ``image`` already shrunk (bilinear) to some
-    size; it is used when that is the size this blur starts from (:attr:`pre_size`).
+    size (:class:`~bgcam.frame.ShrunkFrame`); it is used when that is the size this blur starts
+    from (:attr:`pre_size`).
     """
 
     def __init__(self, frame_size: tuple[int, int], strength: int, blur_type: str) -> None:
@@ -379,21 +380,20 @@ class CpuCompositor:
         self._blend_full(image, a8, out)
         return out
 
-    def compose_matte(
-        self, image: Image, alpha8_small: npt.NDArray[np.uint8], small: Image | None = None
-    ) -> Image:
+    def compose_matte(self, frame: ShrunkFrame, alpha8_small: npt.NDArray[np.uint8]) -> Image:
         """:meth:`compose` with the refiner's 8-bit matte (see the module notes).
 
         When the frame is the matte's size times a factor that divides the tile size (the
         refiner's working sizes are), the full-size alpha is never built: the tiles wholly
         inside the person are copied, those on the silhouette get their alpha upsampled alone.
         """
+        image = frame.image
         check_inputs(self.frame_size, image, None)
         check_matte(self.frame_size, alpha8_small)
         if self.cfg.mode == "off":
             np.copyto(self._out, image)
             return self._out
-        out = self._background(image, alpha8_small, small)
+        out = self._background(image, alpha8_small, frame.small)
         grid = self._grid_for(alpha8_small)
         if grid is None:
             a8 = upsample_alpha8(alpha8_small, self.frame_size, self._a8)

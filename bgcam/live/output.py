@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from bgcam.engine import Engine
-from bgcam.frame import Frame, Image
+from bgcam.frame import Frame, Image, ShrunkFrame
 from bgcam.live.cards import Cards, LastOutput
 from bgcam.live.clock import OutputClock
 from bgcam.live.masks import MaskExchange
@@ -118,10 +118,11 @@ class Output:
         masking = self._masking()
         got = self._masks.usable(frame, self._every(), source_fps) if masking else None
         if got is None:
-            out = self._last.update(lambda: engine.compose(frame.image, None))
+            out = self._last.update(lambda: engine.compose(ShrunkFrame(frame.image), None))
         else:
             matte, same = got
-            small = matte.small if same else None  # this very frame shrunk: saves the blur a pass
-            out = self._last.update(lambda: engine.compose(frame.image, matte.alpha8, small))
+            # The matte's own frame: its shrunk copy (made for segmenting) saves the blur a pass.
+            shrunk = ShrunkFrame(frame.image, matte.small if same else None)
+            out = self._last.update(lambda: engine.compose(shrunk, matte.alpha8))
         self._stats.stage("compose", engine.times.compose)
         return out, got is None and masking

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from bgcam.config import SegmentConfig
 from bgcam.errors import BackendError
-from bgcam.frame import Image, Mask
+from bgcam.frame import Mask, ShrunkFrame
 
 
 class Segmenter(Protocol):
@@ -20,11 +20,10 @@ class Segmenter(Protocol):
 
     name: str
 
-    def segment(self, image: Image, small: Image | None = None) -> Mask:
+    def segment(self, frame: ShrunkFrame) -> Mask:
         """Person probability (h, w) float32 in [0, 1] for a BGR uint8 (H, W, 3) frame.
 
-        ``small``, when given, is the same frame already shrunk (bilinear) to some size, e.g.
-        by the refiner: a segmenter whose input is no larger may start from it instead of
+        A segmenter whose input is no larger than ``frame.small`` starts from it instead of
         shrinking the full frame again. The returned array may be reused by the next call:
         copy it to keep it.
         """

@@ -43,7 +43,7 @@ import numpy.typing as npt
 
 from bgcam.config import SegmentConfig
 from bgcam.errors import ModelError
-from bgcam.frame import Image, Mask
+from bgcam.frame import Image, Mask, ShrunkFrame
 from bgcam.models import fixed_wheel_args
 from bgcam.segment import register
 from bgcam.shrink import Shrinker
@@ -480,9 +480,9 @@ class HsvSegmenter:
 
     # ------------------------------------------------------------------ main
 
-    def segment(self, image: Image, small: Image | None = None) -> Mask:
+    def segment(self, frame: ShrunkFrame) -> Mask:
         w, h = self.work_size
-        np.copyto(self._small, self._shrinker.shrink(image, small))
+        np.copyto(self._small, self._shrinker.shrink(frame))
         cv2.cvtColor(self._small, cv2.COLOR_BGR2YCrCb, dst=self._ycc)
         cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._gray)
         self._colour_bins()

@@ -15,7 +15,7 @@ import numpy as np
 
 from bgcam.config import SegmentConfig
 from bgcam.errors import BackendError, ModelError
-from bgcam.frame import Image, Mask
+from bgcam.frame import Mask, ShrunkFrame
 from bgcam.models import MODELS, choose_model, ensure_model
 from bgcam.segment import register
 from bgcam.shrink import Shrinker
@@ -83,8 +83,8 @@ class MediaPipeSegmenter:
         self._last_ts = -1
         log.info("segmenter mediapipe: %s (%dx%d)", self.model_path.name, w, h)
 
-    def segment(self, image: Image, small: Image | None = None) -> Mask:
-        small = self._shrinker.shrink(image, small)
+    def segment(self, frame: ShrunkFrame) -> Mask:
+        small = self._shrinker.shrink(frame)
         cv2.cvtColor(small, cv2.COLOR_BGR2RGB, dst=self._rgb)
         ts = max(int(time.monotonic() * 1000), self._last_ts + 1)  # strictly increasing ms
         self._last_ts = ts

@@ -26,7 +26,7 @@ import numpy as np
 
 from bgcam.config import SegmentConfig
 from bgcam.errors import BackendError, ModelError
-from bgcam.frame import Image, Mask
+from bgcam.frame import Mask, ShrunkFrame
 from bgcam.models import MODELS, choose_model, ensure_model
 from bgcam.segment import register
 from bgcam.segment.ortlayout import bgr255_planar_input, keep_nchwc
@@ -213,8 +213,8 @@ class OnnxSegmenter:
             cfg.threads,
         )
 
-    def segment(self, image: Image, small: Image | None = None) -> Mask:
-        small = self._shrinker.shrink(image, small)
+    def segment(self, frame: ShrunkFrame) -> Mask:
+        small = self._shrinker.shrink(frame)
         if self._planar:
             cv2.split(small, self._planes)
             for plane, x in zip(self._planes, self._x[0], strict=True):

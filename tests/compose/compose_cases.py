@@ -17,6 +17,7 @@ from bgcam.compose import Compositor
 from bgcam.compose.cpu import CpuCompositor
 from bgcam.config import ComposeConfig, RefineConfig, SegmentConfig
 from bgcam.effects import cover_resize
+from bgcam.frame import ShrunkFrame
 from bgcam.refine import MaskRefiner
 from bgcam.segment import create_segmenter
 
@@ -59,7 +60,11 @@ def frame_and_alpha(size: tuple[int, int]) -> tuple[Image, Alpha]:
     image = cover_resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), size)
     seg = create_segmenter(SegmentConfig(segmenter="onnx", providers=("CPU",)), size)
     try:
-        alpha = MaskRefiner(RefineConfig(), size).refine(seg.segment(image), image).copy()
+        alpha = (
+            MaskRefiner(RefineConfig(), size)
+            .refine(seg.segment(ShrunkFrame(image)), ShrunkFrame(image))
+            .copy()
+        )
     finally:
         seg.close()
     return image, alpha

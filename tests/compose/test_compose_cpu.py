@@ -13,7 +13,7 @@ from bgcam.compose.cpu import CpuCompositor, _TileGrid
 from bgcam.config import ComposeConfig
 from bgcam.effects import blur_sigma, cover_resize
 from bgcam.errors import InputError
-from bgcam.frame import upsample_alpha8
+from bgcam.frame import ShrunkFrame, upsample_alpha8
 
 BLUR_TYPES = ["gaussian", "box", "median", "bilateral", "lens"]
 SIZES = [(640, 480), (641, 359), (37, 23)]
@@ -104,7 +104,7 @@ def test_matte_path_blends_exactly_with_tiles_found_at_low_resolution(
     a8s[rng.random(a8s.shape) < 0.01] = 255
     a8 = upsample_alpha8(a8s, size)
     comp = CpuCompositor(ComposeConfig(mode="remove", color="#204080"), size)
-    out = comp.compose_matte(image, a8s).astype(np.int64)
+    out = comp.compose_matte(ShrunkFrame(image), a8s).astype(np.int64)
     bg = np.array([0x80, 0x40, 0x20])
     expected = bg + ((image.astype(np.int64) - bg) * a8.astype(np.int64)[..., None] + 127) // 255
     np.testing.assert_array_equal(out, expected)
@@ -152,8 +152,8 @@ def test_matte_path_blur_matches_the_float_path() -> None:
     assert blur is not None and blur.pre_size == (320, 180)
     small = cv2.resize(image, blur.pre_size, interpolation=cv2.INTER_LINEAR)
     ref = comp.compose(image, a8.astype(np.float32) / 255.0).copy()
-    shared = comp.compose_matte(image, a8s, small).copy()
-    unshared = comp.compose_matte(image, a8s, None)
+    shared = comp.compose_matte(ShrunkFrame(image, small), a8s).copy()
+    unshared = comp.compose_matte(ShrunkFrame(image), a8s)
     np.testing.assert_array_equal(shared, unshared)
     assert psnr(shared, ref) > 40.0
 
@@ -168,7 +168,7 @@ def test_matte_path_rejects_a_matte_that_is_not_8_bit_and_at_most_frame_size(
 ) -> None:
     comp = CpuCompositor(ComposeConfig(), (64, 48))
     with pytest.raises(ValueError, match=r"alpha8_small: expected a uint8 \(h, w\) map"):
-        comp.compose_matte(np.zeros((48, 64, 3), np.uint8), matte)
+        comp.compose_matte(ShrunkFrame(np.zeros((48, 64, 3), np.uint8)), matte)
 
 
 def halo_excess(out: np.ndarray, alpha: np.ndarray, r_px: float) -> float:

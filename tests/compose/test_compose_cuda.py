@@ -16,7 +16,7 @@ from bgcam.compose.cuda import CPU, CUDA, OnnxCompositor, probe_cuda
 from bgcam.compose.plan import BlurPlan
 from bgcam.config import ComposeConfig
 from bgcam.errors import BackendError
-from bgcam.frame import upsample_alpha8
+from bgcam.frame import ShrunkFrame, upsample_alpha8
 from tests.compose.compose_cases import (
     CASES,
     MIN_PSNR,
@@ -121,7 +121,7 @@ def test_compose_matte_is_compose_of_the_upsampled_matte_over_255(model_dir: Pat
     alpha8_small = np.round(small * 255.0).astype(np.uint8)
     comp = _on_cpu_provider(ComposeConfig(backend="cpu"), (640, 480))
     try:
-        via_matte = comp.compose_matte(image, alpha8_small).copy()
+        via_matte = comp.compose_matte(ShrunkFrame(image), alpha8_small).copy()
         full = upsample_alpha8(alpha8_small, (640, 480))
         direct = comp.compose(image, (full / 255.0).astype(np.float32))
         assert np.array_equal(via_matte, direct)

@@ -12,7 +12,7 @@ import pytest
 
 from bgcam.config import Config
 from bgcam.engine import Engine
-from bgcam.frame import Image, Mask
+from bgcam.frame import Mask, ShrunkFrame
 from bgcam.live.masks import MaskExchange
 from bgcam.live.worker import (
     SEGMENT_NICE,
@@ -34,7 +34,7 @@ class CountingSegmenter:
         self.calls = 0
         self.closed = False
 
-    def segment(self, image: Image, small: Image | None = None) -> Mask:
+    def segment(self, frame: ShrunkFrame) -> Mask:
         self.calls += 1
         mask = np.zeros((36, 64), np.float32)
         mask[:, :32] = 1.0

@@ -12,6 +12,7 @@ import pytest
 
 from bgcam.config import SegmentConfig
 from bgcam.errors import ModelError
+from bgcam.frame import ShrunkFrame
 from bgcam.segment import available, create_segmenter
 from bgcam.segment.hsv import (
     CASCADE_NAME,
@@ -71,13 +72,13 @@ def test_output_contract_without_any_model_file(
     try:
         assert isinstance(seg, HsvSegmenter)
         frame = cv2.resize(astronaut, size)
-        first = seg.segment(frame)
+        first = seg.segment(ShrunkFrame(frame))
         w, h = seg.work_size
         assert w == 256 and abs(h - 256 * size[1] / size[0]) <= 1
         assert first.shape == (h, w) and first.dtype == np.float32
         assert first.flags.c_contiguous
         assert np.isfinite(first).all() and first.min() >= 0.0 and first.max() <= 1.0
-        second = seg.segment(frame)
+        second = seg.segment(ShrunkFrame(frame))
         assert second is first  # the output buffer is reused: callers copy what they keep
         assert float(second.min()) >= 0.0 and float(second.max()) <= 1.0
     finally:
@@ -92,10 +93,10 @@ def test_scene_change_resets_what_was_learned(
     other = cv2.resize(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR), (512, 512))
     used = HsvSegmenter(HSV, (512, 512), cascade=False)
     for _ in range(6):
-        used.segment(astronaut)
-    after_cut = used.segment(other).copy()
+        used.segment(ShrunkFrame(astronaut))
+    after_cut = used.segment(ShrunkFrame(other)).copy()
     fresh = HsvSegmenter(HSV, (512, 512), cascade=False)
-    assert np.array_equal(after_cut, fresh.segment(other))
+    assert np.array_equal(after_cut, fresh.segment(ShrunkFrame(other)))
 
 
 def _check_gain(clip: Clip, margin: float, cascade: Path | bool) -> dict[str, float]:

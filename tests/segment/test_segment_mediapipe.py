@@ -12,6 +12,7 @@ import pytest
 
 from bgcam.config import SegmentConfig
 from bgcam.errors import ModelError
+from bgcam.frame import ShrunkFrame
 from bgcam.segment import Segmenter, available, create_segmenter
 from bgcam.segment.mediapipe import MediaPipeSegmenter
 
@@ -45,12 +46,12 @@ def test_segments_a_person(model_dir: Path, astronaut: npt.NDArray[np.uint8]) ->
     seg = create_segmenter(_cfg("mediapipe"), (512, 512))
     try:
         assert isinstance(seg, MediaPipeSegmenter)
-        mask = seg.segment(astronaut)
+        mask = seg.segment(ShrunkFrame(astronaut))
         assert mask.shape == (256, 256) and mask.dtype == np.float32  # general model for 1:1
         assert mask.min() >= 0.0 and mask.max() <= 1.0
         assert mask[120:250, 60:180].mean() > 0.8  # head and torso
         assert mask[:60, 200:].mean() < 0.05  # dark top right
-        assert seg.segment(astronaut) is mask  # the buffer is reused
+        assert seg.segment(ShrunkFrame(astronaut)) is mask  # the buffer is reused
     finally:
         seg.close()
 
@@ -59,7 +60,7 @@ def test_user_supplied_tflite_path(model_dir: Path, astronaut: npt.NDArray[np.ui
     path = model_dir / "selfie_segmentation_landscape.tflite"
     seg = create_segmenter(_cfg("mediapipe", model=str(path)), (512, 512))
     try:
-        assert seg.segment(astronaut).shape == (144, 256)
+        assert seg.segment(ShrunkFrame(astronaut)).shape == (144, 256)
     finally:
         seg.close()
 
@@ -76,7 +77,7 @@ def test_mediapipe_and_onnx_agree_on_astronaut(
     mp_seg, onnx_seg = pair
     for view in (astronaut, astronaut[:, ::-1], astronaut[64:448, :]):
         frame = np.ascontiguousarray(view)
-        a, b = mp_seg.segment(frame).copy(), onnx_seg.segment(frame)
+        a, b = mp_seg.segment(ShrunkFrame(frame)).copy(), onnx_seg.segment(ShrunkFrame(frame))
         assert a.shape == b.shape
         assert _iou(a, b) >= 0.98
         assert float(np.abs(a - b).max()) < 1e-3  # same weights, same input: same numbers
@@ -91,6 +92,6 @@ def test_mediapipe_and_onnx_agree_on_davis_frames(
     assert frames, f"no frames in {davis_dir}"
     for path in frames:
         frame = cv2.imread(str(path))
-        a, b = mp_seg.segment(frame).copy(), onnx_seg.segment(frame)
+        a, b = mp_seg.segment(ShrunkFrame(frame)).copy(), onnx_seg.segment(ShrunkFrame(frame))
         assert (a > 0.5).any(), path  # the people in these frames are found at all
         assert _iou(a, b) >= 0.98, path

@@ -13,6 +13,7 @@ import pytest
 
 from bgcam.config import SegmentConfig
 from bgcam.errors import BackendError, ModelError
+from bgcam.frame import ShrunkFrame
 from bgcam.segment import available, create_segmenter
 from bgcam.segment.onnx import OnnxSegmenter, resolve_providers
 
@@ -37,14 +38,14 @@ def test_segments_a_person_and_reuses_its_buffer(
     try:
         assert isinstance(seg, OnnxSegmenter)
         assert seg.input_size == (256, 144)  # landscape model for a 16:9 frame
-        mask = seg.segment(frame)
+        mask = seg.segment(ShrunkFrame(frame))
         assert mask.shape == (144, 256) and mask.dtype == np.float32
         assert mask.min() >= 0.0 and mask.max() <= 1.0
         # The astronaut's head and body are person; the dark top right is background.
         assert mask[60:140, 40:160].mean() > 0.8
         assert mask[:40, 180:].mean() < 0.05
         first = mask.copy()
-        again = seg.segment(np.ascontiguousarray(frame[:, ::-1]))
+        again = seg.segment(ShrunkFrame(np.ascontiguousarray(frame[:, ::-1])))
         assert again is mask  # the documented contract: the buffer is reused
         assert not np.array_equal(again, first)  # ...and holds the new frame's result:
         fg_first, fg_again = first > 0.5, again[:, ::-1] > 0.5  # about the mirrored mask
@@ -56,7 +57,7 @@ def test_segments_a_person_and_reuses_its_buffer(
 def test_general_model_for_4_3_frames(model_dir: Path, astronaut: npt.NDArray[np.uint8]) -> None:
     seg = create_segmenter(_cfg(), (640, 480))
     try:
-        assert seg.segment(_frame(astronaut, (640, 480))).shape == (256, 256)
+        assert seg.segment(ShrunkFrame(_frame(astronaut, (640, 480)))).shape == (256, 256)
     finally:
         seg.close()
 
@@ -65,7 +66,7 @@ def test_general_model_for_4_3_frames(model_dir: Path, astronaut: npt.NDArray[np
 def test_threads(model_dir: Path, astronaut: npt.NDArray[np.uint8], threads: int) -> None:
     seg = create_segmenter(_cfg(threads=threads), (512, 512))
     try:
-        mask = seg.segment(astronaut)
+        mask = seg.segment(ShrunkFrame(astronaut))
         assert (mask > 0.5).mean() > 0.2
     finally:
         seg.close()
@@ -128,7 +129,7 @@ def test_user_supplied_onnx_path(
     path.write_bytes((model_dir / "selfie_segmentation.onnx").read_bytes())
     seg = create_segmenter(_cfg(model=str(path)), (1280, 720))  # explicit file: no auto choice
     try:
-        assert seg.segment(_frame(astronaut, (1280, 720))).shape == (256, 256)
+        assert seg.segment(ShrunkFrame(_frame(astronaut, (1280, 720)))).shape == (256, 256)
     finally:
         seg.close()
 
@@ -139,7 +140,7 @@ def test_user_supplied_tflite_path_is_converted(
     path = model_dir / "selfie_segmentation_landscape.tflite"
     seg = create_segmenter(_cfg(model=str(path)), (640, 480))
     try:
-        assert seg.segment(_frame(astronaut, (640, 480))).shape == (144, 256)
+        assert seg.segment(ShrunkFrame(_frame(astronaut, (640, 480)))).shape == (144, 256)
     finally:
         seg.close()
 
