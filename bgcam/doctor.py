@@ -50,7 +50,7 @@ def onnxruntime_report(providers: tuple[str, ...]) -> dict[str, Any]:
         import onnxruntime as ort
     except ImportError as exc:
         return {"installed": False, "error": str(exc)}
-    from bgcam.segment.onnx import _why_not, resolve_providers
+    from bgcam.ort import PROVIDERS, resolve_providers, session, why_not
 
     available = list(ort.get_available_providers())
     report: dict[str, Any] = {
@@ -67,19 +67,16 @@ def onnxruntime_report(providers: tuple[str, ...]) -> dict[str, Any]:
     report["requested_providers"] = list(providers)
     try:
         from bgcam.compose import onnxgraph
-        from bgcam.compose.cuda import _session
         from bgcam.compose.plan import BlurPlan
 
         model = onnxgraph.blur_graph(BlurPlan.of((64, 48), 60, "gaussian")).SerializeToString()
-        running = list(_session(model, wanted).get_providers())
+        running = list(session(model, wanted).get_providers())
     except Exception as exc:  # onnxruntime raises its own exception types
         report["session_error"] = str(exc)
         return report
     report["session_providers"] = running
     report["session_runs_on"] = running[0]
     not_used: dict[str, str] = {}
-    from bgcam.segment.onnx import PROVIDERS
-
     for name in providers:  # those preferred to the one that runs: why not
         full = name if name.endswith("ExecutionProvider") else PROVIDERS.get(name.lower(), name)
         if full == running[0]:
@@ -87,7 +84,7 @@ def onnxruntime_report(providers: tuple[str, ...]) -> dict[str, Any]:
         if full not in available:
             not_used[full] = f"not in this onnxruntime build ({ort.__version__})"
         else:
-            not_used[full] = _why_not(full)
+            not_used[full] = why_not(full)
     report["not_used"] = not_used
     return report
 

@@ -79,14 +79,14 @@ class InputInfo:
             yield f.name if cv2.haveImageWriter(f.name) else f.stem + ".png"
 
 
-def _read_image(path: Path) -> Image | None:
+def read_image(path: Path) -> Image | None:
     if not cv2.haveImageReader(str(path)):
         return None
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     return cast(Image, image) if image is not None and image.size else None
 
 
-def _open_video(path: Path, threads: int = 0) -> cv2.VideoCapture:
+def open_video(path: Path, threads: int = 0) -> cv2.VideoCapture:
     """Open a video with FFmpeg (any backend as a fallback); ``threads`` > 0 limits the
     decoder's threads (0: FFmpeg's choice, one per core)."""
     params = [cv2.CAP_PROP_N_THREADS, threads] if threads > 0 else []
@@ -97,7 +97,7 @@ def _open_video(path: Path, threads: int = 0) -> cv2.VideoCapture:
 
 
 @contextmanager
-def _quiet_decoders() -> Iterator[None]:
+def quiet_decoders() -> Iterator[None]:
     """Silence OpenCV's and FFmpeg's stderr chatter while probing: we report failures ourselves.
 
     OpenCV reads ``OPENCV_FFMPEG_LOGLEVEL`` at every open (-8 = AV_LOG_QUIET); both settings
@@ -134,12 +134,12 @@ def probe_input(path: str | Path) -> InputInfo:
         raise InputError(f"input {path} is empty (0 bytes): not a video or image")
     if not os.access(path, os.R_OK):
         raise InputError(f"cannot read input {path}: permission denied")
-    image = _read_image(path)
+    image = read_image(path)
     if image is not None:
         h, w = image.shape[:2]
         return InputInfo(path, "image", (w, h), DEFAULT_FPS, 1, (path,))
-    with _quiet_decoders():
-        cap = _open_video(path)
+    with quiet_decoders():
+        cap = open_video(path)
         ok, frame = cap.read() if cap.isOpened() else (False, None)
     try:
         if not ok or frame is None or frame.ndim != 3:
@@ -178,7 +178,7 @@ def _probe_folder(path: Path) -> InputInfo:
         )
     if skipped:
         log.warning("%s: skipping %d files that are not images", path, skipped)
-    first = _read_image(files[0])
+    first = read_image(files[0])
     if first is None:
         raise InputError(f"cannot decode image {files[0]} (first frame of folder {path})")
     h, w = first.shape[:2]
@@ -192,12 +192,12 @@ def read_frames(info: InputInfo) -> Iterator[Image]:
     """
     if info.kind != "video":
         for f in info.files:
-            image = _read_image(f)
+            image = read_image(f)
             if image is None:
                 raise InputError(f"cannot decode image {f}", hint="remove or replace the file")
             yield image
         return
-    cap = _open_video(info.path)
+    cap = open_video(info.path)
     if not cap.isOpened():
         raise InputError(f"cannot reopen video {info.path}")
     w, h = info.size

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
@@ -39,26 +36,6 @@ def build_loader(
         return cfg.replace(**direct) if direct else cfg
 
     return config, load
-
-
-class _StopOnSignal:
-    """Fallback handlers when the control layer is off: only set the pipeline's stop flag."""
-
-    def __init__(self, pipeline: Any) -> None:
-        self._pipeline = pipeline
-        self._old: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self._pipeline.request_stop()
-
-    def install(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-
-    def restore(self) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 @click.command()
@@ -112,10 +89,6 @@ def run(
     # Controls first: the socket's lock refuses a second daemon before anything else starts
     # (the web panel would otherwise overwrite the first daemon's token file).
     controls = start_controls(pipeline, config_path)
-    fallback = None
-    if controls.signals is None:
-        fallback = _StopOnSignal(pipeline)
-        fallback.install()
     summary: dict[str, Any] | None = None
     web = None
     try:
@@ -128,8 +101,6 @@ def run(
         if web is not None:
             web.stop()
         controls.stop()
-        if fallback is not None:
-            fallback.restore()
         ran = summary is not None or pipeline.stats.run.frames_out > 0
         if stats_json is not None and ran:
             data = summary if summary is not None else pipeline.stats.summary()

@@ -35,17 +35,9 @@ import numpy as np
 import numpy.typing as npt
 
 from bgcam.compose import check_inputs, check_matte, register
+from bgcam.compose.plan import BlurPlan
 from bgcam.config import ComposeConfig
-from bgcam.effects import (
-    BackgroundSlot,
-    blur_factor,
-    blur_sigma,
-    box_size,
-    disc_kernel,
-    disc_radius,
-    median_size,
-    parse_color,
-)
+from bgcam.effects import BackgroundSlot, blur_sigma, disc_kernel, parse_color
 from bgcam.frame import Image, Mask, ShrunkFrame, upsample_alpha8
 
 log = logging.getLogger(__name__)
@@ -65,14 +57,11 @@ class BackgroundBlur:
 
     def __init__(self, frame_size: tuple[int, int], strength: int, blur_type: str) -> None:
         self.frame_size = frame_size
-        w, h = frame_size
+        self.plan = p = BlurPlan.of(frame_size, strength, blur_type)
         self.blur_type = blur_type
-        self.sigma_full = sigma = blur_sigma(strength, frame_size)
-        self.factor = f = blur_factor(sigma, frame_size) if sigma > 0 else 1
-        self.work_size = (ww, wh) = (max(1, round(w / f)), max(1, round(h / f)))
-        self.sigma = sigma / f
-        self.pre_size = (max(1, round(w * 2 / f)), max(1, round(h * 2 / f)))
-        """Bilinear to here first, then an exact 2x box average (factor ≥ 4)."""
+        self.sigma_full, self.factor, self.sigma = p.sigma_full, p.factor, p.sigma
+        self.work_size = (ww, wh) = p.work_size
+        self.pre_size = p.pre_size
         self._pre = np.empty((self.pre_size[1], self.pre_size[0], 3), np.uint8)
         self._small = np.empty((wh, ww, 3), np.uint8)
         self._smallf = np.empty((wh, ww, 3), np.float32)
@@ -89,22 +78,22 @@ class BackgroundBlur:
         self._fill8 = np.empty((wh, ww, 3), np.uint8)
         self._kernel = np.array([[1.0]], np.float32)
         self._k3 = np.ones((3, 3), np.uint8)
-        self._fill_sigma = max(self.sigma, 1.0)
+        self._fill_sigma = p.fill_sigma
         levels = np.arange(256, dtype=np.float32)
         self._identity = levels.reshape(1, 256)
         # w = (1 - a)^2 for a = i / 255: the background weight of an alpha level.
         self._weight_lut = ((np.float32(1.0) - levels / np.float32(255.0)) ** 2).reshape(1, 256)
         if blur_type == "lens":
-            self._kernel = disc_kernel(disc_radius(self.sigma))
+            self._kernel = disc_kernel(p.lens_radius)
             self._lut = ((levels / 255.0) ** 2.2).astype(np.float32)
-        self._kernel_box = box_size(self.sigma)
-        self._kernel_median = median_size(self.sigma)
+        self._kernel_box = p.box
+        self._kernel_median = p.median
         log.debug(
             "blur %s strength %d: sigma %.1f px, computed at 1/%d (%dx%d)",
             blur_type,
             strength,
-            sigma,
-            f,
+            p.sigma_full,
+            p.factor,
             ww,
             wh,
         )
@@ -200,7 +189,7 @@ class BackgroundBlur:
             if kind == "median":
                 cv2.medianBlur(filled, self._kernel_median, dst=self._bg8)
             elif kind == "bilateral":
-                d = max(3, 2 * round(self.sigma) + 1)
+                d = self.plan.bilateral_d
                 cv2.bilateralFilter(filled, d, 60.0, self.sigma, dst=self._bg8)
             else:  # lens: a disc in (approximately) linear light, so highlights bloom
                 lin = cv2.LUT(filled, self._lut, dst=self._smallf)

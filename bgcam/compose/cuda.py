@@ -35,11 +35,10 @@ from bgcam.config import ComposeConfig
 from bgcam.effects import BackgroundSlot, parse_color
 from bgcam.errors import BackendError
 from bgcam.frame import Image, Mask
+from bgcam.ort import CPU, CUDA, session, why_not
 
 log = logging.getLogger(__name__)
 
-CUDA = "CUDAExecutionProvider"
-CPU = "CPUExecutionProvider"
 _CACHE_SIZE = 8
 
 CUDA_HINT = (
@@ -47,29 +46,6 @@ CUDA_HINT = (
     '(pip install "onnxruntime-gpu[cuda,cudnn]"), or set compose.backend = "cpu"; '
     "`bgcam doctor` shows what was found"
 )
-
-
-def _session_options() -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.log_severity_level = 3
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return so
-
-
-def _session(model_bytes: bytes, providers: Sequence[str]) -> Any:
-    import onnxruntime as ort
-
-    ort.set_default_logger_severity(4)  # provider start-up failures: we say it ourselves
-    try:
-        return ort.InferenceSession(model_bytes, _session_options(), providers=list(providers))
-    finally:
-        ort.set_default_logger_severity(2)
 
 
 @functools.cache
@@ -88,14 +64,12 @@ def probe_cuda() -> str:
     from bgcam.compose import onnxgraph
 
     plan = BlurPlan.of((64, 48), 60, "gaussian")
-    session = _session(onnxgraph.blur_graph(plan).SerializeToString(), [CUDA, CPU])
-    if session.get_providers()[0] != CUDA:
-        from bgcam.segment.onnx import _why_not
-
+    probe = session(onnxgraph.blur_graph(plan).SerializeToString(), [CUDA, CPU])
+    if probe.get_providers()[0] != CUDA:
         raise BackendError(
-            f"onnxruntime's CUDA provider does not start: {_why_not(CUDA)}", hint=CUDA_HINT
+            f"onnxruntime's CUDA provider does not start: {why_not(CUDA)}", hint=CUDA_HINT
         )
-    return f"CUDA device {session.get_provider_options()[CUDA].get('device_id', '0')}"
+    return f"CUDA device {probe.get_provider_options()[CUDA].get('device_id', '0')}"
 
 
 class _Runner:
@@ -104,7 +78,7 @@ class _Runner:
     def __init__(self, model_bytes: bytes, providers: Sequence[str], out_shape: tuple[int, ...]):
         import onnxruntime as ort
 
-        self.session = _session(model_bytes, providers)
+        self.session = session(model_bytes, providers)
         self.provider: str = self.session.get_providers()[0]
         self.out = np.empty(out_shape, np.uint8)
         self._binding = self.session.io_binding()

@@ -101,6 +101,26 @@ def choose_model(setting: str, frame_size: tuple[int, int]) -> str:
     return setting
 
 
+def resolve_setting(
+    setting: str, frame_size: tuple[int, int], suffixes: tuple[str, ...]
+) -> Path | str:
+    """What ``segment.model = setting`` names, for a segmenter that reads files with
+    ``suffixes``: the user's file (a Path, checked to exist), or the name of a bundled model
+    (auto chooses by the frame's shape). Raises ModelError naming the expected settings."""
+    if setting.endswith(suffixes):
+        path = Path(setting).expanduser()
+        if not path.is_file():
+            raise ModelError(f"segment.model: no such file {path}")
+        return path
+    name = choose_model(setting, frame_size)
+    if name not in MODELS:
+        files = "/".join(suffixes)
+        raise ModelError(
+            f"segment.model: expected auto, landscape, general or a {files} path, got {setting!r}"
+        )
+    return name
+
+
 def model_path(name: str, fmt: ModelFormat = "tflite") -> Path:
     return model_dir() / f"{MODELS[name].stem}.{fmt}"
 

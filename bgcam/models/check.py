@@ -107,14 +107,12 @@ def run_tflite(path: Path, rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
 
 def run_onnx(model: bytes | Path, rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
     """The ONNX model's output for ``rgb`` (already at its input size), on the CPU."""
-    import onnxruntime as ort
+    from bgcam.ort import CPU
+    from bgcam.ort import session as ort_session
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
     source = model if isinstance(model, bytes) else str(model)
     try:
-        session = ort.InferenceSession(source, so, providers=["CPUExecutionProvider"])
+        session = ort_session(source, [CPU])
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ModelError(f"onnxruntime cannot load the ONNX model: {exc}") from None
     x = (rgb.astype(np.float32) / np.float32(255.0))[None]

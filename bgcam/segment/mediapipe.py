@@ -1,4 +1,4 @@
-"""The default segmenter: MediaPipe Tasks ImageSegmenter running the selfie models.
+"""The ``mediapipe`` segmenter: MediaPipe Tasks ImageSegmenter running the selfie models.
 
 The frame is resized to the model's input size by OpenCV first (cheaper than letting MediaPipe
 resize a full frame), converted to RGB, and run in VIDEO mode with monotonic timestamps.
@@ -16,7 +16,7 @@ import numpy as np
 from bgcam.config import SegmentConfig
 from bgcam.errors import BackendError, ModelError
 from bgcam.frame import Mask, ShrunkFrame
-from bgcam.models import MODELS, choose_model, ensure_model
+from bgcam.models import MODELS, ensure_model, resolve_setting
 from bgcam.segment import register
 from bgcam.shrink import Shrinker
 
@@ -25,19 +25,11 @@ log = logging.getLogger(__name__)
 
 def resolve_tflite(setting: str, frame_size: tuple[int, int]) -> tuple[Path, tuple[int, int]]:
     """The .tflite file and its (width, height) input size for a ``segment.model`` setting."""
-    if setting.endswith(".tflite"):
-        path = Path(setting).expanduser()
-        if not path.is_file():
-            raise ModelError(f"segment.model: no such file {path}")
-        size = _input_size(path)
-        return path, size
-    name = choose_model(setting, frame_size)
-    if name not in MODELS:
-        raise ModelError(
-            f"segment.model: expected auto, landscape, general or a .tflite path, got {setting!r}"
-        )
-    spec = MODELS[name]
-    return ensure_model(name, "tflite"), (spec.width, spec.height)
+    chosen = resolve_setting(setting, frame_size, (".tflite",))
+    if isinstance(chosen, Path):
+        return chosen, _input_size(chosen)
+    spec = MODELS[chosen]
+    return ensure_model(chosen, "tflite"), (spec.width, spec.height)
 
 
 def _input_size(path: Path) -> tuple[int, int]:

@@ -16,7 +16,6 @@ without a GPU): the provider that really runs is read back from the session, exp
 
 from __future__ import annotations
 
-import ctypes
 import logging
 from pathlib import Path
 from typing import Any
@@ -27,95 +26,31 @@ import numpy as np
 from bgcam.config import SegmentConfig
 from bgcam.errors import BackendError, ModelError
 from bgcam.frame import Mask, ShrunkFrame
-from bgcam.models import MODELS, choose_model, ensure_model
+from bgcam.models import ensure_model, resolve_setting
+from bgcam.ort import resolve_providers, session, why_not
 from bgcam.segment import register
 from bgcam.segment.ortlayout import bgr255_planar_input, keep_nchwc
 from bgcam.shrink import Shrinker
 
 log = logging.getLogger(__name__)
 
-PROVIDERS = {
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-    "directml": "DmlExecutionProvider",
-    "dml": "DmlExecutionProvider",
-    "coreml": "CoreMLExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
-    "rocm": "ROCMExecutionProvider",
-    "migraphx": "MIGraphXExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
-"""Short provider names accepted in ``segment.providers`` (case-insensitive)."""
-
-_PROVIDER_LIBS = {
-    "CUDAExecutionProvider": "cuda",
-    "TensorrtExecutionProvider": "tensorrt",
-    "ROCMExecutionProvider": "rocm",
-    "MIGraphXExecutionProvider": "migraphx",
-    "OpenVINOExecutionProvider": "openvino",
-}
-
-
-def resolve_providers(names: tuple[str, ...] | list[str], available: list[str]) -> list[str]:
-    """onnxruntime provider names for ``names``, in order, keeping the available ones.
-
-    The CPU provider is always last, so a session can always be created.
-    """
-    chosen: list[str] = []
-    for name in names:
-        full = name if name.endswith("ExecutionProvider") else PROVIDERS.get(name.lower())
-        if full is None:
-            raise BackendError(
-                f"segment.providers: unknown onnxruntime provider {name!r}; expected names "
-                f"from {', '.join(sorted({k for k in PROVIDERS if k != 'dml'}))} "
-                "or a full name such as CUDAExecutionProvider"
-            )
-        if full in available and full not in chosen:
-            chosen.append(full)
-    if "CPUExecutionProvider" not in chosen:
-        chosen.append("CPUExecutionProvider")
-    return chosen
-
-
-def _why_not(provider: str) -> str:
-    """Best guess at why onnxruntime could not start ``provider``."""
-    lib = _PROVIDER_LIBS.get(provider)
-    if lib is not None:
-        import onnxruntime
-
-        path = Path(onnxruntime.__file__).parent / "capi" / f"libonnxruntime_providers_{lib}.so"
-        if path.is_file():
-            try:
-                ctypes.CDLL(str(path))
-            except OSError as exc:
-                return f"its library does not load: {str(exc).replace(str(path) + ': ', '')}"
-    return "onnxruntime could not initialise it (no supported device or driver?)"
-
 
 def resolve_onnx(setting: str, frame_size: tuple[int, int]) -> tuple[bytes | Path, str]:
     """The ONNX model (a path, or bytes converted from a .tflite) and a label for logs."""
-    if setting.endswith((".onnx", ".tflite")):
-        path = Path(setting).expanduser()
-        if not path.is_file():
-            raise ModelError(f"segment.model: no such file {path}")
-        if path.suffix == ".onnx":
-            return path, path.name
-        from bgcam.models.fetch import convert_checked
+    chosen = resolve_setting(setting, frame_size, (".onnx", ".tflite"))
+    if not isinstance(chosen, Path):
+        path = ensure_model(chosen, "onnx")
+        return path, path.name
+    if chosen.suffix == ".onnx":
+        return chosen, chosen.name
+    from bgcam.models.fetch import convert_checked
 
-        data, diff = convert_checked(path, path.stem)
-        log.info("converted %s to ONNX in memory (max abs diff %.1e)", path.name, diff)
-        return data, path.name
-    name = choose_model(setting, frame_size)
-    if name not in MODELS:
-        raise ModelError(
-            "segment.model: expected auto, landscape, general or a .onnx/.tflite path, "
-            f"got {setting!r}"
-        )
-    path = ensure_model(name, "onnx")
-    return path, path.name
+    data, diff = convert_checked(chosen, chosen.stem)
+    log.info("converted %s to ONNX in memory (max abs diff %.1e)", chosen.name, diff)
+    return data, chosen.name
 
 
-def _for_cpu_layout(model: bytes | Path, label: str) -> tuple[bytes | str, bool]:
+def for_cpu_layout(model: bytes | Path, label: str) -> tuple[bytes | str, bool]:
     """The model rewritten by :mod:`bgcam.segment.ortlayout`, and whether it now takes planar
     BGR 0–255 input (:func:`~bgcam.segment.ortlayout.bgr255_planar_input`).
 
@@ -154,30 +89,18 @@ class OnnxSegmenter:
         model, self.model_label = resolve_onnx(cfg.model, frame_size)
         providers = resolve_providers(list(cfg.providers), ort.get_available_providers())
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = cfg.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3
-        # Idle worker threads must not spin: CPU load matters more than 0.1 ms here.
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        source, self._planar = _for_cpu_layout(model, self.model_label)
-        # onnxruntime prints provider start-up failures itself; we log one line instead.
-        ort.set_default_logger_severity(4)
+        source, self._planar = for_cpu_layout(model, self.model_label)
         try:
-            self._session = ort.InferenceSession(source, so, providers=providers)
+            self._session = session(source, providers, cfg.threads)
         except Exception as exc:  # onnxruntime has its own exception types
             raise ModelError(f"onnxruntime cannot load {self.model_label}: {exc}") from None
-        finally:
-            ort.set_default_logger_severity(2)
         running = self._session.get_providers()
         self.provider: str = running[0]
         if self.provider != providers[0]:
             log.info(  # expected with onnxruntime-gpu on a machine without a GPU
                 "onnx: %s is not used (%s); running on %s",
                 providers[0],
-                _why_not(providers[0]),
+                why_not(providers[0]),
                 self.provider,
             )
 

@@ -21,7 +21,7 @@ import cv2
 from bgcam.config import SourceConfig
 from bgcam.errors import DeviceError
 from bgcam.frame import Image
-from bgcam.media import _quiet_decoders
+from bgcam.media import quiet_decoders
 from bgcam.sources import Source, as_image
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class CameraSource(Source):
             cv2.CAP_PROP_FPS, round(cfg.fps),
             cv2.CAP_PROP_BUFFERSIZE, 1,
         ]  # fmt: skip
-        with _quiet_decoders():
+        with quiet_decoders():
             cap = cv2.VideoCapture(target, api, params)
             if not cap.isOpened():
                 cap = cv2.VideoCapture(target, api)

@@ -15,7 +15,7 @@ import cv2
 
 from bgcam.errors import InputError
 from bgcam.frame import Image
-from bgcam.media import InputInfo, _open_video, _quiet_decoders, _read_image, probe_input
+from bgcam.media import InputInfo, open_video, probe_input, quiet_decoders, read_image
 from bgcam.sources import Source, as_image
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,8 @@ class FileSource(Source):
             )
         if self._info.kind == "video":
             w, h = self._info.size
-            with _quiet_decoders():
-                cap = _open_video(self.path, threads=1 if w * h <= SINGLE_THREAD_DECODE else 0)
+            with quiet_decoders():
+                cap = open_video(self.path, threads=1 if w * h <= SINGLE_THREAD_DECODE else 0)
             if not cap.isOpened():
                 raise InputError(f"cannot reopen video {self.path}")
             self._cap = cap
@@ -85,7 +85,7 @@ class FileSource(Source):
     def _read(self) -> Image | None:
         info = self._info
         assert info is not None
-        image = self._read_video() if info.kind == "video" else self._read_image(info)
+        image = self._read_video() if info.kind == "video" else self._read_still(info)
         if image is None or not self._pace():
             return None
         return image
@@ -112,7 +112,7 @@ class FileSource(Source):
         self._pos += 1
         return as_image(image)
 
-    def _read_image(self, info: InputInfo) -> Image | None:
+    def _read_still(self, info: InputInfo) -> Image | None:
         if self._pos >= len(info.files):
             if not self.loop:
                 self._at_end = True
@@ -120,10 +120,10 @@ class FileSource(Source):
             self._pos = 0
         if len(info.files) == 1:
             if self._still is None:
-                self._still = _read_image(info.files[0])
+                self._still = read_image(info.files[0])
             image = self._still  # frames are read-only downstream: one array serves all
         else:
-            image = _read_image(info.files[self._pos])
+            image = read_image(info.files[self._pos])
         self._pos += 1
         if image is None:
             self._lost_reason = f"cannot decode {info.files[self._pos - 1]}"

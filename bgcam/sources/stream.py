@@ -26,7 +26,7 @@ import numpy as np
 from bgcam.config import SourceConfig
 from bgcam.errors import InputError
 from bgcam.frame import Image
-from bgcam.media import _quiet_decoders
+from bgcam.media import quiet_decoders
 from bgcam.sources import Source, as_image
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class StreamSource(Source):
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, FFMPEG_OPEN_TIMEOUT_MS,
             cv2.CAP_PROP_READ_TIMEOUT_MSEC, FFMPEG_READ_TIMEOUT_MS,
         ]  # fmt: skip
-        with _quiet_decoders():
+        with quiet_decoders():
             cap = cv2.VideoCapture(self._url, cv2.CAP_FFMPEG, params)
         if not cap.isOpened():
             raise InputError(

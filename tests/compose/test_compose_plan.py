@@ -15,6 +15,7 @@ from bgcam.compose.plan import BlurPlan, gaussian_kernel, gaussian_ksize, reflec
 def test_plan_is_the_cpu_compositors_geometry(size: tuple[int, int], strength: int) -> None:
     cpu = BackgroundBlur(size, strength, "gaussian")
     plan = BlurPlan.of(size, strength, "gaussian")
+    assert cpu.plan == plan  # one definition: the CPU blur works from the same plan
     assert (plan.sigma_full, plan.factor, plan.work_size) == (
         cpu.sigma_full,
         cpu.factor,

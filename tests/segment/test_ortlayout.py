@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from bgcam.segment.onnx import _for_cpu_layout
+from bgcam.segment.onnx import for_cpu_layout
 from bgcam.segment.ortlayout import bgr255_planar_input, keep_nchwc
 
 
@@ -148,5 +148,5 @@ def test_rewrites_only_what_matches_exactly() -> None:
 def test_a_file_onnx_cannot_read_is_passed_on_unchanged(tmp_path: Path) -> None:
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model at all")
-    assert _for_cpu_layout(junk, "junk.onnx") == (str(junk), False)
-    assert _for_cpu_layout(b"\x00\x01", "bytes") == (b"\x00\x01", False)
+    assert for_cpu_layout(junk, "junk.onnx") == (str(junk), False)
+    assert for_cpu_layout(b"\x00\x01", "bytes") == (b"\x00\x01", False)

@@ -14,8 +14,9 @@ import pytest
 from bgcam.config import SegmentConfig
 from bgcam.errors import BackendError, ModelError
 from bgcam.frame import ShrunkFrame
+from bgcam.ort import resolve_providers
 from bgcam.segment import available, create_segmenter
-from bgcam.segment.onnx import OnnxSegmenter, resolve_providers
+from bgcam.segment.onnx import OnnxSegmenter
 
 
 def _frame(image: npt.NDArray[np.uint8], size: tuple[int, int]) -> npt.NDArray[np.uint8]:
