@@ -12,11 +12,8 @@ For each frame size, :func:`run_bench` times
 
 The default pipeline and the naive reference alternate in blocks of :data:`ALTERNATE_BLOCK`
 frames, so that load from other processes on a shared machine hits both alike and their ratio
-stays meaningful. Each switch costs the engine a warm-up that the daemon never pays: after ten
-naive frames (a full-resolution blur evicts everything) the next engine frames at 720p took
-7.9, 6.8, 6.2, 6.0, 5.8 ms, settling at 5.6–5.7 from the sixth on. Alternating every frame
-made our small working buffers look ~35 % slower than they run in the daemon; blocks of 10
-still put half the samples in that warm-up. Blocks of 40 keep it to about one sample in eight.
+stays meaningful. Each switch costs the engine a cache warm-up that the daemon never pays; long
+blocks keep it to a few samples (docs/BENCHMARKS.md, "Figures behind design choices").
 
 Frames are crops of a real photograph (NASA's astronaut portrait, bundled as
 ``bgcam/data/astronaut.jpg``; the same picture as ``skimage.data.astronaut()``), scaled to cover

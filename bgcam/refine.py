@@ -11,8 +11,7 @@ that its height stays at or above ``refine.work_height`` (with the default 128: 
    filter (He et al.) with the colour frame as guide: where the image has an edge near the
    mask's edge, the alpha snaps to it; in flat regions the mask is only smoothed. The colour
    guide keeps edges between colours of equal brightness (skin on clay, a red shirt on leaves)
-   that a grey guide loses (davis-dev, against the grey guide: J 0.680 → 0.689, F 0.717 → 0.722,
-   T 0.806 → 0.786 of the raw model's).
+   that a grey guide loses.
 3. **Temporal smoothing.** An exponential moving average whose weight is chosen per pixel from
    the image motion (frame difference, minus the global exposure change, box-averaged): strong
    (``still_weight``) where the scene is still, almost none (``motion_weight``) where it moves, so
@@ -34,7 +33,7 @@ Every array kept from one frame to the next (``_state``, ``_label``, ``_fprev``)
 refiner and written by copy: the segmenter's output buffer is reused by it and never kept here.
 
 Floats below :data:`TINY` are flushed to zero where they enter (model output, state): a sigmoid
-output holds values around 1e-40, and arithmetic on such subnormal floats is ~30x slower.
+output holds values around 1e-40, and arithmetic on such subnormal floats is far slower.
 """
 
 from __future__ import annotations
@@ -68,7 +67,7 @@ FLOW_FINEST_SCALE = {"normal": 1, "fine": 0}
 FLOW_PATCH_STRIDE = 6
 """DIS settings: flow found down to half the flow frame's size (``refine.flow_detail = normal``;
 the ultrafast preset stops at a quarter, which measurably blurs the edges of fast limbs) or to
-its full size (``fine``: on davis-dev J +0.003, F +0.005, T −1 %, for ~3x the flow's cost), with
+its full size (``fine``: slightly better edges for about three times the flow's cost), with
 8x8 patches every 6 pixels."""
 
 GUIDED_RADIUS = 1

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 SINGLE_THREAD_DECODE = 1920 * 1080
 """Videos up to this many pixels are decoded on the capture thread alone: one core decodes them
 well within a frame time, and FFmpeg's frame threads would add a frame of latency each and
-their hand-over costs CPU (~10 % of the decoding at 720p). Larger ones get a thread per core."""
+their hand-over costs CPU. Larger ones get a thread per core."""
 
 
 class FileSource(Source):
