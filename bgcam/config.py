@@ -177,10 +177,25 @@ class OutputConfig(_Section):
     """Where frames go."""
 
     sink: str = Field(
-        "virtualcam", description="virtualcam | file:PATH (a video) | preview (a window) | null"
+        "auto",
+        description="auto (the v4l2loopback camera if it exists, else the PipeWire camera) | "
+        "virtualcam | pipewire | file:PATH (a video) | preview (a window) | null; "
+        "several with commas, e.g. virtualcam,pipewire",
     )
     device: str = Field(
-        "", description="virtual camera device (/dev/videoN); empty = the one named BgCam"
+        "", description="virtual camera device (/dev/videoN); empty = the one named device_name"
+    )
+    device_name: str = Field(
+        "BgCam",
+        min_length=1,
+        max_length=64,
+        description="the camera's name in apps: the v4l2loopback card label looked for, and "
+        "the PipeWire camera's description",
+    )
+    pixel_format: Literal["I420", "YUYV"] = Field(
+        "I420",
+        description="v4l2loopback pixel format: I420 (4:2:0, half the bytes, what Chrome and "
+        "Zoom prefer) | YUYV (4:2:2, what OBS writes; some apps list only it)",
     )
     fps: float = Field(30.0, gt=0, le=120, description="output frame rate, held exactly")
     width: int = Field(
@@ -191,13 +206,22 @@ class OutputConfig(_Section):
     )
     height: int = Field(0, ge=0, le=4320, description="output height (0 = the source's)")
     on_demand: bool = Field(
-        False, description="release the webcam while no application reads the virtual camera"
+        False,
+        description="release the webcam while no application reads the virtual camera "
+        "(v4l2loopback readers or PipeWire links)",
     )
     governor: bool = Field(
         True,
         description="when the output cannot hold its fps, lower segmentation quality step by "
         "step (logged) and restore it when there is headroom",
     )
+
+    @field_validator("device_name")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        if v != v.strip() or any(not c.isprintable() or c in '"\\,;=' for c in v):
+            raise ValueError('a printable name without surrounding spaces or "\\,;= (e.g. BgCam)')
+        return v
 
 
 class KeysConfig(_Section):

@@ -41,7 +41,11 @@ def build_loader(
 @click.command()
 @config_options("TOML config file (default: your saved settings, else the defaults).")
 @click.option("--source", help="Camera index, /dev/videoN, video file, image folder or URL.")
-@click.option("--sink", help="virtualcam | file:PATH | preview | null.")
+@click.option(
+    "--sink",
+    help="auto | virtualcam | pipewire | file:PATH | preview | null; several with commas "
+    "(virtualcam,pipewire).",
+)
 @click.option(
     "--device", help="Virtual camera device (/dev/videoN) instead of the one named BgCam."
 )

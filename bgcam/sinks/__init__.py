@@ -4,7 +4,9 @@ A sink is opened once with the output size and rate, then receives exactly ``out
 a second from the pipeline (which does the pacing and repeats frames when late). ``send`` must not
 keep a reference to the image: the pipeline reuses the buffer. Built by name::
 
+    auto            virtualcam when the v4l2loopback device exists, else pipewire
     virtualcam      the "BgCam" virtual camera (pyvirtualcam; v4l2loopback on Linux)
+    pipewire        the "BgCam" PipeWire camera (no kernel module; browsers, OBS, Flatpak apps)
     file:PATH       a video file, written atomically at close
     preview         a window (needs a display)
     null            discards frames (benchmarks, tests)
@@ -44,12 +46,45 @@ class Sink(Protocol):
 
 
 def sink_names() -> list[str]:
-    return ["file:PATH", "null", "preview", "virtualcam"]
+    return ["auto", "file:PATH", "null", "pipewire", "preview", "virtualcam"]
 
 
-def create_sink(spec: str, device: str = "") -> Sink:
-    """The sink named by ``spec`` (``output.sink``), not yet opened."""
+def create_sink(
+    spec: str,
+    device: str = "",
+    *,
+    device_name: str = "BgCam",
+    pixel_format: str = "I420",
+) -> Sink:
+    """The sink named by ``spec`` (``output.sink``), not yet opened.
+
+    ``a,b`` feeds several sinks the same composed frame (:class:`~bgcam.sinks.multi.MultiSink`);
+    ``auto`` is resolved here (:func:`~bgcam.sinks.auto.resolve_auto`).
+    """
+    if "," in spec:
+        from bgcam.sinks.multi import MultiSink
+
+        parts = [p.strip() for p in spec.split(",")]
+        if len(set(parts)) != len(parts) or "" in parts or "auto" in parts:
+            raise ConfigError(
+                f"output.sink: expected distinct sinks separated by commas, got {spec!r}",
+                hint="e.g. --sink virtualcam,pipewire",
+            )
+        return MultiSink(
+            [
+                create_sink(p, device, device_name=device_name, pixel_format=pixel_format)
+                for p in parts
+            ]
+        )
+    if spec == "auto":
+        from bgcam.sinks.auto import resolve_auto
+
+        spec = resolve_auto(device, device_name)
     name, _, arg = spec.partition(":")
+    if name == "pipewire" and not arg:
+        from bgcam.sinks.pipewire import PipeWireSink
+
+        return PipeWireSink(device_name)
     if name == "null" and not arg:
         from bgcam.sinks.null import NullSink
 
@@ -57,7 +92,7 @@ def create_sink(spec: str, device: str = "") -> Sink:
     if name == "virtualcam" and not arg:
         from bgcam.sinks.virtualcam import VirtualCamSink
 
-        return VirtualCamSink(device)
+        return VirtualCamSink(device, card_name=device_name, pixel_format=pixel_format)
     if name == "preview" and not arg:
         from bgcam.sinks.preview import PreviewSink
 
@@ -68,5 +103,5 @@ def create_sink(spec: str, device: str = "") -> Sink:
         return FileSink(arg)
     raise ConfigError(
         f"output.sink: expected one of {', '.join(sink_names())}, got {spec!r}",
-        hint="e.g. --sink null, --sink file:out.mp4, --sink virtualcam",
+        hint="e.g. --sink null, --sink file:out.mp4, --sink virtualcam, --sink pipewire",
     )

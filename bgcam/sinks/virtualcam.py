@@ -12,16 +12,40 @@ can be registered under the name BgCam and then chosen with ``output.device = "B
 
 pyvirtualcam prints write errors instead of raising them, so this sink checks what it can itself:
 frame size and type before each send, and about once a second that the device node still exists.
+
+**Finding the device**: by driver *and* card label, never by number (numbers change with boot
+order and other cameras): a node whose V4L2 driver is v4l2loopback (``VIDIOC_QUERYCAP`` reports
+``v4l2 loopback``; without access to the node, the sysfs attributes only v4l2loopback creates)
+and whose card label is ``output.device_name``.
+
+**A stuck device**: a v4l2loopback device left behind by a crashed writer (or by a reader that
+keeps it streaming) can refuse a new writer's format. Like OBS, the sink then resets the device
+(stream off on the output queue, close) and tries once more after a short pause before giving
+up with the fix (close what uses it, or reload the module).
+
+**Pixel format** (``output.pixel_format``): I420 (default: 4:2:0, 1.5 bytes a pixel, what Chrome,
+Firefox and Zoom read natively) or YUYV (4:2:2 packed, 2 bytes a pixel, what OBS's virtual camera
+writes; a few apps list only packed formats). YUYV frames are converted here into an owned
+buffer; I420 is converted by pyvirtualcam.
+
+**One reader at a time** (v4l2loopback ≥ 0.14 with ``exclusive_caps=1``): a second app that opens
+the camera while one streams may fail; make a second device for it (README).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
 
 from bgcam.errors import ConfigError, DeviceError
 from bgcam.frame import Image
@@ -73,24 +97,107 @@ def list_video_devices(sysfs: Path = SYSFS_V4L, dev: Path = Path("/dev")) -> lis
     return out
 
 
-def find_bgcam_device(sysfs: Path = SYSFS_V4L, dev: Path = Path("/dev")) -> str:
-    """The device node of the v4l2loopback device named "BgCam"; DeviceError when there is none."""
+class _Capability(ctypes.Structure):
+    _fields_ = [
+        ("driver", ctypes.c_char * 16),
+        ("card", ctypes.c_char * 32),
+        ("bus_info", ctypes.c_char * 32),
+        ("version", ctypes.c_uint32),
+        ("capabilities", ctypes.c_uint32),
+        ("device_caps", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32 * 3),
+    ]
+
+
+VIDIOC_QUERYCAP = (2 << 30) | (ctypes.sizeof(_Capability) << 16) | (ord("V") << 8) | 0
+VIDIOC_STREAMOFF = (1 << 30) | (4 << 16) | (ord("V") << 8) | 19
+V4L2_BUF_TYPE_VIDEO_OUTPUT = 2
+LOOPBACK_DRIVER = "v4l2 loopback"
+
+
+def query_driver(path: str) -> str | None:
+    """The V4L2 driver name of ``path`` (VIDIOC_QUERYCAP), or None when it cannot be asked."""
+    try:
+        import fcntl
+
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except (ImportError, OSError):
+        return None
+    try:
+        cap = _Capability()
+        fcntl.ioctl(fd, VIDIOC_QUERYCAP, cap)
+        driver: bytes = cap.driver
+        return driver.decode(errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def is_loopback(device: VideoDevice) -> bool:
+    """v4l2loopback by its driver name when the node answers, else by its sysfs attributes."""
+    driver = query_driver(device.path)
+    return driver == LOOPBACK_DRIVER if driver is not None else device.loopback
+
+
+def find_bgcam_device(
+    sysfs: Path = SYSFS_V4L, dev: Path = Path("/dev"), *, card_name: str = CARD_NAME
+) -> str:
+    """The node of the v4l2loopback device labelled ``card_name``; DeviceError when none is."""
     devices = list_video_devices(sysfs, dev)
-    named = [d for d in devices if d.card == CARD_NAME]
+    loopbacks = [d for d in devices if is_loopback(d)]
+    named = [d for d in loopbacks if d.card == card_name]
     if named:
         return named[0].path
-    loopbacks = [d for d in devices if d.loopback]
     if loopbacks:
         others = ", ".join(f"{d.path} ({d.card!r})" for d in loopbacks)
         raise DeviceError(
-            f"no virtual camera named {CARD_NAME!r}; v4l2loopback devices here: {others}",
+            f"no virtual camera named {card_name!r}; v4l2loopback devices here: {others}",
             hint=f"pass one with --device {loopbacks[0].path}, or reload the module named "
-            f"BgCam: sudo scripts/setup-v4l2loopback.sh",
+            f"{card_name}: sudo scripts/setup-v4l2loopback.sh",
         )
     raise DeviceError(
-        f"no virtual camera: v4l2loopback is not loaded (no V4L2 device named {CARD_NAME!r})",
+        f"no virtual camera: v4l2loopback is not loaded (no v4l2loopback device named "
+        f"{card_name!r})",
         hint=SETUP_HINT,
     )
+
+
+def reset_device(path: str) -> None:
+    """Stop streaming on the output queue of ``path`` and close it (a stuck writer's leftover)."""
+    try:
+        import fcntl
+
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+    except (ImportError, OSError):
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(fd, VIDIOC_STREAMOFF, ctypes.c_int(V4L2_BUF_TYPE_VIDEO_OUTPUT))
+    finally:
+        os.close(fd)
+
+
+def bgr_to_yuyv(
+    image: npt.NDArray[np.uint8], i420: npt.NDArray[np.uint8], out: npt.NDArray[np.uint8]
+) -> None:
+    """BGR (H, W, 3) → packed YUYV (H, W*2) into ``out``; ``i420`` is an (H*3/2, W) scratch.
+
+    Through OpenCV's I420 conversion (BT.601, video range, what V4L2 readers expect); each
+    chroma row serves two picture rows (4:2:0 chroma shown as 4:2:2).
+    """
+    cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420, dst=i420)
+    h, w = image.shape[:2]
+    q = h * w // 4
+    y = i420[:h]
+    u = i420[h:].reshape(-1)[:q].reshape(h // 2, w // 2)
+    v = i420[h:].reshape(-1)[q:].reshape(h // 2, w // 2)
+    quads = out.reshape(h, w // 2, 4)
+    quads[:, :, 0] = y[:, 0::2]
+    quads[:, :, 2] = y[:, 1::2]
+    for row in (0, 1):
+        quads[row::2, :, 1] = u
+        quads[row::2, :, 3] = v
 
 
 def check_device_node(path: str) -> None:
@@ -107,9 +214,20 @@ def check_device_node(path: str) -> None:
 class VirtualCamSink:
     name = "virtualcam"
 
-    def __init__(self, device: str = "", *, sysfs: Path = SYSFS_V4L) -> None:
+    def __init__(
+        self,
+        device: str = "",
+        *,
+        sysfs: Path = SYSFS_V4L,
+        card_name: str = CARD_NAME,
+        pixel_format: str = "I420",
+    ) -> None:
         self._requested = device
         self._sysfs = sysfs
+        self.card_name = card_name
+        self.pixel_format = pixel_format
+        self._yuv: npt.NDArray[np.uint8] | None = None
+        self._packed: npt.NDArray[np.uint8] | None = None
         self.device: str | None = None
         self._cam: object | None = None
         self._size = (0, 0)
@@ -118,7 +236,7 @@ class VirtualCamSink:
     def locate(self) -> str | None:
         """The device to open (Linux: found or checked now, so errors come before the camera)."""
         if sys.platform.startswith("linux"):
-            path = self._requested or find_bgcam_device(self._sysfs)
+            path = self._requested or find_bgcam_device(self._sysfs, card_name=self.card_name)
             check_device_node(path)
             self.device = path
             return path
@@ -139,17 +257,41 @@ class VirtualCamSink:
             raise DeviceError(
                 f"pyvirtualcam cannot be imported: {exc}", hint="pip install pyvirtualcam"
             ) from None
-        backend = "v4l2loopback" if sys.platform.startswith("linux") else None
-        try:
-            self._cam = pyvirtualcam.Camera(
-                w, h, fps, fmt=pyvirtualcam.PixelFormat.BGR, device=device, backend=backend
-            )
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise DeviceError(
-                f"cannot open the virtual camera {device or ''}: {exc}", hint=SETUP_HINT
-            ) from None
+        linux = sys.platform.startswith("linux")
+        backend = "v4l2loopback" if linux else None
+        yuyv = self.pixel_format == "YUYV"
+        fmt = pyvirtualcam.PixelFormat.YUYV if yuyv else pyvirtualcam.PixelFormat.BGR
+        for attempt in (1, 2):
+            try:
+                self._cam = pyvirtualcam.Camera(w, h, fps, fmt=fmt, device=device, backend=backend)
+                break
+            except (RuntimeError, ValueError, OSError) as exc:
+                if attempt == 2 or not (linux and device):
+                    raise DeviceError(
+                        f"cannot open the virtual camera {device or ''}: {exc}",
+                        hint=f"close the apps using it (fuser -v {device}) or reload the "
+                        "module: sudo modprobe -r v4l2loopback && sudo "
+                        "scripts/setup-v4l2loopback.sh"
+                        if device
+                        else SETUP_HINT,
+                    ) from None
+                log.warning(
+                    "%s refused the format (%s); resetting it and trying again", device, exc
+                )
+                reset_device(device)
+                time.sleep(0.5)
+        if yuyv:
+            self._yuv = np.empty((h * 3 // 2, w), np.uint8)
+            self._packed = np.empty((h, w * 2), np.uint8)
         self._size = size
-        log.info("virtual camera: %s, %dx%d at %.3g fps", device or "default", w, h, fps)
+        log.info(
+            "virtual camera: %s, %dx%d %s at %.3g fps",
+            device or "default",
+            w,
+            h,
+            self.pixel_format,
+            fps,
+        )
 
     def send(self, image: Image) -> None:
         cam = self._cam
@@ -166,6 +308,10 @@ class VirtualCamSink:
                     f"the virtual camera {self.device} disappeared (v4l2loopback unloaded?)",
                     hint=SETUP_HINT,
                 )
+        if self._packed is not None and self._yuv is not None:
+            bgr_to_yuyv(image, self._yuv, self._packed)
+            cam.send(self._packed)  # type: ignore[attr-defined]
+            return
         cam.send(image)  # type: ignore[attr-defined]
 
     def close(self) -> None:
