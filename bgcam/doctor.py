@@ -11,7 +11,8 @@
 * **CUDA**: the NVIDIA kernel driver, OpenCV's CUDA device count, onnxruntime's CUDA provider;
 * the **segmenter** and **compositor** the configuration leads to, with the auto measurement
   (each backend's milliseconds, or why it cannot run here);
-* the **models** present, and the **virtual camera** device.
+* the **models** present, the **virtual camera** device, and the PipeWire camera and
+  v4l2loopback findings of :mod:`bgcam.sinks.report`.
 
 Nothing here downloads or changes anything.
 """
@@ -324,4 +325,11 @@ def diagnose(
         "models": models,
         "models_ok": models_ok,
         "virtual_camera": virtualcam_report(),
+        "cameras": cameras(),
     }
+
+
+def cameras() -> dict[str, Any]:
+    from bgcam.sinks.report import cameras_report
+
+    return cameras_report()

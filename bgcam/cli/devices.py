@@ -9,7 +9,8 @@ import click
 
 @click.command()
 def devices() -> None:
-    """List cameras (with the modes V4L2 reports) and virtual-camera devices."""
+    """List cameras (with the modes V4L2 reports) and the virtual cameras: v4l2loopback devices
+    (version, exclusive_caps, Secure Boot) and the PipeWire camera (session, node, portal)."""
     if not sys.platform.startswith("linux"):
         click.echo(
             "Listing devices is implemented for Linux only; use the camera index "
@@ -41,6 +42,21 @@ def devices() -> None:
     for dev in loop_paths.values():
         mark = "  ← used by bgcam run" if dev.card == CARD_NAME else ""
         click.echo(f"  {dev.path}  {dev.card!r}{mark}")
+    from bgcam.sinks.report import cameras_report
+
+    report = cameras_report()
+    for title, part in (
+        ("v4l2loopback:", report["v4l2loopback"]),
+        ("PipeWire camera (--sink pipewire):", report["pipewire"]),
+    ):
+        click.echo(title)
+        for f in part["findings"]:
+            mark = {True: "ok", False: "NO", None: "--"}[f["ok"]]
+            click.echo(f"  [{mark}] {f['what']}: {f['state']}")
+            if f["fix"] and f["ok"] is not True:
+                click.echo(f"       fix: {f['fix']}")
+        if part.get("camera_nodes"):
+            click.echo(f"  cameras apps see: {', '.join(part['camera_nodes'])}")
 
 
 COMMANDS = [devices]

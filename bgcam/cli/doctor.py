@@ -129,6 +129,12 @@ def print_report(r: dict[str, Any], console: Console) -> None:
         row(OK, "virtual camera", cam["device"])
     else:
         row(NO, "virtual camera", cam.get("reason", "not found"))
+    fixes = []
+    for part in ("v4l2loopback", "pipewire"):
+        for f in r["cameras"][part]["findings"]:
+            row({True: OK, False: NO, None: NOTE}[f["ok"]], f"  {f['what']}", f["state"])
+            if f["fix"] and f["ok"] is not True:
+                fixes.append(f"{f['what']}: {f['fix']}")
     console.print(table)
 
     if r["accelerators"]:
@@ -143,6 +149,7 @@ def print_report(r: dict[str, Any], console: Console) -> None:
         hints.append("get the models: bgcam models fetch")
     if cam.get("hint"):
         hints.append(cam["hint"])
+    hints += fixes
     for hint in hints:
         console.print(f"[dim]fix: {hint}[/]")
 
