@@ -1,0 +1,239 @@
+"""A real browser picks the PipeWire camera: Debian's chromium, headless, through the portal.
+
+The recipe of ../shared/DESIGN.md: a private PipeWire session (dbus, pipewire, wireplumber), the
+daemon publishing the camera, the camera permission stored in the portal's permission store, an
+Access backend *declared* (the portal offers the Camera interface only then), then
+xdg-desktop-portal and chromium with ``--enable-features=WebRtcPipeWireCamera``. A page served on
+127.0.0.1 lists the cameras, opens the one labelled "BgCam", draws frames to a canvas and posts
+small grey copies back. Every step runs under a timeout: a misconfigured portal makes
+``enumerateDevices()`` hang instead of failing.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.sinks.pipewire_support import SMALL, PipeWireSession, require_pipewire, wait_for
+from tests.sinks.test_pipewire_e2e import (
+    SIZE,
+    Clip,
+    background_difference,
+    finish,
+    start_daemon,
+)
+
+CHROMIUM = "/usr/lib/chromium/chromium"
+PORTAL = "/usr/libexec/xdg-desktop-portal"
+FAKE_PORTAL = """[portal]
+DBusName=org.freedesktop.impl.portal.desktop.fake
+Interfaces=org.freedesktop.impl.portal.Access;
+UseIn=fake
+"""
+
+PAGE = """<!doctype html><meta charset="utf-8"><title>camera</title>
+<video id="v" autoplay muted playsinline></video>
+<canvas id="big"></canvas><canvas id="small" width="SMALL_W" height="SMALL_H"></canvas>
+<script>
+const post = (what) => fetch('/result', {method: 'POST', body: JSON.stringify(what)});
+const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+(async () => {
+  try {
+    let devices = await navigator.mediaDevices.enumerateDevices();
+    const first = await navigator.mediaDevices.getUserMedia({video: true});
+    first.getTracks().forEach(t => t.stop());
+    devices = await navigator.mediaDevices.enumerateDevices();
+    const cams = devices.filter(d => d.kind === 'videoinput');
+    const cam = cams.find(d => d.label.includes('BgCam'));
+    if (!cam) { post({error: 'no BgCam', labels: cams.map(c => c.label)}); return; }
+    const stream = await navigator.mediaDevices.getUserMedia(
+        {video: {deviceId: {exact: cam.deviceId}, width: 1280, height: 720}});
+    const v = document.getElementById('v');
+    v.srcObject = stream;
+    await v.play();
+    const big = document.getElementById('big'), small = document.getElementById('small');
+    const frames = [];
+    for (let i = 0; i < 6; i++) {
+      await sleep(500);
+      big.width = v.videoWidth; big.height = v.videoHeight;
+      big.getContext('2d').drawImage(v, 0, 0);
+      const sc = small.getContext('2d', {willReadFrequently: true});
+      sc.drawImage(big, 0, 0, small.width, small.height);
+      const px = sc.getImageData(0, 0, small.width, small.height).data;
+      const grey = new Uint8Array(small.width * small.height);
+      for (let j = 0; j < grey.length; j++)
+        grey[j] = Math.round(0.299 * px[4*j] + 0.587 * px[4*j+1] + 0.114 * px[4*j+2]);
+      let s = ''; for (let j = 0; j < grey.length; j++) s += String.fromCharCode(grey[j]);
+      frames.push({w: v.videoWidth, h: v.videoHeight, grey: btoa(s)});
+    }
+    stream.getTracks().forEach(t => t.stop());
+    post({labels: cams.map(c => c.label), frames});
+  } catch (e) { post({error: String(e)}); }
+})();
+</script>
+""".replace("SMALL_W", str(SMALL[0])).replace("SMALL_H", str(SMALL[1]))
+
+
+class PageServer:
+    """Serves the page on 127.0.0.1 (a secure context) and keeps what it posts."""
+
+    def __init__(self) -> None:
+        self.result: dict[str, Any] | None = None
+        self.got = threading.Event()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = PAGE.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                n = int(self.headers.get("Content-Length", "0"))
+                owner.result = json.loads(self.rfile.read(n))
+                owner.got.set()
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(5)
+
+
+def gdbus(session: PipeWireSession, *args: str) -> str:
+    res = subprocess.run(
+        ["gdbus", "call", "--session", *args],
+        env=session.env,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    )
+    return res.stdout.strip()
+
+
+@pytest.fixture
+def portal_session(tmp_path: Path) -> Iterator[PipeWireSession]:
+    require_pipewire()
+    for exe, pkg in ((CHROMIUM, "chromium"), (PORTAL, "xdg-desktop-portal"), ("gdbus", "")):
+        if shutil.which(exe) is None:
+            pytest.skip(f"{exe} is not installed (Debian package {pkg or 'libglib2.0-bin'})")
+    portals = tmp_path / "portals"
+    portals.mkdir()
+    (portals / "fake.portal").write_text(FAKE_PORTAL)
+    with PipeWireSession() as s:
+        s.env["XDG_DESKTOP_PORTAL_DIR"] = str(portals)
+        s.env["XDG_CURRENT_DESKTOP"] = "fake"
+        yield s
+
+
+def test_chromium_lists_opens_and_shows_the_blurred_camera(
+    portal_session: PipeWireSession, davis_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    session = portal_session
+    clip = Clip(davis_dir, tmp_path / "clip720.avi")
+    proc = start_daemon(session, request, clip.path, "--sink", "pipewire", "--seconds", "90")
+    server = PageServer()
+    browser: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for(lambda: session.has_node("bgcam") or proc.poll() is not None, 90, "the node")
+        assert proc.poll() is None, finish(proc)
+        gdbus(
+            session,
+            "--dest",
+            "org.freedesktop.impl.portal.PermissionStore",
+            "--object-path",
+            "/org/freedesktop/impl/portal/PermissionStore",
+            "--method",
+            "org.freedesktop.impl.portal.PermissionStore.SetPermission",
+            "devices",
+            "true",
+            "camera",
+            "",
+            "['yes']",
+        )
+        session.spawn([PORTAL, "-r"], "portal.log")
+
+        def camera_present() -> bool:
+            try:
+                out = gdbus(
+                    session,
+                    "--dest",
+                    "org.freedesktop.portal.Desktop",
+                    "--object-path",
+                    "/org/freedesktop/portal/desktop",
+                    "--method",
+                    "org.freedesktop.DBus.Properties.Get",
+                    "org.freedesktop.portal.Camera",
+                    "IsCameraPresent",
+                )
+            except subprocess.CalledProcessError:
+                return False
+            return "true" in out
+
+        wait_for(camera_present, 30, "the portal's IsCameraPresent", step=0.5)
+        profile = tmp_path / "profile"
+        browser = session.spawn(
+            [
+                CHROMIUM,
+                "--headless=new",
+                "--no-sandbox",
+                "--use-fake-ui-for-media-stream",
+                "--enable-features=WebRtcPipeWireCamera",
+                f"--user-data-dir={profile}",
+                "--enable-logging=stderr",
+                server.url,
+            ],
+            "chromium.log",
+        )
+        assert server.got.wait(120), (session.root / "chromium.log").read_text()[-3000:]
+    finally:
+        if browser is not None and browser.poll() is None:
+            browser.terminate()
+            try:
+                browser.wait(10)
+            except subprocess.TimeoutExpired:
+                browser.kill()
+        server.close()
+        proc.terminate()
+        out = finish(proc, 30)
+    result = server.result
+    assert result is not None
+    assert "error" not in result, result
+    assert any("BgCam" in label for label in result["labels"]), result["labels"]
+    frames = result["frames"]
+    assert all((f["w"], f["h"]) == SIZE for f in frames), [(f["w"], f["h"]) for f in frames]
+    greys = [
+        np.frombuffer(base64.b64decode(f["grey"]), np.uint8).reshape(SMALL[1], SMALL[0])
+        for f in frames
+    ]
+    changes = [float(np.mean(cv2.absdiff(a, b))) for a, b in itertools.pairwise(greys)]
+    print(f"labels {result['labels']}; frame-to-frame change {changes}")
+    assert max(changes) > 1.0  # the picture moves
+    diffs = [background_difference(clip, g) for g in greys]
+    print(f"background difference to the raw clip: {[round(d, 1) for d in diffs]}")
+    assert min(diffs) > 4.0, out
