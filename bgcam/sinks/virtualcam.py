@@ -19,9 +19,10 @@ order and other cameras): a node whose V4L2 driver is v4l2loopback (``VIDIOC_QUE
 and whose card label is ``output.device_name``.
 
 **A stuck device**: a v4l2loopback device left behind by a crashed writer (or by a reader that
-keeps it streaming) can refuse a new writer's format. Like OBS, the sink then resets the device
-(stream off on the output queue, close) and tries once more after a short pause before giving
-up with the fix (close what uses it, or reload the module).
+keeps it streaming) can advertise no output side or refuse a new writer's format. Like OBS, the
+sink then resets the device (its current format written back, streaming started and stopped
+once, closed) and tries once more after a short pause before giving up with the fix (close what
+uses it, or reload the module).
 
 **Pixel format** (``output.pixel_format``): I420 (default: 4:2:0, 1.5 bytes a pixel, what Chrome,
 Firefox and Zoom read natively) or YUYV (4:2:2 packed, 2 bytes a pixel, what OBS's virtual camera
@@ -34,7 +35,6 @@ the camera while one streams may fail; make a second device for it (README).
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
 import os
@@ -163,19 +163,59 @@ def find_bgcam_device(
     )
 
 
-def reset_device(path: str) -> None:
-    """Stop streaming on the output queue of ``path`` and close it (a stuck writer's leftover)."""
+V4L2_CAP_VIDEO_OUTPUT = 0x00000002
+_FORMAT_SIZE = 208  # struct v4l2_format on 64-bit Linux: u32 type + a 200-byte union, 8-aligned
+VIDIOC_G_FMT = (3 << 30) | (_FORMAT_SIZE << 16) | (ord("V") << 8) | 4
+VIDIOC_S_FMT = (3 << 30) | (_FORMAT_SIZE << 16) | (ord("V") << 8) | 5
+VIDIOC_STREAMON = (1 << 30) | (4 << 16) | (ord("V") << 8) | 18
+
+
+def advertises_output(path: str) -> bool | None:
+    """Whether ``path`` currently offers a video *output* (writer) side; None if unknown."""
+    try:
+        import fcntl
+
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except (ImportError, OSError):
+        return None
+    try:
+        cap = _Capability()
+        fcntl.ioctl(fd, VIDIOC_QUERYCAP, cap)
+        return bool(cap.device_caps & V4L2_CAP_VIDEO_OUTPUT)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def reset_device(path: str) -> bool:
+    """Put a stuck v4l2loopback device back into a state a new writer can take.
+
+    With ``exclusive_caps=1`` a device whose last writer died without closing cleanly can be
+    left advertising capture only, and a new writer's format is refused. The reset writes the
+    device's current output format back, starts and stops streaming once, closes it, and checks
+    that it offers an output again (the approach OBS's virtual camera takes).
+    """
     try:
         import fcntl
 
         fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
     except (ImportError, OSError):
-        return
+        return False
+    buf_type = ctypes.c_int(V4L2_BUF_TYPE_VIDEO_OUTPUT)
+    fmt = (ctypes.c_uint8 * _FORMAT_SIZE)()
+    ctypes.c_uint32.from_buffer(fmt).value = V4L2_BUF_TYPE_VIDEO_OUTPUT
     try:
-        with contextlib.suppress(OSError):
-            fcntl.ioctl(fd, VIDIOC_STREAMOFF, ctypes.c_int(V4L2_BUF_TYPE_VIDEO_OUTPUT))
+        fcntl.ioctl(fd, VIDIOC_G_FMT, fmt)
+        fcntl.ioctl(fd, VIDIOC_S_FMT, fmt)
+        fcntl.ioctl(fd, VIDIOC_STREAMON, buf_type)
+        fcntl.ioctl(fd, VIDIOC_STREAMOFF, buf_type)
+    except OSError as exc:
+        log.debug("resetting %s failed: %s", path, exc)
+        return False
     finally:
         os.close(fd)
+    return advertises_output(path) is not False
 
 
 def bgr_to_yuyv(
@@ -261,6 +301,9 @@ class VirtualCamSink:
         backend = "v4l2loopback" if linux else None
         yuyv = self.pixel_format == "YUYV"
         fmt = pyvirtualcam.PixelFormat.YUYV if yuyv else pyvirtualcam.PixelFormat.BGR
+        if linux and device and advertises_output(device) is False:
+            log.warning("%s offers no output side (a writer died?); resetting it", device)
+            reset_device(device)
         for attempt in (1, 2):
             try:
                 self._cam = pyvirtualcam.Camera(w, h, fps, fmt=fmt, device=device, backend=backend)

@@ -246,3 +246,14 @@ def test_v4l2loopback_findings_from_sysfs(tmp_path: Path) -> None:
     missing = v4l2loopback_report(tmp_path / "absent")
     assert missing["findings"][0]["ok"] is False
     assert "--sink pipewire" in missing["findings"][0]["fix"]
+
+
+def test_reset_and_output_check_need_a_v4l2_device(tmp_path: Path) -> None:
+    from bgcam.sinks.virtualcam import advertises_output, query_driver, reset_device
+
+    plain = tmp_path / "not-a-device"
+    plain.write_bytes(b"")
+    assert query_driver(str(plain)) is None
+    assert advertises_output(str(plain)) is None
+    assert reset_device(str(plain)) is False
+    assert reset_device(str(tmp_path / "absent")) is False
