@@ -1,7 +1,8 @@
 """Reading and writing frames from files: a video, one image, or a folder of images.
 
 Input kinds are detected by decoding, not by file name: an image is a file OpenCV recognises by
-its signature and decodes; a video is a file FFmpeg opens *and* yields a first frame from; a folder
+its signature and decodes; a video is a file FFmpeg (through PyAV) opens *and* yields a first
+frame from; a folder
 holds at least one such image (other files are skipped). Anything else raises
 :class:`~bgcam.errors.InputError` before any output is touched.
 
@@ -15,7 +16,6 @@ into: files of the same name are replaced at commit, other files are left alone.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import secrets
@@ -23,6 +23,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal, Protocol, cast
 
@@ -31,21 +32,16 @@ import numpy as np
 
 from bgcam.errors import InputError, OutputError
 from bgcam.frame import Image, Mask
+from bgcam.outpath import check_output
+from bgcam.video.formats import VIDEO_SUFFIXES
+from bgcam.video.reader import VideoInfo, VideoReader, probe_video
+from bgcam.video.writer import VideoEncoder
 
 log = logging.getLogger(__name__)
 
 InputKind = Literal["video", "image", "folder"]
 OutputKind = Literal["video", "image", "folder"]
 
-VIDEO_SUFFIXES: dict[str, str] = {
-    # suffix → FOURCC. OpenCV 5's FFmpeg build here writes MPEG-4 part 2 (mp4v) into every one
-    # of these containers; H.264 (avc1) is not available in the opencv-contrib-python wheel.
-    ".mp4": "mp4v",
-    ".m4v": "mp4v",
-    ".mov": "mp4v",
-    ".mkv": "mp4v",
-    ".avi": "mp4v",
-}
 DEFAULT_FPS = 30.0
 
 
@@ -58,7 +54,8 @@ def _natural_key(path: Path) -> list[int | str]:
 class InputInfo:
     """What :func:`probe_input` found: the kind, first frame size and frame rate.
 
-    ``count`` is exact for images and folders and the container's estimate for a video.
+    ``count`` is exact for images and folders and the container's estimate for a video, whose
+    stream details (time base, sound) are in ``video``.
     """
 
     path: Path
@@ -67,6 +64,7 @@ class InputInfo:
     fps: float
     count: int
     files: tuple[Path, ...] = ()
+    video: VideoInfo | None = None
 
     def frame_names(self) -> Iterator[str]:
         """The file name each frame keeps in a folder output (image inputs keep theirs)."""
@@ -138,25 +136,14 @@ def probe_input(path: str | Path) -> InputInfo:
     if image is not None:
         h, w = image.shape[:2]
         return InputInfo(path, "image", (w, h), DEFAULT_FPS, 1, (path,))
-    with quiet_decoders():
-        cap = open_video(path)
-        ok, frame = cap.read() if cap.isOpened() else (False, None)
-    try:
-        if not ok or frame is None or frame.ndim != 3:
-            raise InputError(
-                f"input {path} is neither a video nor an image that OpenCV can decode",
-                hint="pass a video (.mp4, .avi, .mkv, …), an image (.png, .jpg, …) or a folder "
-                "of images; `ffprobe FILE` shows what the file really holds",
-            )
-        h, w = frame.shape[:2]
-        fps = float(cap.get(cv2.CAP_PROP_FPS))
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        cap.release()
-    if not math.isfinite(fps) or not 0.0 < fps <= 1000.0:
-        log.warning("%s does not say its frame rate; assuming %g fps", path, DEFAULT_FPS)
-        fps = DEFAULT_FPS
-    return InputInfo(path, "video", (w, h), fps, max(count, 1))
+    video = probe_video(path)
+    if video is None:
+        raise InputError(
+            f"input {path} is neither a video nor an image that can be decoded",
+            hint="pass a video (.mp4, .avi, .mkv, …), an image (.png, .jpg, …) or a folder "
+            "of images; `ffprobe FILE` shows what the file really holds",
+        )
+    return InputInfo(path, "video", video.size, video.fps, max(video.frames, 1), video=video)
 
 
 def _probe_folder(path: Path) -> InputInfo:
@@ -190,27 +177,15 @@ def read_frames(info: InputInfo) -> Iterator[Image]:
 
     For a video the yielded array is reused by the next frame: copy it to keep it.
     """
-    if info.kind != "video":
+    if info.video is None:
         for f in info.files:
             image = read_image(f)
             if image is None:
                 raise InputError(f"cannot decode image {f}", hint="remove or replace the file")
             yield image
         return
-    cap = open_video(info.path)
-    if not cap.isOpened():
-        raise InputError(f"cannot reopen video {info.path}")
-    w, h = info.size
-    buf: Image = np.empty((h, w, 3), np.uint8)
-    try:
-        while True:
-            ok, frame = cap.read(buf)
-            if not ok:
-                return
-            buf = cast(Image, frame)  # OpenCV writes into buf when the size matches
-            yield buf
-    finally:
-        cap.release()
+    for image, _ in VideoReader(info.path, info.video):
+        yield image
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,10 +212,7 @@ def output_kind(path: str | Path) -> OutputKind:
 
 
 def _prepare_parent(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create folder {path.parent}: {exc}") from None
+    check_output(path, what="output", kind="folder" if path.is_dir() else "file")
 
 
 class FrameWriter(Protocol):
@@ -248,8 +220,9 @@ class FrameWriter(Protocol):
 
     path: Path
 
-    def write(self, name: str, image: Image) -> None:
-        """Add one frame; ``name`` is the file name it keeps in a folder output."""
+    def write(self, name: str, image: Image, pts: int | None = None) -> None:
+        """Add one frame; ``name`` is the file name it keeps in a folder output, ``pts`` its
+        time in a video output (see :class:`VideoOptions`)."""
         ...
 
     def commit(self) -> None: ...
@@ -269,8 +242,11 @@ def _temp_file(target: Path) -> Path:
     tmp = _temp_name(target)
     try:
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    except OSError as exc:
-        raise OutputError(f"cannot write in {target.parent}: {exc}") from None
+    except OSError as exc:  # its strerror only: the temporary name means nothing to the user
+        raise OutputError(
+            f"cannot write {target}: {exc.strerror}",
+            hint=f"choose a folder you can write to, or make {target.parent} writable",
+        ) from None
     return tmp
 
 
@@ -282,46 +258,84 @@ def _check_replaceable_file(target: Path) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class VideoOptions:
+    """How a video output is encoded (see :class:`~bgcam.video.writer.VideoEncoder`)."""
+
+    crf: int | None = None
+    """Quality: lower is better and larger (``None``: the codec's default)."""
+    audio_from: Path | None = None
+    """Copy the sound of this file into the output."""
+    time_base: Fraction | None = None
+    """Unit of the frames' ``pts`` (``None``: one frame at the output rate)."""
+    colour: tuple[int, int, int] | None = None
+    """Colour tags of the input (see :class:`~bgcam.video.reader.VideoInfo`)."""
+
+
 class VideoFileWriter:
-    """A video at ``fps`` and ``size`` (width, height), encoded by OpenCV's FFmpeg backend.
+    """A video at ``fps`` and ``size`` (width, height): H.264 (VP9 for .webm) in 4:2:0, so an
+    odd width or height loses its last column or row."""
 
-    MPEG-4 video is 4:2:0, so an odd width or height loses its last column or row.
-    """
-
-    def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fps: float,
+        size: tuple[int, int],
+        options: VideoOptions | None = None,
+    ) -> None:
         _check_replaceable_file(path)
         self.path = path
         self.size = size
+        opts = options or VideoOptions()
         self._tmp = _temp_file(path)
-        fourcc = cv2.VideoWriter.fourcc(*VIDEO_SUFFIXES[path.suffix.lower()])
-        self._writer = cv2.VideoWriter(str(self._tmp), cv2.CAP_FFMPEG, fourcc, fps, size)
-        if not self._writer.isOpened():
-            self.abort()
-            raise OutputError(
-                f"cannot open a {path.suffix} video writer for {path} "
-                f"({size[0]}x{size[1]} at {fps:g} fps)",
-                hint="try another container, e.g. -o out.mp4 or -o out.avi",
+        try:
+            self._encoder: VideoEncoder | None = VideoEncoder(
+                self._tmp,
+                size,
+                fps=fps,
+                suffix=path.suffix,
+                time_base=opts.time_base,
+                crf=opts.crf,
+                audio_from=opts.audio_from,
+                colour=opts.colour,
+                label=path,
             )
+        except OutputError:
+            self._tmp.unlink(missing_ok=True)
+            raise
+        audio = self._encoder.audio
+        self.audio = audio.summary if audio is not None else None
+        """What happens to the sound: ``"copied (aac)"``, ``"re-encoded (… → aac)"``, None."""
         self.frames = 0
 
-    def write(self, name: str, image: Image) -> None:
-        h, w = image.shape[:2]
-        if (w, h) != self.size:
-            raise ValueError(f"video frame: expected size {self.size}, got {(w, h)}")
-        self._writer.write(image)
+    @property
+    def end_time(self) -> float:
+        """Where the last written frame ends, in seconds."""
+        return self._encoder.end_time if self._encoder is not None else 0.0
+
+    def write(self, name: str, image: Image, pts: int | None = None) -> None:
+        assert self._encoder is not None, "write() after commit() or abort()"
+        self._encoder.write(image, pts)
         self.frames += 1
 
-    def commit(self) -> None:
-        self._writer.release()
+    def commit(self, audio_until: float | None = None) -> None:
+        encoder, self._encoder = self._encoder, None
+        if encoder is None:
+            return
+        try:
+            encoder.close(audio_until)
+        except OutputError:
+            self._tmp.unlink(missing_ok=True)
+            raise
         if self.frames == 0 or self._tmp.stat().st_size == 0:
             self.abort()
             raise OutputError(f"no frames were written to {self.path}")
         os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
-        writer = getattr(self, "_writer", None)
-        if writer is not None:
-            writer.release()
+        encoder, self._encoder = getattr(self, "_encoder", None), None
+        if encoder is not None:
+            encoder.abandon()
         self._tmp.unlink(missing_ok=True)
 
 
@@ -343,7 +357,7 @@ class ImageFileWriter:
         self._tmp = _temp_file(path)
         self.frames = 0
 
-    def write(self, name: str, image: Image) -> None:
+    def write(self, name: str, image: Image, pts: int | None = None) -> None:
         if self.frames:
             raise OutputError(f"{self.path} is one image, but the input has several frames")
         _imwrite(self._tmp, image)
@@ -377,7 +391,7 @@ class ImageFolderWriter:
             raise OutputError(f"cannot write in {path.parent}: {exc}") from None
         self.names: list[str] = []
 
-    def write(self, name: str, image: Image) -> None:
+    def write(self, name: str, image: Image, pts: int | None = None) -> None:
         _imwrite(self._tmp / name, image)
         self.names.append(name)
 
@@ -414,10 +428,16 @@ class MaskFolderWriter:
         self._folder.abort()
 
 
-def open_writer(path: Path, kind: OutputKind, fps: float, size: tuple[int, int]) -> FrameWriter:
+def open_writer(
+    path: Path,
+    kind: OutputKind,
+    fps: float,
+    size: tuple[int, int],
+    video: VideoOptions | None = None,
+) -> FrameWriter:
     """The writer for ``kind`` at ``path`` (temporary until committed)."""
     if kind == "video":
-        return VideoFileWriter(path, fps, size)
+        return VideoFileWriter(path, fps, size, video)
     if kind == "image":
         return ImageFileWriter(path)
     return ImageFolderWriter(path)

@@ -9,6 +9,11 @@ Frame sizes inside a folder may differ. Every frame is processed at the *first* 
 state; a folder or image output and the masks are then written back at each frame's own size,
 a video output keeps the first frame's size.
 
+A video input keeps its timing (each frame's own timestamp, so variable frame rates survive)
+and its sound (copied, see :mod:`bgcam.video.writer`), unless ``fps`` re-times the frames or
+``audio=False``. An input that stops decoding early (cut off, damaged) is rendered as far as it
+goes, with a warning naming the frames announced and read; :attr:`RenderResult.short` tells.
+
 Nothing is written before the input, the output name and the config have been checked and the
 engine has been built; outputs are atomic (see :mod:`bgcam.media`).
 """
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -34,11 +39,15 @@ from bgcam.media import (
     InputInfo,
     MaskFolderWriter,
     OutputKind,
+    VideoFileWriter,
+    VideoOptions,
     open_writer,
     output_kind,
     probe_input,
     read_frames,
 )
+from bgcam.outpath import check_output
+from bgcam.video.reader import VideoReader
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +66,12 @@ class RenderResult:
     frames: int
     seconds: float
     resized: int
+    expected: int = 0
+    """Frames the input announced (a video's container; 0 when unknown)."""
+    short: bool = False
+    """The input stopped decoding early (see the warning logged)."""
+    audio: str | None = None
+    """What happened to the sound: ``"copied (aac)"``, ``"re-encoded (pcm_s16le → aac)"``…"""
 
     @property
     def fps(self) -> float:
@@ -66,6 +81,9 @@ class RenderResult:
 def check_outputs(info: InputInfo, output: Path, masks: Path | None) -> OutputKind:
     """The output kind for ``info``; raises before anything is written when they do not fit."""
     kind = output_kind(output)
+    check_output(output, what="-o", kind="folder" if kind == "folder" else "file")
+    if masks is not None:
+        check_output(masks, what="--masks", kind="folder")
     if kind == "image" and info.kind != "image":
         raise OutputError(
             f"cannot write the {info.kind} {info.path} as the single image {output}",
@@ -119,6 +137,50 @@ class _Resizer:
         return self._in
 
 
+def _video_options(
+    info: InputInfo, kind: OutputKind, fps: float | None, audio: bool, crf: int | None
+) -> VideoOptions:
+    """How the output video is encoded: the input's timing and sound unless ``fps`` re-times."""
+    video = info.video
+    if kind != "video" or video is None:
+        return VideoOptions(crf=crf)
+    if fps is not None:
+        if audio and video.audio:
+            log.warning("--fps re-times the frames, so the sound of %s is left out", info.path)
+        return VideoOptions(crf=crf, colour=video.colour)
+    return VideoOptions(
+        crf=crf,
+        audio_from=info.path if audio and video.audio else None,
+        time_base=video.time_base,
+        colour=video.colour,
+    )
+
+
+def _frames(info: InputInfo, reader: VideoReader | None) -> Iterator[tuple[Image, int | None]]:
+    if reader is not None:
+        yield from reader
+        return
+    for image in read_frames(info):
+        yield image, None
+
+
+def _warn_short(info: InputInfo, reader: VideoReader) -> None:
+    video = info.video
+    if video is None or not video.frames:
+        expected = "more frames"
+    else:
+        expected = f"{'' if video.exact else 'about '}{video.frames} frames"
+    log.warning(
+        "%s ends early: the file announces %s, %d were read; decoding stopped at %.2f s%s "
+        "(the output has the frames read)",
+        info.path,
+        expected,
+        reader.read,
+        reader.last_time,
+        f" ({reader.error})" if reader.error else "",
+    )
+
+
 def render(
     cfg: Config,
     input_path: str | Path,
@@ -126,17 +188,23 @@ def render(
     *,
     masks: str | Path | None = None,
     fps: float | None = None,
+    audio: bool = True,
+    crf: int | None = None,
     progress: Progress | None = None,
 ) -> RenderResult:
     """Composite every frame of ``input_path`` into ``output_path`` (and masks into ``masks``).
 
-    ``fps`` overrides the output video's frame rate (default: the input video's, 30 for images).
+    ``fps`` re-times the output video at that constant rate (default: the input video's own
+    timestamps, 30 fps for images); ``audio=False`` leaves the sound out; ``crf`` sets the
+    video quality (lower is better; the codec's default otherwise).
     """
     output = Path(output_path)
     mask_dir = Path(masks) if masks is not None else None
     info = probe_input(input_path)
     kind = check_outputs(info, output, mask_dir)
     out_fps = fps or info.fps
+    video_options = _video_options(info, kind, fps, audio, crf)
+    reader = VideoReader(info.path, info.video) if info.video is not None else None
     every = cfg.segment.every or 1  # 0 = "by load" live; offline there is no deadline
 
     t0 = time.monotonic()
@@ -146,11 +214,11 @@ def render(
         resizer = _Resizer(info.size)
         done = 0
         try:
-            writer = open_writer(output, kind, out_fps, info.size)
+            writer = open_writer(output, kind, out_fps, info.size, video_options)
             if mask_dir is not None:
                 mask_writer = MaskFolderWriter(mask_dir)
             names = info.frame_names()
-            for image in read_frames(info):
+            for image, pts in _frames(info, reader):
                 name = next(names)
                 h, w = image.shape[:2]
                 out = engine.process(resizer.to_engine(image), segment=done % every == 0)
@@ -159,7 +227,7 @@ def render(
                     out = cast(Image, cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR))
                 if (w, h) != info.size and alpha is not None:
                     alpha = cast(Mask, cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR))
-                writer.write(name, out)
+                writer.write(name, out, pts if fps is None else None)
                 if mask_writer is not None and alpha is not None:
                     mask_writer.write_mask(Path(name).stem, alpha)
                 done += 1
@@ -167,7 +235,16 @@ def render(
                     progress(done, max(info.count, done))
             if done == 0:
                 raise InputError(f"input {info.path} yielded no frames")
-            writer.commit()
+            short = reader is not None and reader.short
+            if short and reader is not None:
+                _warn_short(info, reader)
+            if isinstance(writer, VideoFileWriter):
+                # A short input's sound stops with its last frame.
+                writer.commit(audio_until=writer.end_time if short else None)
+                sound = writer.audio
+            else:
+                writer.commit()
+                sound = None
             writer = None
             if mask_writer is not None:
                 mask_writer.commit()
@@ -179,7 +256,18 @@ def render(
             if mask_writer is not None:
                 mask_writer.abort()
     seconds = time.monotonic() - t0
-    result = RenderResult(info, output, kind, mask_dir, done, seconds, resizer.count)
+    result = RenderResult(
+        info,
+        output,
+        kind,
+        mask_dir,
+        done,
+        seconds,
+        resizer.count,
+        expected=info.count if info.video is not None and info.video.frames else 0,
+        short=short,
+        audio=sound,
+    )
     log.debug(
         "rendered %d frames (%dx%d) from %s to %s%s in %.1f s (%.1f fps)",
         done,

@@ -12,9 +12,11 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -227,3 +229,20 @@ class DaemonProcess:
     @property
     def returncode(self) -> int | None:
         return self.proc.returncode
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@contextmanager
+def debian_chromium(args: list[str]) -> Iterator[Any]:
+    """Debian's chromium driven by Playwright (never a downloaded browser); skips without it."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (/usr/bin/chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -60,6 +60,96 @@ def config_options(config_help: str) -> Callable[[F], F]:
     return deco
 
 
+def _choices(literal: object) -> str:
+    from typing import get_args
+
+    return " | ".join(str(a) for a in get_args(literal))
+
+
+def _toml_string(value: str) -> str:
+    # A JSON string is a valid TOML basic string, so paths with spaces or quotes stay strings.
+    import json
+
+    return json.dumps(value)
+
+
+EFFECT_PARAMS = ("segmenter", "mode", "blur", "blur_type", "background")
+"""The parameters :func:`effect_options` adds (pass them on to :func:`effect_overrides`)."""
+
+
+def effect_options(f: F) -> F:
+    """``--segmenter --mode --blur --blur-type --background``: the effect flags of ``run`` and
+    ``render``, declared once. Each is the ``--set`` of its config key, applied after ``--set``."""
+    from bgcam.config import BlurType, Mode, SegmenterName
+
+    options = [
+        click.option(
+            "--segmenter",
+            default=None,
+            help=f"Model that finds the person: {_choices(SegmenterName)}. [segment.segmenter]",
+        ),
+        click.option("--mode", default=None, help=f"What to do: {_choices(Mode)}. [compose.mode]"),
+        click.option(
+            "--blur",
+            default=None,
+            metavar="0-100",
+            help="Blur strength, same look at any resolution. [compose.blur]",
+        ),
+        click.option(
+            "--blur-type",
+            default=None,
+            help=f"Blur kind: {_choices(BlurType)}. [compose.blur_type]",
+        ),
+        click.option(
+            "--background",
+            default=None,
+            metavar="FILE",
+            help="Image or video (looped) to show behind you; switches to --mode replace "
+            "unless --mode is given. [compose.background]",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def effect_overrides(
+    segmenter: str | None,
+    mode: str | None,
+    blur: str | None,
+    blur_type: str | None,
+    background: str | None,
+) -> list[str]:
+    """The ``KEY=VALUE`` overrides the effect flags stand for (a background implies replace)."""
+    flags = []
+    if segmenter is not None:
+        flags.append(f"segment.segmenter={_toml_string(segmenter)}")
+    if mode is not None:
+        flags.append(f"compose.mode={_toml_string(mode)}")
+    elif background is not None:
+        flags.append('compose.mode="replace"')
+    if blur is not None:
+        flags.append(f"compose.blur={blur}")
+    if blur_type is not None:
+        flags.append(f"compose.blur_type={_toml_string(blur_type)}")
+    if background is not None:
+        flags.append(f"compose.background={_toml_string(background)}")
+    return flags
+
+
+def warn_unused_background(cfg: Any, overrides: tuple[str, ...]) -> None:
+    """``--set compose.background=…`` while the mode is not replace: say that it shows only in
+    replace mode (a background kept in a config file for later is normal and not warned about)."""
+    if cfg.compose.mode != "replace" and any(
+        o.strip().startswith("compose.background") for o in overrides
+    ):
+        log.warning(
+            "compose.background is set but the mode is %s: the image shows only in replace mode "
+            "(add --mode replace, or use --background FILE, which switches to it)",
+            cfg.compose.mode,
+        )
+
+
 class BgCamGroup(click.Group):
     """Turns BgCamError into a clean message and exit code."""
 

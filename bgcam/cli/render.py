@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
-from typing import get_args
 
 import click
 from rich.console import Console
@@ -21,19 +19,10 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from bgcam.cli import config_options
-from bgcam.config import BlurType, Mode, SegmenterName, load_config
+from bgcam.cli import config_options, effect_options, effect_overrides, warn_unused_background
+from bgcam.config import load_config
 
 log = logging.getLogger(__name__)
-
-
-def _choices(literal: object) -> str:
-    return " | ".join(str(a) for a in get_args(literal))
-
-
-def _toml_string(value: str) -> str:
-    # A JSON string is a valid TOML basic string, so paths with spaces or quotes stay strings.
-    return json.dumps(value)
 
 
 class _FpsColumn(ProgressColumn):
@@ -47,6 +36,7 @@ class _FpsColumn(ProgressColumn):
     epilog="""\b
 Examples:
   bgcam render talk.mp4 -o talk-blurred.mp4
+  bgcam render talk.mp4 -o talk.webm --crf 36 --no-audio
   bgcam render talk.mp4 -o out.mkv --blur 90 --blur-type lens
   bgcam render photo.jpg -o photo-blurred.jpg
   bgcam render frames/ -o out-frames/ --masks masks/
@@ -62,7 +52,8 @@ Examples:
     "output",
     required=True,
     type=click.Path(path_type=Path),
-    help="Where to write: a video (.mp4 .m4v .mov .mkv .avi, at the input's frame rate), "
+    help="Where to write: a video (.mp4 .m4v .mov .mkv .avi: H.264, .webm: VP9; at the input's "
+    "frame times, with its sound), "
     "an image (.png .jpg …, for an image input) or a folder (a name without suffix; frames "
     "keep the input's file names, a video's frames become 00000.png, 00001.png, …). "
     "Written under a temporary name and moved into place at the end: an existing OUTPUT is "
@@ -77,36 +68,22 @@ Examples:
     "In an existing folder, files of the same name are replaced at the end, others are kept.",
 )
 @config_options("TOML config file (see configs/default.toml); the options below override it.")
-@click.option(
-    "--segmenter",
-    default=None,
-    help=f"Model that finds the person: {_choices(SegmenterName)}. [segment.segmenter]",
-)
-@click.option("--mode", default=None, help=f"What to do: {_choices(Mode)}. [compose.mode]")
-@click.option(
-    "--blur",
-    default=None,
-    metavar="0-100",
-    help="Blur strength, same look at any resolution. [compose.blur]",
-)
-@click.option(
-    "--blur-type",
-    default=None,
-    help=f"Blur kind: {_choices(BlurType)}. [compose.blur_type]",
-)
-@click.option(
-    "--background",
-    default=None,
-    metavar="FILE",
-    help="Image or video (looped) to show behind you; implies --mode replace unless --mode is "
-    "given. [compose.background]",
-)
+@effect_options
 @click.option(
     "--fps",
     type=click.FloatRange(min=0, min_open=True, max=1000),
     default=None,
-    help="Frame rate of a video OUTPUT (default: the input video's, 30 for images).",
+    help="Re-time a video OUTPUT at this constant rate, without sound (default: the input "
+    "video's own frame times; 30 fps for images).",
 )
+@click.option(
+    "--crf",
+    type=click.IntRange(0, 63),
+    default=None,
+    help="Video quality: lower is better and larger (H.264 0-51, default 23; VP9 for .webm "
+    "0-63, default 32).",
+)
+@click.option("--no-audio", is_flag=True, help="Leave the input's sound out of a video OUTPUT.")
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
 def render(
     input_path: Path,
@@ -120,6 +97,8 @@ def render(
     blur_type: str | None,
     background: str | None,
     fps: float | None,
+    crf: int | None,
+    no_audio: bool,
     no_progress: bool,
 ) -> None:
     """Process INPUT (a video, an image or a folder of images) with the live engine.
@@ -135,20 +114,9 @@ def render(
     """
     from bgcam.render import render as run_render
 
-    flags = list(overrides)
-    if segmenter is not None:
-        flags.append(f"segment.segmenter={_toml_string(segmenter)}")
-    if mode is not None:
-        flags.append(f"compose.mode={_toml_string(mode)}")
-    elif background is not None:
-        flags.append('compose.mode="replace"')
-    if blur is not None:
-        flags.append(f"compose.blur={blur}")
-    if blur_type is not None:
-        flags.append(f"compose.blur_type={_toml_string(blur_type)}")
-    if background is not None:
-        flags.append(f"compose.background={_toml_string(background)}")
+    flags = [*overrides, *effect_overrides(segmenter, mode, blur, blur_type, background)]
     cfg = load_config(config_path, flags)
+    warn_unused_background(cfg, overrides)
 
     console = Console(stderr=True)
     bar = Progress(
@@ -172,19 +140,30 @@ def render(
         bar.update(task, completed=done, total=total)
 
     try:
-        result = run_render(cfg, input_path, output, masks=masks, fps=fps, progress=progress)
+        result = run_render(
+            cfg,
+            input_path,
+            output,
+            masks=masks,
+            fps=fps,
+            audio=not no_audio,
+            crf=crf,
+            progress=progress,
+        )
         bar.update(task, completed=result.frames, total=result.frames)
     finally:
         if bar.live.is_started:
             bar.stop()
     log.info(
-        "wrote %d frames (%dx%d) to %s%s in %.1f s (%.1f fps)",
+        "wrote %d frames (%dx%d) to %s%s%s in %.1f s (%.1f fps)%s",
         result.frames,
         *result.input.size,
         result.output,
+        f", sound {result.audio}" if result.audio else "",
         f" and masks to {result.masks}" if result.masks else "",
         result.seconds,
         result.fps,
+        f"; SHORT: the input announced {result.expected} frames" if result.short else "",
     )
 
 

@@ -9,9 +9,11 @@ from typing import Any
 
 import click
 
-from bgcam.cli import config_options
+from bgcam.cli import config_options, effect_options, effect_overrides, warn_unused_background
 from bgcam.config import Config, load_config
 from bgcam.control.runtime import start_controls
+from bgcam.errors import BgCamError
+from bgcam.outpath import check_output
 
 log = logging.getLogger("bgcam.run")
 
@@ -40,6 +42,7 @@ def build_loader(
 
 @click.command()
 @config_options("TOML config file (default: your saved settings, else the defaults).")
+@effect_options
 @click.option("--source", help="Camera index, /dev/videoN, video file, image folder or URL.")
 @click.option(
     "--sink",
@@ -62,6 +65,11 @@ def build_loader(
 def run(
     config_path: Path | None,
     overrides: tuple[str, ...],
+    segmenter: str | None,
+    mode: str | None,
+    blur: str | None,
+    blur_type: str | None,
+    background: str | None,
     source: str | None,
     sink: str | None,
     device: str | None,
@@ -75,6 +83,8 @@ def run(
       bgcam run                                   # defaults: camera 0 → virtual camera
       bgcam run --source clip.mp4 --sink null     # try without a webcam or v4l2loopback
       bgcam run --source http://phone:8080/video --sink preview
+      bgcam run --blur 40 --blur-type lens
+      bgcam run --background beach.jpg             # switches to --mode replace
       bgcam run --seconds 60 --stats-json stats.json
     """
     from bgcam.cli import setup_logging
@@ -85,30 +95,66 @@ def run(
         for k, v in (("source.uri", source), ("output.sink", sink), ("output.device", device))
         if v is not None
     }
-    config_path, loader = build_loader(config_path, overrides, direct)
+    effects = effect_overrides(segmenter, mode, blur, blur_type, background)
+    config_path, loader = build_loader(config_path, (*overrides, *effects), direct)
     cfg = loader()
     if logging.getLogger().level > logging.DEBUG:
         setup_logging(cfg.log.level)
-    pipeline = Pipeline(cfg, config_path=config_path, loader=loader)
+    warn_unused_background(cfg, overrides)
+    if stats_json is not None:
+        stats_json = check_output(stats_json, what="--stats-json")
+    report = _StatsReport(stats_json)
+    try:
+        report.pipeline = Pipeline(cfg, config_path=config_path, loader=loader)
+        report.summary = _run(report.pipeline, cfg, config_path, seconds)
+    except BaseException as exc:
+        report.error = exc
+        raise
+    finally:
+        report.write()
+
+
+def _run(pipeline: Any, cfg: Config, config_path: Path | None, seconds: float | None) -> Any:
     # Controls first: the socket's lock refuses a second daemon before anything else starts
     # (the web panel would otherwise overwrite the first daemon's token file).
     controls = start_controls(pipeline, config_path)
-    summary: dict[str, Any] | None = None
     web = None
     try:
         if cfg.web.enabled:
             from bgcam.web.server import start_web
 
             web = start_web(pipeline, cfg.web)
-        summary = pipeline.run(seconds)
+        return pipeline.run(seconds)
     finally:
         if web is not None:
             web.stop()
         controls.stop()
-        ran = summary is not None or pipeline.stats.run.frames_out > 0
-        if stats_json is not None and ran:
-            data = summary if summary is not None else pipeline.stats.summary()
-            stats_json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+class _StatsReport:
+    """``--stats-json``: the run's stats, written however the run ends (with ``error`` set
+    when it failed, so a long measurement is never lost)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.pipeline: Any = None
+        self.summary: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+
+    def write(self) -> None:
+        if self.path is None:
+            return
+        data: dict[str, Any] = dict(self.summary or {})
+        if not data and self.pipeline is not None:
+            data = self.pipeline.stats.summary()
+        if self.error is not None and not isinstance(self.error, KeyboardInterrupt):
+            err = self.error
+            data["error"] = err.message if isinstance(err, BgCamError) else repr(err)
+            data["exit_code"] = err.exit_code if isinstance(err, BgCamError) else 1
+        try:
+            self.path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            log.error("cannot write --stats-json %s: %s", self.path, exc.strerror)
 
 
 COMMANDS = [run]

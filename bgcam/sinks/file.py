@@ -7,7 +7,9 @@ from pathlib import Path
 
 from bgcam.errors import OutputError
 from bgcam.frame import Image
-from bgcam.media import VIDEO_SUFFIXES, VideoFileWriter
+from bgcam.media import VideoFileWriter
+from bgcam.outpath import check_output
+from bgcam.video.formats import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,7 @@ class FileSink:
                 f"output file {self.path}: unknown video type {self.path.suffix or '(none)'}",
                 hint=f"use one of {', '.join(VIDEO_SUFFIXES)}, e.g. --sink file:out.mp4",
             )
+        check_output(self.path, what="--sink file:")
         self._writer: VideoFileWriter | None = None
 
     def open(self, size: tuple[int, int], fps: float) -> None:

@@ -186,3 +186,62 @@ def test_fresh_machine_says_what_is_missing(env: dict[str, str]) -> None:
     assert "no camera" in res.stderr and "v4l2loopback" in res.stderr
     assert "--source clip.mp4 --sink null" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_stats_json_is_checked_first_and_written_when_the_run_fails(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "taken").touch()
+    res = bgcam(
+        "--source",
+        "clip.mp4",
+        "--sink",
+        "null",
+        "--stats-json",
+        str(tmp_path / "taken" / "s.json"),
+        env=env,
+    )
+    assert res.returncode == 7 and "Traceback" not in res.stderr
+    assert f"--stats-json {tmp_path / 'taken' / 's.json'}" in res.stderr and "fix:" in res.stderr
+    stats = tmp_path / "new" / "stats.json"  # a missing folder is created
+    res = bgcam(
+        "--source",
+        str(tmp_path / "missing.mp4"),
+        "--sink",
+        "null",
+        "--stats-json",
+        str(stats),
+        env=env,
+    )
+    assert res.returncode == 4
+    data = json.loads(stats.read_text())
+    assert data["exit_code"] == 4 and "missing.mp4" in data["error"] and data["frames_out"] == 0
+
+
+def test_run_takes_the_effect_flags_of_render(env: dict[str, str], tmp_path: Path) -> None:
+    clip = tmp_path / "clip.avi"
+    write_clip(clip, astronaut_frames(8), fps=10)
+    background = tmp_path / "beach.png"
+    cv2.imwrite(str(background), solid((255, 128, 0)))
+    stats = tmp_path / "stats.json"
+    res = bgcam(
+        "--source",
+        str(clip),
+        "--sink",
+        "null",
+        "--seconds",
+        "1.5",
+        "--stats-json",
+        str(stats),
+        "--blur",
+        "40",
+        "--blur-type",
+        "box",
+        "--background",
+        str(background),
+        "--segmenter",
+        "hsv",
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "mode replace" in res.stderr  # --background switched to replace

@@ -16,11 +16,13 @@ from bgcam.config import Config, WebConfig
 from bgcam.control.socket import ControlServer
 from bgcam.frame import Image
 from bgcam.web.server import WebHandle, start_web
-from tests.live_media import wait_for  # noqa: F401 - shared helper
+from tests.live_media import (
+    debian_chromium,
+    wait_for,  # noqa: F401 - shared helper
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -79,13 +81,8 @@ def control(pipeline: EnginePipeline, rundir: Path) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """Debian's chromium driven by Playwright (never a downloaded browser)."""
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (/usr/bin/chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with debian_chromium(CHROMIUM_ARGS) as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="session")
