@@ -1,1 +1,2 @@
-"""Video files through FFmpeg's libraries (PyAV): which codecs per container, decoding with timestamps, encoding with the input's sound."""
+"""Video files through FFmpeg's libraries (PyAV): codecs per container (formats), decoding
+with timestamps (reader), encoding with the input's sound (writer)."""
