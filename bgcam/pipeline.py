@@ -181,7 +181,15 @@ class Pipeline:
             if self.engine is not None:
                 self.engine.close()
             raise
-        if cfg.output.on_demand:
+        demand_watcher = getattr(sink, "demand_watcher", None)
+        if cfg.output.on_demand and demand_watcher is not None and self._demand_path is None:
+            # The sink knows its readers (PipeWire links; several sinks: any of theirs).
+            self._camera.demand = demand_watcher()
+            if self._camera.demand is not None:
+                log.info(
+                    "on-demand: watching for readers through the %s", self._camera.demand.method
+                )
+        elif cfg.output.on_demand:
             path = self._demand_path or sink.device or (cfg.output.device or None)
             self._camera.demand = watch_for(path, cfg.output.sink)
         self.stats.restart()
@@ -243,6 +251,9 @@ class Pipeline:
             self.close()
         summary = self.stats.summary()
         log.info("stopped: %s", format_line(summary))
+        sink_stats = getattr(self._sink, "stats", None)
+        if sink_stats is not None:  # e.g. the PipeWire camera: written, dropped, restarts, CPU
+            summary["sink"] = sink_stats()
         return summary
 
     # -- changes between frames (output thread) ------------------------------------------

@@ -39,7 +39,12 @@ def open_ends(
     The sink is opened later, once the size is known to work for the stages."""
     errors: list[BgCamError] = []
     try:
-        sink = sink or create_sink(cfg.output.sink, cfg.output.device)
+        sink = sink or create_sink(
+            cfg.output.sink,
+            cfg.output.device,
+            device_name=cfg.output.device_name,
+            pixel_format=cfg.output.pixel_format,
+        )
         sink.locate()
     except BgCamError as exc:
         errors.append(exc)

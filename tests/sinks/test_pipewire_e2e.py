@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,7 +134,9 @@ def test_a_real_reader_records_the_pipewire_camera(
     assert proc.returncode == 0, out
     frames = rec.rec
     print(f"recorded {len(frames.times)} frames at {frames.rate():.2f} fps; {frames.sizes}")
-    print(json.loads(stats.read_text()).get("sink"))
+    sink_stats = json.loads(stats.read_text())["sink"]
+    print(sink_stats)
+    assert sink_stats["frames_written"] >= 150 and sink_stats["restarts"] == 0
     assert frames.sizes == {SIZE}
     assert len(frames.times) >= 150
     # 30 ± 1 fps; on a machine shared by many test runs (load above twice the cores) the reader
@@ -229,3 +232,49 @@ def test_no_session_manager_is_a_clear_error(tmp_path: Path) -> None:
     assert res.returncode == 5, res.stderr
     assert "no session manager" in res.stderr and "wireplumber" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_on_demand_releases_the_source_while_no_reader_is_linked(
+    session: PipeWireSession, clip: Clip, request: pytest.FixtureRequest
+) -> None:
+    # Two sinks from one composed frame (null stands in for v4l2loopback, absent here); a
+    # reader of either counts for on demand.
+    proc = start_daemon(
+        session,
+        request,
+        clip.path,
+        "--sink",
+        "null,pipewire",
+        "--seconds",
+        "30",
+        "--set",
+        "output.on_demand=true",
+    )
+    lines: list[str] = []
+    reader_thread = threading.Thread(
+        target=lambda: lines.extend(iter(proc.stdout.readline, "")),  # type: ignore[union-attr]
+        daemon=True,
+    )
+    reader_thread.start()
+    try:
+        wait_for(lambda: any("no reader: releasing" in ln for ln in lines), 90, "idle")
+        assert any("PipeWire links" in ln for ln in lines)
+        with Recorder(session, SIZE) as rec:
+            wait_for(lambda: any("a reader appeared" in ln for ln in lines), 15, "a reader")
+            wait_for(lambda: len(rec.rec.times) > 60, 20, "frames")
+            devices = subprocess.run(
+                [sys.executable, "-m", "bgcam", "devices"],
+                env=session.env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            ).stdout
+            assert "[ok] PipeWire camera node: bgcam" in devices, devices
+            assert "1 reader(s)" in devices, devices
+        n = sum("no reader: releasing" in ln for ln in lines)
+        wait_for(lambda: sum("no reader: releasing" in ln for ln in lines) > n, 15, "idle again")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        reader_thread.join(5)
+    assert "Traceback" not in "".join(lines)
