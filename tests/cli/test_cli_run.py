@@ -244,4 +244,21 @@ def test_run_takes_the_effect_flags_of_render(env: dict[str, str], tmp_path: Pat
         env=env,
     )
     assert res.returncode == 0, res.stderr
-    assert "mode replace" in res.stderr  # --background switched to replace
+    assert "No such option" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "mode"),
+    [
+        ({"background": "beach.jpg"}, "replace"),  # a background switches to replace
+        ({"background": "beach.jpg", "mode": "remove"}, "remove"),  # unless --mode is given
+        ({"blur": "40"}, "blur"),
+    ],
+)
+def test_effect_flags_resolve_alike_for_run_and_render(flags: dict[str, str], mode: str) -> None:
+    from bgcam.cli import EFFECT_PARAMS, effect_overrides
+    from bgcam.config import load_config
+
+    args = {name: flags.get(name) for name in EFFECT_PARAMS}
+    cfg = load_config(None, effect_overrides(**args))
+    assert cfg.compose.mode == mode
