@@ -82,6 +82,24 @@ class SegmentConfig(_Section):
     every: int = Field(
         1, ge=0, le=30, description="segment every Nth frame (0 = automatic by load)"
     )
+    roi: bool = Field(
+        True,
+        description="segment a tracked crop around the people instead of the whole frame "
+        "(square crops use the general model; close framing runs whole frames as before)",
+    )
+    roi_margin: float = Field(
+        0.15,
+        ge=0.05,
+        le=1.0,
+        description="room around the people in the crop, as a share of their larger side",
+    )
+    roi_full_every: int = Field(
+        15,
+        ge=1,
+        le=300,
+        description="also segment the whole frame every Nth segmented frame, to find "
+        "newcomers outside the crop (15 = 0.5 s at 30 fps)",
+    )
 
 
 class RefineConfig(_Section):

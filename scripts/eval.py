@@ -71,7 +71,8 @@ def run_sequence(
         raise SystemExit(f"cannot read {frames[0]}")
     h, w = first.shape[:2]
     # The raw model as a user of it would run it: its own segmenter, on the frame itself.
-    raw_seg: Segmenter = create_segmenter(cfg.segment, (w, h))
+    # (ROI off: the raw model sees the whole frame, as without BgCam.)
+    raw_seg: Segmenter = create_segmenter(cfg.segment.model_copy(update={"roi": False}), (w, h))
     raw_full = np.empty((h, w), np.float32)
     try:
         with Engine(cfg, (w, h)) as engine:

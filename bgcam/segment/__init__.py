@@ -8,7 +8,7 @@ name and created with :func:`create_segmenter`; when one cannot run, the error s
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from bgcam.config import SegmentConfig
 from bgcam.errors import BackendError
@@ -63,8 +63,23 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def roi_status(segmenter: Segmenter | None) -> dict[str, Any] | None:
+    """What ``bgcam status`` reports about the crop: None when ROI is off (whole frames)."""
+    status = getattr(segmenter, "status", None)
+    return None if status is None else dict(status())
+
+
+ROI_SEGMENTERS = ("onnx", "mediapipe")
+"""Segmenters that ``segment.roi`` applies to (the ``hsv`` fallback always sees whole frames)."""
+
+
 def create_segmenter(cfg: SegmentConfig, frame_size: tuple[int, int]) -> Segmenter:
-    """Create the segmenter ``cfg.segmenter`` for frames of ``frame_size`` (width, height)."""
+    """Create the segmenter ``cfg.segmenter`` for frames of ``frame_size`` (width, height).
+
+    With ``segment.roi`` (and a model segmenter) it is wrapped in a
+    :class:`~bgcam.segment.roi.RoiSegmenter`, whose output is in full-frame coordinates at the
+    size of the shrunk frame it is given (the refiner's working size).
+    """
     _load_builtins((cfg.segmenter,) if cfg.segmenter in BUILTINS else BUILTINS)
     try:
         factory = _REGISTRY[cfg.segmenter]
@@ -72,4 +87,44 @@ def create_segmenter(cfg: SegmentConfig, frame_size: tuple[int, int]) -> Segment
         raise BackendError(
             f"unknown segmenter {cfg.segmenter!r}; expected one of {', '.join(sorted(_REGISTRY))}"
         ) from None
-    return factory(cfg, frame_size)
+    whole = factory(cfg, frame_size)
+    if not cfg.roi or cfg.segmenter not in ROI_SEGMENTERS:
+        return whole
+    try:
+        return _with_roi(factory, whole, cfg, frame_size)
+    except BaseException:
+        whole.close()
+        raise
+
+
+def _with_roi(
+    factory: SegmenterFactory,
+    whole: Segmenter,
+    cfg: SegmentConfig,
+    frame_size: tuple[int, int],
+) -> Segmenter:
+    from bgcam.models import choose_model
+    from bgcam.segment.roi import SQUARE, WIDE, RoiSegmenter
+
+    # auto: each crop gets the model of its shape; a named model or a file serves every crop.
+    names = {"auto": {SQUARE: "general", WIDE: "landscape"}, "general": {SQUARE: "general"}}
+    names["landscape"] = {WIDE: "landscape"}
+    crops: dict[str, Segmenter] = {}
+    if cfg.model in names:
+        whole_name = choose_model(cfg.model, frame_size)
+        try:
+            for shape, name in names[cfg.model].items():
+                crops[shape] = (
+                    whole
+                    if name == whole_name
+                    else factory(cfg.model_copy(update={"model": name}), frame_size)
+                )
+        except BaseException:
+            for seg in crops.values():
+                if seg is not whole:
+                    seg.close()
+            raise
+    else:
+        w, h = getattr(whole, "input_size", frame_size)
+        crops[SQUARE if 0.95 <= w / h <= 1.05 else WIDE] = whole
+    return RoiSegmenter(whole, crops, cfg, frame_size)

@@ -18,7 +18,9 @@ from bgcam.segment.mediapipe import MediaPipeSegmenter
 
 
 def _cfg(segmenter: str, **kw: object) -> SegmentConfig:
-    return SegmentConfig.model_validate({"segmenter": segmenter, "providers": ["CPU"], **kw})
+    return SegmentConfig.model_validate(
+        {"segmenter": segmenter, "providers": ["CPU"], "roi": False, **kw}
+    )
 
 
 @pytest.fixture

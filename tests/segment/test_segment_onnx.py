@@ -24,7 +24,9 @@ def _frame(image: npt.NDArray[np.uint8], size: tuple[int, int]) -> npt.NDArray[n
 
 
 def _cfg(**kw: object) -> SegmentConfig:
-    return SegmentConfig.model_validate({"segmenter": "onnx", "providers": ["CPU"], **kw})
+    return SegmentConfig.model_validate(
+        {"segmenter": "onnx", "providers": ["CPU"], "roi": False, **kw}
+    )
 
 
 def test_registered() -> None:
