@@ -32,6 +32,9 @@ COMMANDS: dict[str, str | None] = {
     "blur_type": "str",
     "background": "str",
     "segmenter": "str",
+    "roi": "str",
+    "roi_margin": "str",
+    "roi_full_every": "str",
     "pause": None,
     "resume": None,
     "reload": None,
@@ -52,6 +55,33 @@ class CommandTimeout(CommandError):
     def __init__(self, message: str, applied: bool | None) -> None:
         super().__init__(message)
         self.applied = applied
+
+
+def _switch(key: str, arg: str) -> bool:
+    value = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
+    try:
+        return value[arg.strip().lower()]
+    except KeyError:
+        raise CommandError(f"{key}: expected on or off, got {arg!r}") from None
+
+
+def _number(kind: type[int] | type[float]) -> Callable[[str, str], int | float]:
+    def parse(key: str, arg: str) -> int | float:
+        try:
+            return kind(arg)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise CommandError(f"{key}: expected {what}, got {arg!r}") from None
+
+    return parse
+
+
+ROI_SETTINGS: dict[str, Callable[[str, str], bool | int | float]] = {
+    "roi": _switch,
+    "roi_margin": _number(float),
+    "roi_full_every": _number(int),
+}
+"""Commands that set ``segment.<name>`` (validated like the config file: ranges, types)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +192,9 @@ def execute(daemon: Daemon, cmd: Command, memory: ToggleMemory) -> dict[str, Any
         elif name == "segmenter":
             seg: SegmenterName | str = str(arg)
             daemon.apply_config(cfg.replace(**{"segment.segmenter": seg}))
+        elif name in ROI_SETTINGS:
+            key = f"segment.{name}"
+            daemon.apply_config(cfg.replace(**{key: ROI_SETTINGS[name](key, str(arg))}))
         elif name in ("pause", "resume"):
             daemon.set_paused(name == "pause")
         elif name == "reload":

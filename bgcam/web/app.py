@@ -239,6 +239,9 @@ def _settings(cfg: Config, stats: dict[str, Any]) -> dict[str, Any]:
         "blur_type": c.blur_type,
         "background": c.background,
         "segmenter": cfg.segment.segmenter,
+        "roi": cfg.segment.roi,
+        "roi_margin": cfg.segment.roi_margin,
+        "roi_full_every": cfg.segment.roi_full_every,
         "paused": bool(stats.get("paused", False)),
     }
 

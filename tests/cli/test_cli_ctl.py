@@ -67,6 +67,17 @@ def test_ctl_commands(daemon: DaemonDouble, rundir: Path) -> None:
     assert daemon.config.compose.blur_type == "box"
 
 
+def test_ctl_roi_settings(daemon: DaemonDouble, rundir: Path) -> None:
+    assert bgcam(rundir, "ctl", "roi", "off").returncode == 0
+    assert daemon.config.segment.roi is False
+    assert bgcam(rundir, "ctl", "roi", "on").returncode == 0
+    assert daemon.config.segment.roi is True
+    assert bgcam(rundir, "ctl", "roi-margin", "0.3").returncode == 0
+    assert daemon.config.segment.roi_margin == 0.3
+    assert bgcam(rundir, "ctl", "roi-full-every", "10").returncode == 0
+    assert daemon.config.segment.roi_full_every == 10
+
+
 def test_status_plain_and_json(daemon: DaemonDouble, rundir: Path) -> None:
     res = bgcam(rundir, "status", "--json")
     assert res.returncode == 0, res.stderr
@@ -83,6 +94,11 @@ def test_status_plain_and_json(daemon: DaemonDouble, rundir: Path) -> None:
         (["ctl", "blur"], "needs an argument"),
         (["ctl", "mode", "sepia"], "compose.mode: expected one of"),
         (["ctl", "background", "/no/such.png"], "no such file"),
+        (["ctl", "roi", "maybe"], "segment.roi: expected on or off, got 'maybe'"),
+        (["ctl", "roi-margin", "5"], "segment.roi_margin"),
+        (["ctl", "roi-margin", "wide"], "segment.roi_margin: expected a number"),
+        (["ctl", "roi-full-every", "0"], "segment.roi_full_every"),
+        (["ctl", "roi-full-every", "2.5"], "segment.roi_full_every: expected an integer"),
     ],
 )
 def test_ctl_errors_are_clean(

@@ -114,6 +114,13 @@
     }
     if (force || !held("blur_type")) $("blur-type").value = s.blur_type || "";
     if (force || !held("segmenter")) $("segmenter").value = s.segmenter || "";
+    if (force || !held("roi")) $("roi").checked = !!s.roi;
+    if ((force || !held("roi_margin")) && typeof s.roi_margin === "number") {
+      $("roi-margin").value = String(s.roi_margin);
+    }
+    if ((force || !held("roi_full_every")) && typeof s.roi_full_every === "number") {
+      $("roi-full-every").value = String(s.roi_full_every);
+    }
     state.paused = !!s.paused;
     $("pause").setAttribute("aria-pressed", state.paused ? "true" : "false");
 
@@ -204,6 +211,19 @@
       state.touched.segmenter = Date.now();
       say("Switching the person finder to " + ev.target.value + "…");
       send("segmenter", ev.target.value, "Person finder " + ev.target.value);
+    });
+
+    $("roi").addEventListener("change", (ev) => {
+      state.touched.roi = Date.now();
+      const on = ev.target.checked ? "on" : "off";
+      send("roi", on, "Person tracking " + on);
+    });
+    [["roi-margin", "roi_margin", "Room around the person "],
+     ["roi-full-every", "roi_full_every", "Newcomer search every "]].forEach(([id, name, text]) => {
+      $(id).addEventListener("change", (ev) => {
+        state.touched[name] = Date.now();
+        send(name, ev.target.value, text + ev.target.value);
+      });
     });
 
     $("pause").addEventListener("click", () => {
