@@ -7,7 +7,8 @@ The ladder, cheapest last, built from the user's ``[segment]`` settings:
    temporal smoother carries the mask in between; the pipeline still segments every frame while
    the picture moves, see :mod:`bgcam.pipeline`);
 3. a cheaper model: the landscape model instead of the square one, else the same model on
-   onnxruntime instead of MediaPipe (measured faster here);
+   onnxruntime instead of MediaPipe (measured faster here); with ``segment.roi`` also whole
+   frames (ROI's square crops run the general model, ~1 ms dearer);
 4. the ``hsv`` segmenter (no neural network at all).
 
 Every :data:`WINDOW` seconds the pipeline hands over the figures of the last window. *Overload* is
@@ -60,9 +61,12 @@ def build_levels(seg: SegmentConfig) -> list[Level]:
             cheaper = seg.model_copy(update={"model": "landscape"})
         elif seg.segmenter == "mediapipe" and not seg.model.endswith(".tflite"):
             cheaper = seg.model_copy(update={"segmenter": "onnx"})
+        if seg.roi:  # ROI's square crops run the dearer general model
+            cheaper = (cheaper or seg).model_copy(update={"roi": False})
     if cheaper is not None:
+        roi = ", no ROI" if seg.roi and not cheaper.roi else ""
         levels.append(
-            Level(every, cheaper, f"cheaper model ({cheaper.segmenter}, {cheaper.model})")
+            Level(every, cheaper, f"cheaper model ({cheaper.segmenter}, {cheaper.model}{roi})")
         )
     if seg.segmenter != "hsv":
         levels.append(Level(every, seg.model_copy(update={"segmenter": "hsv"}), "hsv segmenter"))

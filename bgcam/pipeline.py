@@ -30,7 +30,7 @@ from bgcam.live.output import Output
 from bgcam.live.state import Lifecycle, PipelineState
 from bgcam.live.worker import SegmentationWorker, opencv_threads
 from bgcam.ondemand import watch_for
-from bgcam.segment import Segmenter, create_segmenter
+from bgcam.segment import Segmenter, create_segmenter, roi_status
 from bgcam.sinks import Sink
 from bgcam.sources import Source
 from bgcam.stats import Stats, format_line
@@ -153,6 +153,7 @@ class Pipeline:
             on_demand=None if self._camera.demand is None else self._camera.demand.method,
             stats=self.stats.summary(),
             config=cfg,
+            roi=roi_status(engine.segmenter if engine is not None else None),
         )
 
     def latest_output(self, copy: bool = True) -> tuple[Image | None, int]:

@@ -43,6 +43,8 @@ class DaemonStatus:
     """How on-demand watches for readers (None: off)."""
     stats: dict[str, Any]
     config: Config
+    roi: dict[str, Any] | None = None
+    """The ROI segmenter's crop (:meth:`bgcam.segment.roi.RoiSegmenter.status`); None: off."""
 
     def to_json(self) -> dict[str, Any]:
         src = self.source
@@ -59,6 +61,7 @@ class DaemonStatus:
             "device": self.device,
             "size": list(self.size),
             "on_demand": self.on_demand,
+            "roi": self.roi,
         }
         out.update(self.stats)
         out["config"] = self.config.model_dump(mode="json")

@@ -30,8 +30,16 @@ def test_ladder_auto_rate_then_cheaper_model_then_hsv() -> None:
 
 def test_default_ladder_goes_from_onnx_to_hsv() -> None:
     levels = build_levels(SegmentConfig(every=0))
+    assert [lv.segment.segmenter for lv in levels] == ["onnx", "onnx", "onnx", "onnx", "hsv"]
+    assert [lv.every for lv in levels] == [1, 2, 3, 3, 3]
+    # ROI (square crops on the general model) is dropped before the segmenter changes.
+    assert [lv.segment.roi for lv in levels[:4]] == [True, True, True, False]
+    assert "no ROI" in levels[3].label
+
+
+def test_ladder_without_roi_has_no_roi_step() -> None:
+    levels = build_levels(SegmentConfig(every=0, roi=False))
     assert [lv.segment.segmenter for lv in levels] == ["onnx", "onnx", "onnx", "hsv"]
-    assert [lv.every for lv in levels] == [1, 2, 3, 3]
 
 
 def test_fixed_rate_is_kept() -> None:

@@ -320,3 +320,30 @@ def test_a_model_swap_never_blocks_the_output_clock(clip: tuple[Path, list[Image
     finally:
         pipe.request_stop()
         thread.join(20)
+
+
+def test_roi_is_reported_and_hot_swapped(clip: tuple[Path, list[Image]], model_dir: Path) -> None:
+    """The real onnx segmenter with ROI: status reports the crop; `roi off` and `roi on`
+    swap the segment stage between frames without stopping the output."""
+    path, _ = clip
+    sink = RecordingSink()
+    pipe = Pipeline(config(str(path), **{"segment.providers": ["CPU"]}), sink=sink)
+    thread = threading.Thread(target=lambda: pipe.run(seconds=60))
+    thread.start()
+    try:
+        wait_for(lambda: pipe.stats.summary().get("segmentations", 0) > 3, 60, "segmentations")
+        status = pipe.commands.submit(Command("status")).result(10)
+        roi = status["roi"]
+        assert roi is not None and roi["shape"] in ("square", "wide", "whole")
+        assert roi["crop"] is None or len(roi["crop"]) == 4
+        off = pipe.commands.submit(Command("roi", "off")).result(10)
+        assert off["config"]["segment"]["roi"] is False
+        wait_for(lambda: pipe.status()["roi"] is None, 20, "the whole-frame segmenter")
+        before = len(sink.frames)
+        pipe.commands.submit(Command("roi", "on")).result(10)
+        wait_for(lambda: pipe.status()["roi"] is not None, 20, "the ROI segmenter")
+        wait_for(lambda: len(sink.frames) > before + 10, 20, "frames after the swaps")
+    finally:
+        pipe.request_stop()
+        thread.join(30)
+    assert not thread.is_alive()
