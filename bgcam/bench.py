@@ -217,7 +217,7 @@ def bench_size(base: Config, size: tuple[int, int], frames: int, warmup: int) ->
     sigma = blur_sigma(base.compose.blur, size)
     # The same raw model and runtime as ours (a model, even when benchmarking hsv).
     naive_seg_name = "onnx" if base.segment.segmenter == "hsv" else base.segment.segmenter
-    naive_cfg = base.replace(**{"segment.segmenter": naive_seg_name}).segment
+    naive_cfg = base.replace(**{"segment.segmenter": naive_seg_name, "segment.roi": False}).segment
     with (
         Engine(base, size) as engine,
         _closing(segment.create_segmenter(naive_cfg, size)) as naive_seg,
@@ -273,7 +273,43 @@ def bench_size(base: Config, size: tuple[int, int], frames: int, warmup: int) ->
                 t, s = _time_engine(eng, views, frames, warmup)
             per[seg_name][backend] = _summary("", t, s)
     result["segmenters"] = per
+    result["roi"] = _bench_roi(base, size, views, frames, warmup)
     return result
+
+
+def _bench_roi(
+    base: Config, size: tuple[int, int], views: Sequence[Image], frames: int, warmup: int
+) -> dict[str, dict[str, dict[str, float]]]:
+    """The default pipeline with ``segment.roi`` on and off, for the bench frames (the person
+    fills the frame: ROI segments whole frames) and for a person further away (ROI crops)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for framing, frames_of in (("close", views), ("far", bench_frames_far(size))):
+        out[framing] = {}
+        for roi in (True, False):
+            cfg = base.replace(**{"segment.roi": roi})
+            with Engine(cfg, size) as eng:
+                log.info("%s: roi %s, %s person, %d frames", size_key(size), roi, framing, frames)
+                t, s = _time_engine(eng, frames_of, frames, warmup)
+            out[framing]["on" if roi else "off"] = _summary("", t, s)
+    return out
+
+
+def bench_frames_far(size: tuple[int, int], count: int = _N_VIEWS) -> list[Image]:
+    """``count`` frames of ``size`` with the bench photo at 55 % of the height, bottom, moving
+    sideways across a plain grey-gradient room: a person who does not fill the frame."""
+    photo = bench_photo()
+    w, h = size
+    side = max(16, round(0.55 * h))
+    person = cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA)
+    ramp = np.linspace(90, 170, w, dtype=np.float32).astype(np.uint8)
+    frames = []
+    for i in range(count):
+        frame = np.empty((h, w, 3), np.uint8)
+        frame[:] = ramp[None, :, None]
+        x = int((w - side) * (0.3 + 0.4 * i / max(1, count - 1)))
+        frame[h - side :, x : x + side] = person
+        frames.append(cast(Image, frame))
+    return frames
 
 
 def _segmenter(base: Config, name: str, size: tuple[int, int]) -> None:

@@ -66,6 +66,17 @@ def print_table(result: dict[str, Any], console: Console) -> None:
                     _pair(row, "compose_ms"),
                     f"{res['naive_ms_p50'] / row['ms_p50']:.1f}x",
                 )
+        for framing, rows in res.get("roi", {}).items():
+            for onoff, row in rows.items():
+                table.add_row(
+                    "",
+                    f"roi {onoff}, {framing} person",
+                    _pair(row, "ms"),
+                    _pair(row, "segment_ms"),
+                    _pair(row, "refine_ms"),
+                    _pair(row, "compose_ms"),
+                    f"{res['naive_ms_p50'] / row['ms_p50']:.1f}x",
+                )
         table.add_row(
             "",
             "naive reference",
