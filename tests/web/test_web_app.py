@@ -197,6 +197,9 @@ def test_blur_change_is_read_back_over_the_control_socket(
         ("toggle", None, "mode", "off"),
         ("pause", None, "paused", True),
         ("segmenter", "hsv", "segmenter", "hsv"),
+        ("roi", "off", "roi", False),
+        ("roi_margin", "0.3", "roi_margin", 0.3),
+        ("roi_full_every", "10", "roi_full_every", 10),
     ],
 )
 def test_commands_take_effect(
@@ -226,6 +229,7 @@ def test_pause_stops_frames_and_resume_restarts_them(
         ({"name": "blur", "arg": 101}, 400, "0–100"),
         ({"name": "blur", "arg": "x"}, 400, "integer"),
         ({"name": "mode", "arg": "sepia"}, 400, "mode"),
+        ({"name": "roi_margin", "arg": "2"}, 400, "segment.roi_margin"),
         ({"name": "blur", "arg": 5, "extra": 1}, 400, "expected"),
         (["blur", 5], 400, "expected"),
     ],
