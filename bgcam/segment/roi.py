@@ -429,6 +429,12 @@ class RoiSegmenter:
             borderMode=cv2.BORDER_REPLICATE,
         )
 
+    @property
+    def provider(self) -> str | None:
+        """The inner segmenter's runtime provider (onnx), for ``bgcam doctor``."""
+        provider: str | None = getattr(self._whole, "provider", None)
+        return provider
+
     def status(self) -> dict[str, object]:
         """The current crop for ``bgcam status``: box [x0, y0, x1, y1] (None: whole frame)."""
         box = self.tracker.box
