@@ -41,6 +41,11 @@ run: $(VENV)/.installed
 models: $(VENV)/.installed
 	$(BIN)/bgcam models fetch
 
+# No webcam? A before | after clip made from the photo shipped in the package (demo.mp4).
+demo: $(VENV)/.installed
+	$(BIN)/bgcam models fetch
+	$(BIN)/bgcam demo
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check bgcam tests scripts
 	$(BIN)/ruff format --check bgcam tests scripts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,9 @@ def bench(
     except ValueError as exc:
         raise ConfigError(f"--sizes: {exc}") from None
     cfg = load_config(config_path, overrides)
+    root = logging.getLogger()
+    if root.level > logging.DEBUG:  # only the table (and warnings) unless -v
+        root.setLevel(logging.WARNING)
     result = run_bench(size_list, frames=frames, warmup=warmup, base=cfg)
     if as_json:
         click.echo(json.dumps(result, indent=2, allow_nan=False))

@@ -73,6 +73,14 @@ class Decision:
         w, h = self.frame_size
         return f"compositor {self.chosen} ({self.reason}) at {w}x{h}; " + "; ".join(parts)
 
+    def brief(self) -> str:
+        """One line for the default log: the choice and the timings, without the reasons why
+        other backends do not run (those are in :meth:`summary`, at debug level)."""
+        w, h = self.frame_size
+        timed = [f"{t.backend} {t.ms:.2f} ms" for t in self.trials if t.ok]
+        tail = f"; {', '.join(timed)}" if len(timed) > 1 else ""
+        return f"compositor {self.chosen} at {w}x{h} ({self.reason}){tail}"
+
 
 def test_frame(frame_size: tuple[int, int]) -> tuple[Image, Mask]:
     """A real photo at ``frame_size`` and a soft, person-shaped alpha for it."""
@@ -207,7 +215,8 @@ def choose(
         measured, open_ = measure(cfg, frame_size, runnable, keep_open=True)
         trials = measured + trials
         decision = decide(trials, frame_size)
-    log.info("%s", decision.summary())
+    log.info("%s", decision.brief())
+    log.debug("%s", decision.summary())
     _decisions[key] = decision
     chosen = open_.pop(decision.chosen) if decision.chosen in open_ else None
     for other in open_.values():

@@ -129,7 +129,7 @@ class SignalDispatcher:
         fresh = [names.get(n, str(n)) for n in restored if n not in self._reported]
         self._reported.update(restored)
         if fresh:
-            log.info(
+            log.debug(
                 "a native library replaced the handlers of %s (LLVM inside an OpenCL driver "
                 "does); put ours back",
                 ", ".join(fresh),

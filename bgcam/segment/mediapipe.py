@@ -63,8 +63,13 @@ class MediaPipeSegmenter:
             output_confidence_masks=True,
             output_category_mask=False,
         )
+        from bgcam.models.check import native_stderr_to_log
+
         try:
-            self._seg = vision.ImageSegmenter.create_from_options(options)
+            # MediaPipe's and TFLite's start-up lines (XNNPACK delegate, feedback manager) go
+            # to the debug log, so `bgcam -v` still shows them.
+            with native_stderr_to_log():
+                self._seg = vision.ImageSegmenter.create_from_options(options)
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"mediapipe cannot load {self.model_path}: {exc}") from None
         self._mp = mp

@@ -28,9 +28,29 @@ log = logging.getLogger(__name__)
 
 READ_TIMEOUT_MS = 1000
 
+
+def _bgcam() -> str:
+    """How the user started BgCam, to repeat in suggested commands: ``bgcam`` when that is on
+    PATH, else the path they typed (``.venv/bin/bgcam`` under ``make run``)."""
+    import os
+    import shutil
+    import sys
+
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "bgcam"
+    if os.path.basename(argv0) != "bgcam":  # python -m bgcam
+        return "bgcam"
+    on_path = shutil.which("bgcam")
+    if on_path and os.path.realpath(on_path) == os.path.realpath(argv0):
+        return "bgcam"
+    return argv0
+
+
+_CMD = _bgcam()
 TRY_WITHOUT_CAMERA = (
-    "plug in a camera, pick another one with --source /dev/videoN (`bgcam devices` lists them), "
-    "or try BgCam with a video file or a stream URL: bgcam run --source clip.mp4 --sink null"
+    f"plug in a camera, pick another one with --source /dev/videoN (`{_CMD} devices` lists "
+    f"them), or try BgCam without one: `make demo` (in the source folder) renders a before/after "
+    f"clip from a bundled photo, and `{_CMD} run --source clip.mp4 --sink null` runs the live "
+    "engine on any video of yours"
 )
 
 

@@ -111,6 +111,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bgcam.control.signals").setLevel(logging.DEBUG)  # restored handlers
     daemon = DaemonDouble(args.config)
     controls = start_controls(daemon, args.config)
     if args.clobber_usr1:
