@@ -46,11 +46,15 @@ def test_auto_creates_a_backend_that_runs_and_logs_why(
     model_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     cfg = ComposeConfig(backend="auto")
-    with caplog.at_level(logging.INFO, logger="bgcam.compose.auto"):
+    with caplog.at_level(logging.DEBUG, logger="bgcam.compose.auto"):
         comp, decision = auto.choose(cfg, SIZE, fresh=True)
     try:
         assert comp.name == decision.chosen and comp.name in available()
-        line = next(r.getMessage() for r in caplog.records if r.name == "bgcam.compose.auto")
+        records = [r for r in caplog.records if r.name == "bgcam.compose.auto"]
+        # One short INFO line (the choice); the reasons of the others at DEBUG.
+        (info,) = [r.getMessage() for r in records if r.levelno == logging.INFO]
+        assert info.startswith(f"compositor {decision.chosen} at ") and "unavailable" not in info
+        line = next(r.getMessage() for r in records if r.levelno == logging.DEBUG)
         assert line.startswith(f"compositor {decision.chosen} (")
         ran = [t for t in decision.trials if t.ok]
         if ran:  # something besides cpu could run: all were measured
@@ -72,7 +76,7 @@ def test_auto_measures_opencl_when_a_device_works() -> None:
     """In a child with the pocl CPU device: cpu and opencl both measured, the choice logged."""
     code = """
 import json, logging
-logging.basicConfig(level=logging.INFO)
+logging.basicConfig(level=logging.DEBUG)  # the reasons and CPU times are at DEBUG
 from bgcam.compose import auto
 from bgcam.config import ComposeConfig
 comp, d = auto.choose(ComposeConfig(), (640, 480))
