@@ -76,28 +76,6 @@ def for_cpu_layout(model: bytes | Path, label: str) -> tuple[bytes | str, bool]:
     return (proto.SerializeToString() if planar or rewritten else unchanged), planar
 
 
-_PLAIN = {
-    "CUDAExecutionProvider": "no usable NVIDIA GPU",
-    "TensorrtExecutionProvider": "no usable NVIDIA GPU (TensorRT)",
-    "ROCMExecutionProvider": "no usable AMD GPU",
-    "DmlExecutionProvider": "no usable DirectX 12 GPU",
-    "CoreMLExecutionProvider": "Core ML is not available",
-    "OpenVINOExecutionProvider": "OpenVINO is not available",
-}
-_reported: set[str] = set()
-
-
-def _report_fallback(wanted: str, running: str) -> None:
-    """One plain INFO line per process when the preferred provider does not run (expected with
-    onnxruntime-gpu on a machine without a GPU); onnxruntime's own reason at DEBUG."""
-    log.debug("onnx: %s is not used (%s); running on %s", wanted, why_not(wanted), running)
-    if wanted in _reported:
-        return
-    _reported.add(wanted)
-    where = "the CPU" if running == "CPUExecutionProvider" else running
-    log.info("%s: the model runs on %s", _PLAIN.get(wanted, f"{wanted} does not start"), where)
-
-
 class OnnxSegmenter:
     name = "onnx"
 
@@ -119,7 +97,12 @@ class OnnxSegmenter:
         running = self._session.get_providers()
         self.provider: str = running[0]
         if self.provider != providers[0]:
-            _report_fallback(providers[0], self.provider)
+            log.info(  # expected with onnxruntime-gpu on a machine without a GPU
+                "onnx: %s is not used (%s); running on %s",
+                providers[0],
+                why_not(providers[0]),
+                self.provider,
+            )
 
         inp, out = self._session.get_inputs()[0], self._session.get_outputs()[0]
         # NHWC RGB in [0, 1] as the models come; NCHW BGR in 0–255 once rewritten.
