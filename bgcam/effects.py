@@ -25,6 +25,7 @@ import numpy.typing as npt
 from bgcam.config import ComposeConfig
 from bgcam.errors import InputError
 from bgcam.frame import Image
+from bgcam.imageload import fitted_image
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +134,8 @@ class ImageBackground:
 
     def __init__(self, path: str | Path, size: tuple[int, int]) -> None:
         self.path = Path(path).expanduser()
-        img = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise InputError(
-                f"background {self.path}: cannot be read as an image",
-                hint="set compose.background to a JPEG/PNG file or a video, e.g. "
-                "--background ~/Pictures/office.jpg",
-            )
-        self._img = cover_resize(np.asarray(img, np.uint8), size)
+        # Prepared by the control surface that asked for it (bgcam.control.commands.prepare).
+        self._img = fitted_image(self.path, size, what=f"background {self.path}")
 
     def frame(self) -> Image:
         return self._img

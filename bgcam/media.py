@@ -25,13 +25,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal, Protocol, cast
+from typing import Literal, Protocol
 
 import cv2
 import numpy as np
 
+from bgcam import imageload
 from bgcam.errors import InputError, OutputError
 from bgcam.frame import Image, Mask
+from bgcam.imageload import ImageTooLarge
 from bgcam.outpath import check_output
 from bgcam.video.formats import VIDEO_SUFFIXES
 from bgcam.video.reader import VideoInfo, VideoReader, probe_video
@@ -78,10 +80,16 @@ class InputInfo:
 
 
 def read_image(path: Path) -> Image | None:
+    """The image at ``path``, or None when it is not one; ImageTooLarge for a bomb (the
+    header is checked before decoding, see :mod:`bgcam.imageload`)."""
     if not cv2.haveImageReader(str(path)):
         return None
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return cast(Image, image) if image is not None and image.size else None
+    try:
+        return imageload.read_image(path)
+    except ImageTooLarge:
+        raise
+    except InputError:
+        return None
 
 
 def open_video(path: Path, threads: int = 0) -> cv2.VideoCapture:

@@ -161,7 +161,13 @@ def client_ready(socket_path: Path | None = None) -> bool:
 class DaemonProcess:
     """A daemon subprocess whose output is collected by a reader thread (no pipe stalls)."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], socket_path: Path) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        socket_path: Path,
+        preexec: Callable[[], None] | None = None,
+    ) -> None:
         self.socket_path = socket_path
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
@@ -171,6 +177,7 @@ class DaemonProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=preexec,  # e.g. a lower RLIMIT_NOFILE for the daemon alone
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

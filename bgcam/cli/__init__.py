@@ -31,6 +31,10 @@ def setup_logging(level: str = "info") -> None:
         else ("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
     logging.basicConfig(level=level.upper(), format=fmt, datefmt="%H:%M:%S", force=True)
+    from bgcam.logutil import install
+
+    for handler in logging.getLogger().handlers:
+        install(handler)  # a repeating failure is logged once, then as a count
 
 
 F = TypeVar("F", bound=Callable[..., Any])

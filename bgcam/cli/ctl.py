@@ -61,13 +61,14 @@ def ctl(command: str, arg: str | None, as_json: bool) -> None:
     """
     name = command.replace("-", "_")
     try:
-        Command.parse(name, arg)  # a usage mistake is reported even when no daemon runs
+        cmd = Command.from_text(name, arg)  # a usage mistake is reported even when no daemon runs
     except CommandError as exc:
         raise BgCamError(str(exc), hint="see `bgcam ctl --help`") from None
+    value = cmd.arg
     if name == "background" and arg:  # the daemon's working directory is not ours
-        arg = str(Path(arg).expanduser().absolute())
+        value = str(Path(arg).expanduser().absolute())
     with ControlClient() as client:
-        result = client.call(name, arg)
+        result = client.call(name, value)
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))
     elif command == "save":

@@ -90,8 +90,20 @@ class Command:
     arg: str | int | None = None
 
     @classmethod
+    def from_text(cls, name: str, text: str | None) -> Command:
+        """:meth:`parse` for a command line, where every argument is a string (``blur 40``)."""
+        arg: object = text
+        if text is not None and COMMANDS.get(name) == "int":
+            try:
+                arg = int(text)
+            except ValueError:
+                raise CommandError(f"{name}: expected an integer 0–100, got {text!r}") from None
+        return cls.parse(name, arg)
+
+    @classmethod
     def parse(cls, name: object, arg: object = None) -> Command:
-        """Validate a name and argument from any front end (strings from the CLI are fine)."""
+        """Validate a name and argument as a client sent them (JSON types: ``40``, not ``"40"``;
+        a command line goes through :meth:`from_text`)."""
         if not isinstance(name, str) or name not in COMMANDS:
             raise CommandError(f"unknown command {name!r}; expected one of {', '.join(COMMANDS)}")
         kind = COMMANDS[name]
@@ -102,18 +114,45 @@ class Command:
         if arg is None:
             raise CommandError(f"{name}: needs an argument ({kind})")
         if kind == "int":
-            if isinstance(arg, bool) or not isinstance(arg, (int, str)):
+            if isinstance(arg, bool) or not isinstance(arg, int):
                 raise CommandError(f"{name}: expected an integer 0–100, got {arg!r}")
-            try:
-                value = int(arg)
-            except ValueError:
-                raise CommandError(f"{name}: expected an integer 0–100, got {arg!r}") from None
+            value = arg
             if not 0 <= value <= 100:
                 raise CommandError(f"{name}: expected an integer 0–100, got {value}")
             return cls(name, value)
         if not isinstance(arg, str) or not arg:
             raise CommandError(f"{name}: expected a non-empty string, got {arg!r}")
         return cls(name, arg)
+
+
+def prepare(cmd: Command, frame_size: tuple[int, int] | None) -> None:
+    """Do a command's slow, pure work on the submitter's thread, before it is queued.
+
+    ``background IMAGE``: the header is checked, the image decoded and fitted to ``frame_size``
+    (the daemon's, from its status) here (see :func:`bgcam.imageload.preload`), so the output
+    thread only picks up the result and a bad or oversized file is refused without reaching the
+    pipeline. Raises CommandError.
+    """
+    if cmd.name != "background" or frame_size is None:
+        return
+    from bgcam.effects import VIDEO_SUFFIXES
+    from bgcam.imageload import preload
+
+    path = Path(str(cmd.arg)).expanduser()
+    if path.suffix.lower() in VIDEO_SUFFIXES or not path.is_file():
+        return  # opened by the pipeline (videos), or refused there with its own message
+    try:
+        preload(path, frame_size, what=f"background {path}")
+    except BgCamError as exc:
+        raise CommandError(f"background: {exc.message}") from None
+
+
+def frame_size(status: dict[str, Any]) -> tuple[int, int] | None:
+    """The output frame size from a ``status`` reply (None before the pipeline has one)."""
+    size = status.get("size")
+    if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) for v in size):
+        return int(size[0]), int(size[1])
+    return None
 
 
 class Daemon(Protocol):

@@ -40,7 +40,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from bgcam.control.commands import Command, CommandError, CommandQueue
+from bgcam.control import wire
+from bgcam.control.commands import Command, CommandError, CommandQueue, frame_size, prepare
 from bgcam.errors import BgCamError, DeviceError
 
 if sys.platform != "win32":
@@ -49,8 +50,10 @@ if sys.platform != "win32":
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "IDLE_TIMEOUT",
     "MAX_CLIENTS",
     "MAX_LINE",
+    "MAX_PER_PEER",
     "ControlClient",
     "ControlServer",
     "NotRunningError",
@@ -62,8 +65,10 @@ __all__ = [
 
 MAX_LINE = 64 * 1024  # bytes in one request line
 MAX_CLIENTS = 16  # connections served at once; more are told "busy" and closed
+MAX_PER_PEER = 2  # connections one process may hold at once
 REPLY_TIMEOUT = 5.0  # seconds to wait for the pipeline to apply a command
-IDLE_TIMEOUT = 300.0  # seconds a silent client may keep its connection
+IDLE_TIMEOUT = 5.0  # seconds a client has to send a complete request (after connecting or a reply)
+ACCEPT_BACKOFF = 0.5  # seconds to wait after a failed accept (e.g. out of descriptors)
 SOCKET_NAME = "control.sock"
 LOCK_NAME = "bgcam.lock"
 
@@ -117,18 +122,12 @@ def _reply(req_id: Any, result: Any = None, error: str | None = None) -> bytes:
     return (json.dumps(body, default=str, ensure_ascii=False) + "\n").encode()
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_request(line: bytes) -> tuple[Any, Command]:
     """Decode one request line into (id, Command); raise _RequestError (with the id) if bad."""
     try:
-        req = json.loads(line, parse_constant=_no_constants)
-    except (UnicodeDecodeError, ValueError) as exc:
+        req = wire.loads(line)
+    except ValueError as exc:
         raise _RequestError(None, f"malformed request: not JSON ({exc})") from None
-    except RecursionError:
-        raise _RequestError(None, "malformed request: nested too deeply") from None
     if not isinstance(req, dict):
         raise _RequestError(None, f"malformed request: expected a JSON object, got {req!r:.80}")
     req_id = req.get("id")
@@ -164,6 +163,7 @@ class ControlServer:
         self._stop = threading.Event()
         self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
         self._clients: set[socket.socket] = set()
+        self._per_peer: dict[int, int] = {}  # pid -> connections it holds
         self._clients_lock = threading.Lock()
         self._threads: set[threading.Thread] = set()
         self._accept_thread = threading.Thread(
@@ -287,11 +287,12 @@ class ControlServer:
                 if not ready:
                     continue
                 conn, _ = self._sock.accept()
-            except OSError:
+            except OSError as exc:
                 if self._stop.is_set():
                     return
-                log.exception("control socket: accept failed")
-                self._stop.wait(0.5)
+                # No traceback: this repeats while the cause lasts (the log filter counts it).
+                log.warning("control socket: accept failed: %s; retrying", exc)
+                self._stop.wait(ACCEPT_BACKOFF)
                 continue
             self._admit(conn)
 
@@ -308,24 +309,42 @@ class ControlServer:
                 conn.sendall(_reply(None, error="permission denied: not the daemon's user"))
             conn.close()
             return
-        if not self._slots.acquire(blocking=False):
+        pid = cred[0] if cred is not None else -1
+        with self._clients_lock:
+            mine = self._per_peer.get(pid, 0)
+            if mine >= MAX_PER_PEER:
+                refusal = f"busy: this process holds {MAX_PER_PEER} connections already"
+            elif not self._slots.acquire(blocking=False):
+                refusal = f"busy: {MAX_CLIENTS} clients connected already"
+            else:
+                refusal = ""
+                self._per_peer[pid] = mine + 1
+        if refusal:
             with contextlib.suppress(OSError):
-                conn.sendall(_reply(None, error=f"busy: {MAX_CLIENTS} clients connected already"))
+                conn.setblocking(False)  # a client that does not read must not stall accept
+                conn.send(_reply(None, error=refusal + "; try again in a few seconds"))
             conn.close()
             return
-        t = threading.Thread(target=self._serve, args=(conn,), name="bgcam-control-client")
-        t.daemon = True
+        t = threading.Thread(
+            target=self._serve, args=(conn, pid), name="bgcam-control-client", daemon=True
+        )
         with self._clients_lock:
             self._clients.add(conn)
             self._threads.add(t)
         t.start()
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket, pid: int) -> None:
         try:
-            conn.settimeout(IDLE_TIMEOUT)
+            # The deadline for a complete request: blank lines and dribbled bytes do not move it.
+            deadline = time.monotonic() + IDLE_TIMEOUT
             buf = bytearray()
             discarding = False
             while not self._stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.debug("control socket: closed a client idle for %.0f s", IDLE_TIMEOUT)
+                    return
+                conn.settimeout(left)
                 try:
                     chunk = conn.recv(65536)
                 except (TimeoutError, OSError):
@@ -351,7 +370,9 @@ class ControlServer:
                         conn.sendall(_reply(None, error=_too_long()))
                         continue
                     if line.strip():
+                        conn.settimeout(REPLY_TIMEOUT)  # a client that does not read is cut
                         conn.sendall(self._handle(line))
+                        deadline = time.monotonic() + IDLE_TIMEOUT
         except OSError:
             return  # the client went away mid-reply
         finally:
@@ -359,6 +380,9 @@ class ControlServer:
             with self._clients_lock:
                 self._clients.discard(conn)
                 self._threads.discard(threading.current_thread())
+                left = self._per_peer.pop(pid, 1) - 1
+                if left > 0:
+                    self._per_peer[pid] = left
             self._slots.release()
 
     def _handle(self, line: bytes) -> bytes:
@@ -370,6 +394,9 @@ class ControlServer:
             log.exception("control socket: cannot parse a request")
             return _reply(None, error=f"malformed request: {exc}")
         try:
+            if cmd.name == "background":  # decoded here, for the daemon's frame size
+                size = frame_size(self.commands.call(Command("status"), REPLY_TIMEOUT))
+                prepare(cmd, size)
             result = self.commands.call(cmd, REPLY_TIMEOUT)
         except CommandError as exc:
             return _reply(req_id, error=str(exc))

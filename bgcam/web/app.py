@@ -18,7 +18,8 @@ Security, in the order a request meets it: the Host header must name 127.0.0.1 o
 with the request (401 otherwise); a POST must carry it in a header (``Authorization: Bearer``,
 ``X-BgCam-Token``) or send the cookie plus the ``X-BgCam-CSRF`` value the page got from
 ``/api/session``, and a foreign ``Origin`` is refused (403). No CORS headers are ever sent.
-Uploads stop being read past :data:`MAX_UPLOAD_BYTES` and must decode as an image (OpenCV).
+Uploads stop being read past :data:`MAX_UPLOAD_BYTES`; the image header is checked
+(:mod:`bgcam.imageload`: at most 8192 pixels a side) before anything is decoded, off the event loop.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import hmac
 import json
 import logging
 import os
+import stat
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -36,11 +38,10 @@ from pathlib import Path
 from typing import Any, Protocol, get_args
 
 import cv2
-import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -58,20 +59,34 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bgcam import __version__
 from bgcam.config import MODES, BlurType, Config, SegmenterName
-from bgcam.control.commands import COMMANDS, Command, CommandError, CommandQueue, CommandTimeout
+from bgcam.control import wire
+from bgcam.control.commands import (
+    COMMANDS,
+    Command,
+    CommandError,
+    CommandQueue,
+    CommandTimeout,
+    frame_size,
+    prepare,
+)
+from bgcam.errors import InputError
 from bgcam.frame import Image
+from bgcam.imageload import ImageTooLarge, read_image
 from bgcam.web.access import csrf_token
 from bgcam.web.preview import PreviewEncoder
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MAX_UPLOAD_BYTES", "PanelPipeline", "PanelSettings", "create_app"]
+__all__ = ["DRAIN_BYTES", "MAX_UPLOAD_BYTES", "PanelPipeline", "PanelSettings", "create_app"]
 
 STATIC_DIR = Path(__file__).with_name("static")
 COOKIE = "bgcam_token"
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-MAX_IMAGE_SIDE = 8192
 MAX_JSON_BYTES = 4096
+UPLOADS_AT_ONCE = 2
+DRAIN_BYTES = 64 * 1024 * 1024  # a refused body read and dropped before the 413, at most…
+DRAIN_SECONDS = 3.0  # …for at most this long…
+DRAIN_IDLE = 0.3  # …and while it keeps coming
 COMMAND_TIMEOUT = 5.0  # seconds for the pipeline to apply a command
 STATUS_TIMEOUT = 2.0
 ALLOWED_HOSTS = ("127.0.0.1", "localhost")
@@ -197,6 +212,13 @@ class _TooLarge(Exception):
     pass
 
 
+class _InMemoryForm(MultiPartParser):
+    """Starlette's form parser, keeping an upload (at most MAX_UPLOAD_BYTES) in memory: spooled
+    to disk past 1 MB, every chunk would make a round trip through the thread pool."""
+
+    spool_max_size = MAX_UPLOAD_BYTES + 64 * 1024
+
+
 def _limited(receive: Receive, limit: int) -> Receive:
     """``receive`` that raises _TooLarge once more than ``limit`` body bytes have arrived."""
     total = 0
@@ -213,6 +235,29 @@ def _limited(receive: Receive, limit: int) -> Receive:
     return wrapped
 
 
+async def _drain(receive: Receive) -> None:
+    """Read and drop the rest of a refused body, so the client reads our 413 instead of a reset.
+
+    Bounded: at most :data:`DRAIN_BYTES` and :data:`DRAIN_SECONDS`, and only while the body
+    keeps coming; past that the connection is closed with the body unread (a client that sends
+    that much after a refusal gets a reset).
+    """
+    total = 0
+    loop = asyncio.get_running_loop()
+    end = loop.time() + DRAIN_SECONDS
+    while total <= DRAIN_BYTES and loop.time() < end:
+        try:
+            # A client that stops sending (waiting for our answer) gets it at once.
+            message = await asyncio.wait_for(receive(), min(DRAIN_IDLE, end - loop.time()))
+        except asyncio.TimeoutError:
+            return
+        if message["type"] != "http.request":
+            return
+        total += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 def _declared_length(request: Request) -> int | None:
     try:
         return int(request.headers["content-length"])
@@ -226,7 +271,7 @@ class _Json(JSONResponse):
 
 
 def _error(status: int, message: str) -> Response:
-    # After a refused body (413) the rest of it is not read: close instead of draining it.
+    # After a refused body (413) the connection is not reused: the body may not be all read.
     headers = {"connection": "close"} if status == 413 else None
     return _Json({"ok": False, "error": message}, status, headers=headers)
 
@@ -261,6 +306,7 @@ class Panel:
         self.stopping = stopping
         self.encoder = PreviewEncoder(pipeline.latest_output)
         self.viewers = 0
+        self.uploads = asyncio.Semaphore(UPLOADS_AT_ONCE)
 
     async def _reply(self, cmd: Command) -> Response:
         try:
@@ -308,11 +354,13 @@ class Panel:
             return _error(415, "send the command as JSON (Content-Type: application/json)")
         declared = _declared_length(request)
         if declared is not None and declared > MAX_JSON_BYTES:
+            await _drain(request.receive)
             return _error(413, f"request body over {MAX_JSON_BYTES} bytes")
         try:
             raw = await Request(request.scope, _limited(request.receive, MAX_JSON_BYTES)).body()
-            body = json.loads(raw)
+            body = wire.loads(raw)
         except _TooLarge:
+            await _drain(request.receive)
             return _error(413, f"request body over {MAX_JSON_BYTES} bytes")
         except ValueError as exc:
             return _error(400, f"malformed request: not JSON ({exc})")
@@ -342,11 +390,15 @@ class Panel:
             return _error(415, "send the image as multipart/form-data (field 'image')")
         declared = _declared_length(request)
         if declared is not None and declared > limit + 64 * 1024:  # room for the form framing
+            await _drain(request.receive)
             return _error(413, too_big)
         limited = Request(request.scope, _limited(request.receive, limit + 64 * 1024))
+        parser = _InMemoryForm(limited.headers, limited.stream(), max_files=1, max_fields=1)
         try:
-            form = await limited.form(max_files=1, max_fields=1)
+            async with self.uploads:  # a few at a time: each may hold MAX_UPLOAD_BYTES
+                form = await parser.parse()
         except _TooLarge:
+            await _drain(request.receive)
             return _error(413, too_big)
         except MultiPartException as exc:
             return _error(400, f"malformed upload: {exc.message}")
@@ -360,20 +412,27 @@ class Panel:
             await form.close()
         if len(data) > limit:
             return _error(413, too_big)
-        image = await run_in_threadpool(_decode, data)
-        if image is None:
+        try:
+            image = await run_in_threadpool(_decode, data)
+        except ImageTooLarge as exc:
+            return _error(413, f"{name!r}: {exc.message.split(': ', 1)[-1]}; not saved")
+        except InputError:
             return _error(
                 415,
-                f"{name!r} is not an image OpenCV can read (PNG, JPEG, WebP, BMP, TIFF…); "
+                f"{name!r} is not an image BgCam can read (PNG, JPEG, WebP, BMP, TIFF…); "
                 "nothing was saved",
             )
-        h, w = image.shape[:2]
-        if max(h, w) > MAX_IMAGE_SIDE:
-            return _error(
-                413, f"image is {w}x{h}: larger than {MAX_IMAGE_SIDE} pixels a side; not saved"
-            )
-        path = await run_in_threadpool(_save, data, image, self.settings.upload_dir)
-        response = await self._reply(Command("background", str(path)))
+        cmd = Command(
+            "background", str(await run_in_threadpool(_save, data, image, self.settings.upload_dir))
+        )
+        path = Path(str(cmd.arg))
+        try:  # decoded and fitted here for the daemon's frame size, not on the output thread
+            size = frame_size(await self.pipeline.commands.acall(Command("status"), STATUS_TIMEOUT))
+            await run_in_threadpool(prepare, cmd, size)
+        except CommandError as exc:
+            path.unlink(missing_ok=True)
+            return _error(400, str(exc) or "the daemon did not answer")
+        response = await self._reply(cmd)
         if response.status_code != 200:
             path.unlink(missing_ok=True)
         return response
@@ -411,16 +470,21 @@ class Panel:
             self.viewers -= 1
 
 
-def _decode(data: bytes) -> Image | None:
+def _decode(data: bytes) -> Image:
+    """The upload decoded after a header check (ImageTooLarge, InputError)."""
     if not data:
-        return None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    return None if image is None else np.asarray(image, np.uint8)
+        raise InputError("empty upload")
+    return read_image(data, what="the upload")
 
 
 def _save(data: bytes, image: Image, directory: Path) -> Path:
-    """Store a decoded upload (re-encoded: PNG stays PNG, the rest becomes JPEG)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Store a decoded upload (re-encoded: PNG stays PNG, the rest becomes JPEG).
+
+    The folder is private (0700) and so is each file (0600): backgrounds are often personal.
+    """
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if stat.S_IMODE(directory.stat().st_mode) != 0o700:
+        os.chmod(directory, 0o700)
     ext = ".png" if data.startswith(b"\x89PNG") else ".jpg"
     params = [] if ext == ".png" else [cv2.IMWRITE_JPEG_QUALITY, 95]
     ok, buf = cv2.imencode(ext, image, params)
@@ -428,7 +492,9 @@ def _save(data: bytes, image: Image, directory: Path) -> Path:
         raise OSError(f"could not encode the background as {ext}")
     path = directory / f"background-{hashlib.sha256(data).hexdigest()[:16]}{ext}"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buf.tobytes())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(buf.tobytes())
     os.replace(tmp, path)
     return path
 

@@ -14,7 +14,8 @@ The socket is bound here, on 127.0.0.1 only, before the thread starts, so a port
 error the caller sees at once. The token and the address go to the runtime directory (see
 :mod:`bgcam.web.access`) for ``bgcam open``; they are removed again by :meth:`WebHandle.stop`.
 uvicorn runs without its own logging configuration and without an access log (request lines would
-carry the ``?token=`` of the first page load).
+carry the ``?token=`` of the first page load), and with the connection limits of
+:mod:`bgcam.web.limits` (a cap on open connections, a deadline for each request).
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ from bgcam.config import WebConfig
 from bgcam.errors import BackendError, ConfigError
 from bgcam.web.access import panel_url, remove_access, write_access
 from bgcam.web.app import Panel, PanelPipeline, PanelSettings, create_app
+from bgcam.web.limits import (
+    ACCEPT_BATCH,
+    LISTEN_BACKLOG,
+    MAX_HEADER_BYTES,
+    REQUEST_TIMEOUT,
+    GuardedH11Protocol,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +122,7 @@ def _bind(port: int) -> socket.socket:
             hint=f"choose a free port, e.g. --set web.port={port + 1 if port else 8765}, "
             "or turn the panel off: --set web.enabled=false",
         ) from None
-    sock.listen(64)
+    sock.listen(ACCEPT_BATCH)
     sock.setblocking(False)
     return sock
 
@@ -159,6 +167,13 @@ def start_web(
         ws="none",
         server_header=False,
         timeout_graceful_shutdown=1,
+        # Limits (see bgcam.web.limits): a local process must not exhaust the daemon.
+        http=GuardedH11Protocol,
+        timeout_keep_alive=int(REQUEST_TIMEOUT),
+        # asyncio accepts up to `backlog` connections in a row before any of them is handled
+        # (and refused past the cap): a small batch keeps descriptors from running out.
+        backlog=ACCEPT_BATCH,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(
@@ -176,5 +191,9 @@ def start_web(
                 hint="run with -v for details, or turn the panel off: --set web.enabled=false",
             )
         time.sleep(0.02)
+    # The kernel's queue of waiting connections costs no descriptors: make it long again (the
+    # server's start set it to ACCEPT_BATCH), so a legitimate client is not dropped while a
+    # flood of connections is being refused.
+    sock.listen(LISTEN_BACKLOG)
     log.info("web panel on %s; open it with `bgcam open`", url)
     return handle

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import socket
 import stat
 import subprocess
-import threading
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +18,10 @@ from control_support import wait_for
 from daemon_double import DaemonDouble
 
 from bgcam.control.socket import (
+    IDLE_TIMEOUT,
     MAX_CLIENTS,
     MAX_LINE,
+    MAX_PER_PEER,
     ControlClient,
     ControlServer,
     NotRunningError,
@@ -27,6 +31,7 @@ from bgcam.control.socket import (
 from bgcam.errors import BgCamError, DeviceError
 
 Served = tuple[DaemonDouble, ControlServer]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def raw(path: Path, data: bytes, replies: int = 1) -> list[dict[str, object]]:
@@ -87,6 +92,9 @@ def test_commands_round_trip_and_are_applied_between_frames(served: Served) -> N
         (b"[" * 50000, "nested too deeply"),
         (b'{"id": NaN, "cmd": "status"}', "NaN is not JSON"),
         (b'{"id": 8, "cmd": "blur", "arg": ' + b"9" * 5000 + b"}", "not JSON"),
+        (b'{"id": 1e999, "cmd": "status"}', "out of range"),
+        (b'{"id": 7, "cmd": "blur", "arg": "40"}', "expected an integer 0–100, got '40'"),
+        (b'{"id": 9, "cmd": "status", "arg": [[[[[[[[[1]]]]]]]]]}', "nested too deeply"),
     ],
 )
 def test_bad_requests_get_an_error_reply(served: Served, line: bytes, error_part: str) -> None:
@@ -108,45 +116,71 @@ def test_an_oversized_line_is_refused_and_the_rest_of_it_discarded(served: Serve
     assert replies[1]["ok"] is True and replies[1]["id"] == 2
 
 
-def test_many_clients_at_once(served: Served) -> None:
+CLIENT = """
+import sys
+from bgcam.control.socket import ControlClient
+level = int(sys.argv[1])
+with ControlClient(timeout=30) as c:
+    for _ in range(5):
+        assert c.call("blur", level)["blur"] in range(101)
+"""
+
+
+def test_many_clients_at_once(served: Served, rundir: Path) -> None:
+    """MAX_CLIENTS processes (one connection each) served at the same time."""
     daemon, _server = served
-    errors: list[BaseException] = []
-
-    def client(level: int) -> None:
-        try:
-            with ControlClient(timeout=30) as c:
-                for _ in range(5):
-                    assert c.call("blur", level)["blur"] in range(101)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=client, args=(i * 5,)) for i in range(MAX_CLIENTS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors
+    env = {**os.environ, "BGCAM_RUNTIME_DIR": str(rundir)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLIENT, str(i * 5)],
+            env=env,
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(MAX_CLIENTS)
+    ]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
     assert daemon.config.compose.blur % 5 == 0
 
 
-def test_clients_beyond_the_limit_are_told_busy(served: Served) -> None:
+def test_one_process_holds_at_most_max_per_peer_slots(served: Served) -> None:
     _, server = served
-    held = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(MAX_CLIENTS)]
+    held = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(MAX_PER_PEER)]
     try:
         for s in held:
             s.connect(str(server.path))
-        wait_for(lambda: len(server._clients) == MAX_CLIENTS, what="all slots taken")
+        wait_for(lambda: len(server._clients) == MAX_PER_PEER, what="this process's slots taken")
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as extra:
             extra.settimeout(20)
             extra.connect(str(server.path))  # told at once, before it sends anything
             reply = json.loads(extra.makefile("rb").readline())
-        assert reply["ok"] is False and "busy" in str(reply["error"])
+        assert reply["ok"] is False and "busy: this process" in str(reply["error"])
     finally:
         for s in held:
             s.close()
     wait_for(lambda: not server._clients, what="slots freed")
     (reply,) = raw(server.path, b'{"cmd": "status"}\n')
     assert reply["ok"] is True
+
+
+def test_a_silent_client_is_cut_after_the_idle_timeout(served: Served) -> None:
+    _, server = served
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(IDLE_TIMEOUT * 4)
+        s.connect(str(server.path))
+        t0 = time.monotonic()
+        closed = False
+        while not closed and time.monotonic() - t0 < IDLE_TIMEOUT * 3:
+            try:
+                s.sendall(b"\n")  # blank lines do not count as requests
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            readable, _, _ = select.select([s], [], [], 0.5)
+            closed = bool(readable) and s.recv(1) == b""
+        assert time.monotonic() - t0 < IDLE_TIMEOUT * 3, "still open"
+        assert time.monotonic() - t0 < IDLE_TIMEOUT + 2
 
 
 def test_socket_and_dir_are_private(served: Served, rundir: Path) -> None:
