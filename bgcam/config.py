@@ -15,7 +15,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bgcam.errors import ConfigError
 
@@ -30,6 +37,12 @@ BlurType = Literal["gaussian", "box", "median", "bilateral", "lens"]
 SegmenterName = Literal["mediapipe", "onnx", "hsv"]
 Backend = Literal["auto", "cpu", "opencl", "cuda"]
 
+MIN_SIDE = 64
+"""Smallest frame side: below it segmentation has nothing to work with."""
+MAX_SIDE = 8192
+MAX_ASPECT = 4.0
+"""Widest (or tallest) frame shape accepted: 4:1."""
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -43,9 +56,13 @@ class SourceConfig(_Section):
         description="camera index (0), /dev/videoN, a video file, an image folder, or a "
         "stream URL (http://…/mjpeg, rtsp://…)",
     )
-    width: int = Field(1280, ge=16, le=7680, description="requested capture width (cameras)")
-    height: int = Field(720, ge=16, le=4320, description="requested capture height (cameras)")
-    fps: float = Field(30.0, gt=0, le=240, description="requested capture rate (cameras)")
+    width: int = Field(
+        1280, ge=MIN_SIDE, le=MAX_SIDE, description="requested capture width (cameras)"
+    )
+    height: int = Field(
+        720, ge=MIN_SIDE, le=MAX_SIDE, description="requested capture height (cameras)"
+    )
+    fps: float = Field(30.0, ge=1, le=240, description="requested capture rate (cameras)")
     fourcc: str = Field(
         "MJPG", description="camera pixel format, 4 characters (MJPG, YUYV) or empty for default"
     )
@@ -215,14 +232,17 @@ class OutputConfig(_Section):
         description="v4l2loopback pixel format: I420 (4:2:0, half the bytes, what Chrome and "
         "Zoom prefer) | YUYV (4:2:2, what OBS writes; some apps list only it)",
     )
-    fps: float = Field(30.0, gt=0, le=120, description="output frame rate, held exactly")
+    fps: float = Field(30.0, ge=1, le=120, description="output frame rate, held exactly")
     width: int = Field(
         0,
         ge=0,
-        le=7680,
-        description="output width (0 = the source's); sizes are rounded down to even",
+        le=MAX_SIDE,
+        description=f"output width (0 = the source's, else {MIN_SIDE}–{MAX_SIDE}); sizes are "
+        "rounded down to even",
     )
-    height: int = Field(0, ge=0, le=4320, description="output height (0 = the source's)")
+    height: int = Field(
+        0, ge=0, le=MAX_SIDE, description=f"output height (0 = the source's, else ≥ {MIN_SIDE})"
+    )
     on_demand: bool = Field(
         False,
         description="release the webcam while no application reads the virtual camera "
@@ -240,6 +260,20 @@ class OutputConfig(_Section):
         if v != v.strip() or any(not c.isprintable() or c in '"\\,;=' for c in v):
             raise ValueError('a printable name without surrounding spaces or "\\,;= (e.g. BgCam)')
         return v
+
+    @field_validator("width", "height")
+    @classmethod
+    def _side(cls, v: int) -> int:
+        if 0 < v < MIN_SIDE:
+            raise ValueError(f"0 (the source's) or {MIN_SIDE}–{MAX_SIDE} pixels")
+        return v
+
+    @model_validator(mode="after")
+    def _aspect(self) -> OutputConfig:
+        w, h = self.width, self.height
+        if w and h and max(w / h, h / w) > MAX_ASPECT:
+            raise ValueError(f"width and height within {MAX_ASPECT:g}:1 of each other")
+        return self
 
 
 class KeysConfig(_Section):
