@@ -15,6 +15,7 @@ into: files of the same name are replaced at commit, other files are left alone.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
@@ -220,7 +221,50 @@ def output_kind(path: str | Path) -> OutputKind:
 
 
 def _prepare_parent(path: Path) -> None:
+    """Check the output's folder (see :func:`bgcam.outpath.check_output`) and remove what a
+    killed render left beside it."""
     check_output(path, what="output", kind="folder" if path.is_dir() else "file")
+    remove_stale_temporaries(path)
+
+
+_PARTIAL = re.compile(r"\.(?P<stem>.*)\.partial-(?P<pid>\d+)-[0-9a-f]{8}(?P<suffix>.*)")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Remove what a killed render left beside ``target`` (its ``.partial-PID-…`` files and
+    folders whose process is gone); return what was removed."""
+    removed: list[Path] = []
+    try:
+        entries = list(target.parent.glob(f".{glob.escape(target.stem)}.partial-*"))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _PARTIAL.fullmatch(entry.name)
+        if m is None or m["stem"] != target.stem or m["suffix"] != target.suffix:
+            continue
+        if _alive(int(m["pid"])):
+            continue  # a render running right now
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError as exc:
+            log.warning("cannot remove the stale temporary %s: %s", entry, exc)
+            continue
+        log.info("removed %s, left by an interrupted render", entry)
+        removed.append(entry)
+    return removed
 
 
 class FrameWriter(Protocol):
@@ -384,11 +428,16 @@ class ImageFileWriter:
 class ImageFolderWriter:
     """A folder of images, each under the name given to :meth:`write`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, force: bool = False) -> None:
         if path.exists() and not path.is_dir():
             raise OutputError(
                 f"output folder {path} is an existing file",
                 hint="choose another name, or remove the file",
+            )
+        if not force and path.is_dir() and any(path.iterdir()):
+            raise OutputError(
+                f"output folder {path} is not empty: its frames would be overwritten",
+                hint="choose a new folder, or add --force to write into it",
             )
         self.path = path
         _prepare_parent(path)
@@ -418,9 +467,9 @@ class ImageFolderWriter:
 class MaskFolderWriter:
     """Alpha mattes as 8-bit PNGs (0 = background, 255 = person) in a folder, atomically."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, force: bool = False) -> None:
         self.path = path
-        self._folder = ImageFolderWriter(path)
+        self._folder = ImageFolderWriter(path, force=force)
         self._buf: np.ndarray | None = None
 
     def write_mask(self, stem: str, alpha: Mask) -> None:
@@ -442,10 +491,13 @@ def open_writer(
     fps: float,
     size: tuple[int, int],
     video: VideoOptions | None = None,
+    *,
+    force: bool = False,
 ) -> FrameWriter:
-    """The writer for ``kind`` at ``path`` (temporary until committed)."""
+    """The writer for ``kind`` at ``path`` (temporary until committed); ``force`` allows a
+    folder output that already holds files."""
     if kind == "video":
         return VideoFileWriter(path, fps, size, video)
     if kind == "image":
         return ImageFileWriter(path)
-    return ImageFolderWriter(path)
+    return ImageFolderWriter(path, force=force)

@@ -42,8 +42,15 @@ def check_output(path: str | Path, *, what: str, kind: Kind = "file") -> Path:
             hint="choose another name, or remove the file",
         )
     folder = target.parent
+    if not folder.is_dir() and not folder.parent.is_dir():
+        # Only the output's own folder is created: a typo in `-o /data/typo/x/out.mp4` must
+        # not leave folders behind.
+        raise OutputError(
+            f"cannot write {what} {given}: the folder {folder.parent} does not exist",
+            hint=f"check the path, or create it first: mkdir -p {folder}",
+        )
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise OutputError(
             f"cannot write {what} {given}: a file is in the way of its folder {folder}",

@@ -21,6 +21,7 @@ engine has been built; outputs are atomic (see :mod:`bgcam.media`).
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ import numpy as np
 
 from bgcam.config import Config
 from bgcam.engine import Engine
-from bgcam.errors import InputError, OutputError
+from bgcam.errors import BgCamError, InputError, OutputError
 from bgcam.frame import Image, Mask
 from bgcam.media import (
     FrameWriter,
@@ -76,6 +77,23 @@ class RenderResult:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class Stop:
+    """Set from a signal handler (one attribute write), read by :func:`render` between frames."""
+
+    def __init__(self) -> None:
+        self.requested = ""
+        """The reason (e.g. ``"SIGTERM"``); empty while rendering goes on."""
+
+
+class RenderStopped(BgCamError):
+    """The render was stopped (a signal) before its end; nothing was written."""
+
+    def __init__(self, reason: str, output: Path) -> None:
+        super().__init__(f"render stopped by {reason}; {output} was not written")
+        signum = getattr(signal, reason, None)
+        self.exit_code = 128 + int(signum) if signum is not None else 1
 
 
 def check_outputs(info: InputInfo, output: Path, masks: Path | None) -> OutputKind:
@@ -191,12 +209,16 @@ def render(
     audio: bool = True,
     crf: int | None = None,
     progress: Progress | None = None,
+    force: bool = False,
+    stop: Stop | None = None,
 ) -> RenderResult:
     """Composite every frame of ``input_path`` into ``output_path`` (and masks into ``masks``).
 
     ``fps`` re-times the output video at that constant rate (default: the input video's own
     timestamps, 30 fps for images); ``audio=False`` leaves the sound out; ``crf`` sets the
-    video quality (lower is better; the codec's default otherwise).
+    video quality (lower is better; the codec's default otherwise). ``force`` allows folder
+    outputs that already hold files. ``stop`` is checked between frames: once set, the
+    temporaries are removed and :class:`RenderStopped` is raised.
     """
     output = Path(output_path)
     mask_dir = Path(masks) if masks is not None else None
@@ -214,11 +236,13 @@ def render(
         resizer = _Resizer(info.size)
         done = 0
         try:
-            writer = open_writer(output, kind, out_fps, info.size, video_options)
+            writer = open_writer(output, kind, out_fps, info.size, video_options, force=force)
             if mask_dir is not None:
-                mask_writer = MaskFolderWriter(mask_dir)
+                mask_writer = MaskFolderWriter(mask_dir, force=force)
             names = info.frame_names()
             for image, pts in _frames(info, reader):
+                if stop is not None and stop.requested:
+                    raise RenderStopped(stop.requested, output)
                 name = next(names)
                 h, w = image.shape[:2]
                 out = engine.process(resizer.to_engine(image), segment=done % every == 0)
@@ -250,7 +274,7 @@ def render(
                 mask_writer.commit()
                 mask_writer = None
         finally:
-            # Reached with a writer still set only on failure or Ctrl-C: remove the temporaries.
+            # Reached with a writer still set only on failure or a stop: remove the temporaries.
             if writer is not None:
                 writer.abort()
             if mask_writer is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -18,9 +19,11 @@ from bgcam.media import (
     ImageFolderWriter,
     MaskFolderWriter,
     VideoFileWriter,
+    open_writer,
     output_kind,
     probe_input,
     read_frames,
+    remove_stale_temporaries,
 )
 
 
@@ -220,7 +223,7 @@ def test_folder_writer_merges_into_an_existing_folder(
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     (out / "a.png").write_bytes(b"old")
-    writer = ImageFolderWriter(out)
+    writer = ImageFolderWriter(out, force=True)
     writer.write("a.png", astronaut)
     writer.write("b.jpg", astronaut)
     assert (out / "a.png").read_bytes() == b"old"  # untouched until commit
@@ -255,3 +258,37 @@ def test_writer_refuses_to_replace_a_folder_with_a_file(tmp_path: Path) -> None:
     (tmp_path / "x.png").mkdir()
     with pytest.raises(OutputError, match="existing folder"):
         ImageFileWriter(tmp_path / "x.png")
+
+
+def test_folder_writer_refuses_a_non_empty_folder_without_force(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "00000.png").write_bytes(b"someone's frame")
+    with pytest.raises(OutputError, match="is not empty") as info:
+        ImageFolderWriter(out)
+    assert "--force" in str(info.value.hint)
+    ImageFolderWriter(tmp_path / "empty").abort()  # a new (or empty) folder is fine
+
+
+def test_only_the_outputs_own_folder_is_created(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="does not exist"):
+        open_writer(tmp_path / "no" / "such" / "out.png", "image", 30.0, (64, 64))
+    assert not (tmp_path / "no").exists()
+    writer = open_writer(tmp_path / "new" / "out.png", "image", 30.0, (64, 64))
+    writer.abort()
+    assert (tmp_path / "new").is_dir()
+
+
+def test_stale_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None:
+    target = tmp_path / "out.mp4"
+    gone = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # no process has this pid
+    stale_file = tmp_path / f".out.partial-{gone}-0123abcd.mp4"
+    stale_dir = tmp_path / f".out.partial-{gone}-89abcdef.mp4"
+    live = tmp_path / f".out.partial-{os.getpid()}-00000000.mp4"
+    other = tmp_path / f".other.partial-{gone}-0123abcd.mp4"
+    for p in (stale_file, live, other):
+        p.write_bytes(b"x")
+    stale_dir.mkdir()
+    removed = remove_stale_temporaries(target)
+    assert sorted(removed) == sorted([stale_file, stale_dir])
+    assert live.exists() and other.exists()

@@ -147,7 +147,7 @@ def test_failure_midway_leaves_old_outputs_and_no_temporaries(
     masks.mkdir()
     (masks / "0.png").write_bytes(b"old mask")
     with pytest.raises(InputError, match="cannot decode image"):
-        render(Config(), frames, out, masks=masks)
+        render(Config(), frames, out, masks=masks, force=True)
     assert out.read_bytes() == b"an earlier result"
     assert [p.name for p in masks.iterdir()] == ["0.png"]
     assert (masks / "0.png").read_bytes() == b"old mask"

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -22,6 +28,9 @@ from rich.text import Text
 from bgcam.cli import config_options, effect_options, effect_overrides, warn_unused_background
 from bgcam.config import load_config
 
+if TYPE_CHECKING:
+    from bgcam.render import Stop
+
 log = logging.getLogger(__name__)
 
 
@@ -29,6 +38,25 @@ class _FpsColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
         return Text(f"{speed:5.1f} fps" if speed else "  ... fps", style="progress.data.speed")
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: Stop) -> Iterator[None]:
+    """TERM, INT and HUP stop the render between two frames (its temporaries are removed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.requested = signal.Signals(signum).name  # one write; the render loop does the rest
+
+    names = ("SIGTERM", "SIGINT", "SIGHUP")
+    old = {n: signal.signal(getattr(signal, n), handle) for n in names if hasattr(signal, n)}
+    try:
+        yield
+    finally:
+        for n, handler in old.items():
+            signal.signal(getattr(signal, n), handler)
 
 
 @click.command(
@@ -84,6 +112,12 @@ Examples:
     "0-63, default 32).",
 )
 @click.option("--no-audio", is_flag=True, help="Leave the input's sound out of a video OUTPUT.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into an output (or --masks) folder that already holds files, replacing the "
+    "frames of the same name; without it such a folder is refused.",
+)
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
 def render(
     input_path: Path,
@@ -99,6 +133,7 @@ def render(
     fps: float | None,
     crf: int | None,
     no_audio: bool,
+    force: bool,
     no_progress: bool,
 ) -> None:
     """Process INPUT (a video, an image or a folder of images) with the live engine.
@@ -112,6 +147,7 @@ def render(
     Settings come from the defaults, then --config, then --set, then the options below; an
     invalid value is reported with its config key.
     """
+    from bgcam.render import Stop
     from bgcam.render import render as run_render
 
     flags = [*overrides, *effect_overrides(segmenter, mode, blur, blur_type, background)]
@@ -139,21 +175,25 @@ def render(
             bar.start_task(task)
         bar.update(task, completed=done, total=total)
 
-    try:
-        result = run_render(
-            cfg,
-            input_path,
-            output,
-            masks=masks,
-            fps=fps,
-            audio=not no_audio,
-            crf=crf,
-            progress=progress,
-        )
-        bar.update(task, completed=result.frames, total=result.frames)
-    finally:
-        if bar.live.is_started:
-            bar.stop()
+    stop = Stop()
+    with _stop_on_signals(stop):
+        try:
+            result = run_render(
+                cfg,
+                input_path,
+                output,
+                masks=masks,
+                fps=fps,
+                audio=not no_audio,
+                crf=crf,
+                progress=progress,
+                force=force,
+                stop=stop,
+            )
+            bar.update(task, completed=result.frames, total=result.frames)
+        finally:
+            if bar.live.is_started:
+                bar.stop()
     log.info(
         "wrote %d frames (%dx%d) to %s%s%s in %.1f s (%.1f fps)%s",
         result.frames,
