@@ -29,6 +29,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -36,7 +37,7 @@ import cv2
 import numpy as np
 
 from bgcam.config import SourceConfig
-from bgcam.errors import InputError
+from bgcam.errors import BgCamError, InputError
 from bgcam.frame import Frame, Image
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DROP_OLDEST",
     "BufferPolicy",
+    "OpenCancelled",
     "Source",
     "SourceState",
     "SourceStateError",
@@ -57,6 +59,8 @@ BACKOFF_FIRST = 0.25
 """Seconds before the first reconnection attempt; doubled after each failure…"""
 BACKOFF_MAX = 1.0
 """…up to this, so a returning stream or camera is picked up within about a second."""
+CANCEL_POLL = 0.05
+"""Seconds between checks for a stop while a source opens."""
 
 
 def as_image(array: object) -> Image:
@@ -95,6 +99,12 @@ _ALLOWED: dict[SourceState, frozenset[SourceState]] = {
 
 class SourceStateError(RuntimeError):
     """An illegal state transition, e.g. ``start()`` on a source that is already running."""
+
+
+class OpenCancelled(BgCamError):
+    """:meth:`Source.open` gave up because a stop was requested (not a failure)."""
+
+    exit_code = 0
 
 
 class Source:
@@ -175,18 +185,58 @@ class Source:
 
     # -- life ----------------------------------------------------------------------------
 
-    def open(self) -> tuple[int, int]:
-        """Open the backend now, on the calling thread, and return the native (width, height).
+    def open(self, cancelled: Callable[[], bool] | None = None) -> tuple[int, int]:
+        """Open the backend now and return the native (width, height).
 
         Raises the backend's error (InputError, DeviceError) so start-up problems reach the user.
+        With ``cancelled`` the open runs on a helper thread and the caller polls
+        ``cancelled()`` (every :data:`CANCEL_POLL` s): once it is true the source is stopped and
+        :class:`OpenCancelled` raised at once, whatever the backend is blocked in (an FFmpeg
+        open cannot be interrupted); the helper releases what it opened when it returns.
         """
         with self._lock:
             if self._state is not SourceState.NEW:
                 raise SourceStateError(f"open() on a {self._state.value} source")
-        self._connect()
+        if cancelled is None:
+            self._connect()
+        else:
+            self._open_cancellable(cancelled)
         self._set_state(SourceState.OPEN)
         assert self.native_size is not None
         return self.native_size
+
+    def _open_cancellable(self, cancelled: Callable[[], bool]) -> None:
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def opener() -> None:
+            try:
+                self._connect()
+            except BaseException as exc:
+                failure.append(exc)
+            finally:
+                with self._lock:
+                    done.set()
+                    abandoned = self._state is SourceState.STOPPED
+                if abandoned and not failure:
+                    self._disconnect()  # opened after the caller gave up: release it
+
+        thread = threading.Thread(target=opener, name=f"bgcam-open-{self.kind}", daemon=True)
+        thread.start()
+        while not done.wait(CANCEL_POLL):
+            if cancelled():
+                with self._lock:
+                    if not done.is_set():
+                        self._transition(SourceState.STOPPED)
+                if self._state is SourceState.STOPPED:
+                    self._stop.set()
+                    try:
+                        self._interrupt()
+                    except Exception as exc:  # best effort, as in stop()
+                        log.debug("%s: interrupt failed: %s", self.kind, exc)
+                    raise OpenCancelled(f"stopped while opening {self.uri}")
+        if failure:
+            raise failure[0]
 
     def start(self) -> None:
         """Start the capture thread (after ``open()``, or again after ``stop()``)."""

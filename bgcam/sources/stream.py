@@ -3,8 +3,10 @@
 MJPEG over HTTP (``Content-Type: multipart/x-mixed-replace``) is read here with ``http.client``:
 parts are split at the boundary (using ``Content-Length`` when a part has one) and each JPEG is
 decoded with OpenCV. Stopping shuts the socket down from the stopping thread, so a read blocked
-on a silent server returns at once. A URL that does not answer with multipart (or ``rtsp://``…)
-goes to OpenCV's FFmpeg backend with an open timeout and a read timeout of
+on a silent server returns at once. An HTTP answer that is not multipart goes to OpenCV's FFmpeg
+backend on the same connection (:class:`_Relay` pipes it in: one request per connect, so a
+server that serves one client works, and the same shut-down unblocks it). Other URLs (``rtsp://``…)
+go to the FFmpeg backend with an open timeout and a read timeout of
 :data:`FFMPEG_READ_TIMEOUT_MS`; such a read cannot be interrupted safely (releasing a capture
 from another thread crashes FFmpeg), so ``stop()`` returns after its join timeout and the capture
 thread releases the stream when the read times out, at most one read timeout later.
@@ -16,7 +18,9 @@ import base64
 import contextlib
 import http.client
 import logging
+import os
 import socket
+import threading
 import time
 import urllib.parse
 
@@ -63,14 +67,17 @@ class StreamSource(Source):
         self._boundary = b""
         self._buf = bytearray()
         self._cap: cv2.VideoCapture | None = None
+        self._relay: _Relay | None = None
         self._first: Image | None = None
         self._last_t = 0.0
-        self.mode = "mjpeg" if self._parts.scheme in ("http", "https") else "ffmpeg"
+        self._http = self._parts.scheme in ("http", "https")
+        self.mode = "mjpeg" if self._http else "ffmpeg"
+        """The reader in use: ``mjpeg`` (our own) or ``ffmpeg``."""
 
     # -- connect -------------------------------------------------------------------------
 
     def _connect(self) -> None:
-        if self.mode == "mjpeg":
+        if self._http:
             try:
                 multipart = self._connect_http()
             except (OSError, http.client.HTTPException) as exc:
@@ -79,11 +86,12 @@ class StreamSource(Source):
                     f"cannot connect to {self.uri}: {exc}",
                     hint="check the URL and that the camera/app is serving",
                 ) from None
+            self.mode = "mjpeg" if multipart else "ffmpeg"
             if not multipart:
-                self._disconnect()
-                log.info("stream %s is not multipart MJPEG: reading it with FFmpeg", self.uri)
-                self.mode = "ffmpeg"
-        if self.mode == "ffmpeg":
+                # FFmpeg reads the response already open: a server that takes one client
+                # (`ffmpeg -listen 1`, some cameras) is not asked to connect twice.
+                self._open_ffmpeg_on_response()
+        else:
             self._connect_ffmpeg()
         first = self._read_backend()
         if first is None:
@@ -114,6 +122,9 @@ class StreamSource(Source):
         if resp.status != 200:
             raise http.client.HTTPException(f"HTTP {resp.status} {resp.reason}")
         ctype = resp.getheader("Content-Type", "") or ""
+        if self._sock is not None:
+            self._sock.settimeout(READ_TIMEOUT)
+        self._resp = resp
         if not ctype.lower().startswith("multipart/"):
             return False
         boundary = ""
@@ -126,11 +137,25 @@ class StreamSource(Source):
         # Servers disagree on whether the declared boundary carries the leading "--": search
         # for the bare token, which matches both.
         self._boundary = boundary.lstrip("-").encode()
-        if self._sock is not None:
-            self._sock.settimeout(READ_TIMEOUT)
-        self._resp = resp
         self._buf.clear()
         return True
+
+    def _open_ffmpeg_on_response(self) -> None:
+        assert self._resp is not None
+        ctype = self._resp.getheader("Content-Type", "") or "none"
+        log.info("stream %s is not multipart MJPEG (%s): reading it with FFmpeg", self.uri, ctype)
+        relay = _Relay(self._resp)
+        self._relay = relay
+        with _quiet_decoders():
+            cap = cv2.VideoCapture(relay.url, cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            self._disconnect()
+            raise InputError(
+                f"stream {self.uri} answers, but neither as MJPEG nor as a video FFmpeg reads "
+                f"(Content-Type {ctype})",
+                hint="check the URL with `ffprobe URL`",
+            )
+        self._cap = cap
 
     def _connect_ffmpeg(self) -> None:
         params = [
@@ -160,6 +185,9 @@ class StreamSource(Source):
         cap, self._cap = self._cap, None
         if cap is not None:
             cap.release()
+        relay, self._relay = self._relay, None
+        if relay is not None:
+            relay.close()  # after the release: FFmpeg no longer reads its pipe
 
     def _interrupt(self) -> None:
         sock = self._sock
@@ -246,6 +274,50 @@ class StreamSource(Source):
             if image is not None and image.ndim == 3:
                 return as_image(image)
             log.debug("stream %s: skipped an undecodable part (%d bytes)", self.uri, len(jpeg))
+
+
+class _Relay:
+    """Copies an open HTTP response into a pipe that OpenCV's FFmpeg backend reads (``pipe:N``).
+
+    FFmpeg then decodes the connection already made (one request per connect) instead of
+    opening the URL a second time. The copy ends when the response ends or fails, when the
+    socket is shut down (``_interrupt``: FFmpeg's blocked read then sees the end of the pipe at
+    once) or when the reading side is closed; :meth:`close` stops it and frees both ends.
+    """
+
+    def __init__(self, resp: http.client.HTTPResponse) -> None:
+        self._resp = resp
+        self.read_fd, self._write_fd = os.pipe()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._copy, name="bgcam-stream-relay", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"pipe:{self.read_fd}"
+
+    def _copy(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    chunk = self._resp.read1(65536)
+                except Exception:  # closed under it, timed out, shut down: the end either way
+                    return
+                if not chunk:
+                    return
+                view = memoryview(chunk)
+                while view and not self._stop.is_set():
+                    view = view[os.write(self._write_fd, view) :]
+        except OSError:  # the reading side was closed
+            return
+        finally:
+            os.close(self._write_fd)  # FFmpeg sees the end of the stream
+
+    def close(self, timeout: float = 1.0) -> None:
+        """After the capture is released: stop copying, join, close the reading end."""
+        self._stop.set()
+        os.close(self.read_fd)  # a write blocked on a full pipe fails now
+        self._thread.join(timeout)
 
 
 def _content_length(headers: bytes) -> int | None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import bgcam.sources.stream as stream_mod
 from bgcam.errors import InputError
-from bgcam.sources import SourceState
+from bgcam.sources import OpenCancelled, SourceState
 from bgcam.sources.stream import StreamSource
 from tests.live_media import MjpegServer, astronaut_frames, free_port, solid, wait_for
 
@@ -84,3 +88,59 @@ def test_unreachable_url_is_an_input_error() -> None:
     src = StreamSource(f"http://127.0.0.1:{free_port()}/video")
     with pytest.raises(InputError, match="cannot connect"):
         src.open()
+
+
+def _silent_server() -> tuple[socket.socket, str]:
+    """A listening socket that accepts (the kernel does) and never answers."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    return srv, f"http://127.0.0.1:{srv.getsockname()[1]}/video"
+
+
+@pytest.mark.parametrize("scheme", ["http", "tcp"])
+def test_open_gives_up_at_once_when_cancelled(scheme: str) -> None:
+    """A stop while the open blocks (HTTP: no answer; tcp://: FFmpeg's own open timeout)."""
+    srv, url = _silent_server()
+    try:
+        source = StreamSource(url.replace("http", scheme, 1).removesuffix("/video"))
+        flag = {"stop": False}
+        t0 = time.monotonic()
+        threading.Timer(0.3, lambda: flag.update(stop=True)).start()
+        with pytest.raises(OpenCancelled):
+            source.open(cancelled=lambda: flag["stop"])
+        assert time.monotonic() - t0 < 1.0
+        assert source.state is SourceState.STOPPED
+    finally:
+        srv.close()
+
+
+def test_a_single_client_server_is_read_on_the_first_connection(tmp_path: Path) -> None:
+    """`ffmpeg -listen 1` serves one client: probing it must not use up that connection."""
+    port = free_port()
+    server = subprocess.Popen(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
+         "-i", "testsrc=size=320x240:rate=30", "-t", "20", "-c:v", "mpeg4", "-f", "mpegts",
+         "-listen", "1", f"http://127.0.0.1:{port}/v"],
+    )  # fmt: skip
+    source = StreamSource(f"http://127.0.0.1:{port}/v")
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                size = source.open()
+                break
+            except InputError:  # ffmpeg not listening yet
+                assert time.monotonic() < deadline and server.poll() is None
+                source = StreamSource(f"http://127.0.0.1:{port}/v")
+                time.sleep(0.2)
+        assert size == (320, 240) and source.mode == "ffmpeg"
+        source.start()
+        wait_for(lambda: source.frames_captured >= 10, 20, what="10 frames")
+        t0 = time.monotonic()
+        source.stop()
+        assert time.monotonic() - t0 < 1.5
+    finally:
+        source.stop()
+        server.kill()
+        server.wait(10)
