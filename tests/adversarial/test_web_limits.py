@@ -26,7 +26,8 @@ from tests.live_media import DaemonProcess
 pytestmark = pytest.mark.slow
 
 DAEMON_NOFILE = 256
-ATTACK_SECONDS = 10.0  # bounded here; the Target's 20 s run is in docs/hardening.md
+# Bounded: 10 s in the suite; BGCAM_ATTACK_SECONDS=20 for the Target's run (docs/hardening.md).
+ATTACK_SECONDS = float(os.environ.get("BGCAM_ATTACK_SECONDS", "10"))
 MAX_CONNECTS = 20_000  # bounded in count too
 
 
