@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
+import sys
 import threading
 import warnings
 from collections import OrderedDict
@@ -48,6 +50,7 @@ __all__ = [
 MAX_SIDE = 8192
 MAX_PIXELS = MAX_SIDE * MAX_SIDE
 CACHE_SIZE = 2
+PRELOAD_NICE = 10
 
 _REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
             (2, cv2.IMREAD_REDUCED_COLOR_2))  # fmt: skip
@@ -148,6 +151,7 @@ def fitted_image(path: Path, size: tuple[int, int], what: str | None = None) -> 
         cached = _cache.get(key) if key is not None else None
     if cached is not None:
         return cached
+    log.debug("%s: not prepared for %dx%d; decoding it on this thread", what or path, *size)
     return _fit(path, size, what, key)
 
 
@@ -170,5 +174,23 @@ def _fit(
 def preload(path: Path, size: tuple[int, int], what: str | None = None) -> None:
     """Check, decode and fit ``path`` to ``size`` now, on this thread, for a
     :func:`fitted_image` soon after (on the output thread). Raises InputError like
-    :func:`read_image`."""
+    :func:`read_image`.
+
+    The calling thread (a control surface's) is lowered to :data:`PRELOAD_NICE` first, so on a
+    busy machine the decode waits for the video threads instead of delaying frames.
+    """
+    _lower_priority(PRELOAD_NICE)
     _fit(path, size, what, _key(path, size))
+
+
+def _lower_priority(nice: int) -> None:
+    """Linux: give the calling thread at least ``nice`` (threads have their own; no privilege
+    is needed to lower one's own priority, which is why this never raises it back)."""
+    if sys.platform != "linux":
+        return
+    try:
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+    except OSError as exc:
+        log.debug("cannot lower this thread's priority: %s", exc)

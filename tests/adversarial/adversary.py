@@ -52,12 +52,14 @@ def spawn(
     web: bool = False,
     nofile: int | None = None,
     wait: bool = True,
+    verbose: bool = False,
 ) -> DaemonProcess:
     """``bgcam run`` as a subprocess; with ``wait`` until it sends frames (and serves its panel).
 
     ``nofile``: the daemon's RLIMIT_NOFILE (soft and hard), set before it starts.
     """
-    argv = [sys.executable, "-m", "bgcam", "run", "--source", source, *BASE_ARGS]
+    argv = [sys.executable, "-m", "bgcam", *(["-v"] if verbose else []), "run",
+            "--source", source, *BASE_ARGS]  # fmt: skip
     if web:
         argv += ["--set", "web.enabled=true", "--set", f"web.port={free_port()}"]
     argv += list(args)

@@ -37,7 +37,7 @@ class Running(NamedTuple):
 
 @pytest.fixture
 def running(tmp_path: Path, rundir: Path) -> Iterator[Running]:
-    d = spawn(rundir, tmp_path, web=True)
+    d = spawn(rundir, tmp_path, web=True, verbose=True)
     url, token = panel(rundir)
     yield Running(d, url, token, rundir)
     d.finish()
@@ -84,7 +84,8 @@ def test_a_bomb_background_is_refused_by_ctl(running: Running, bomb: Path) -> No
 def test_a_legal_8192_background_does_not_stall_the_output(
     running: Running, tmp_path: Path
 ) -> None:
-    """The decode happens on the control socket's thread: the output thread only fits it."""
+    """The decode happens on the control socket's thread; the output thread only picks up the
+    prepared picture (the debug log says when it has to decode one itself)."""
     xs = np.linspace(0, 255, 8192, dtype=np.float32)
     big = np.empty((8192, 8192, 3), np.uint8)
     big[..., 0] = xs[None, :].astype(np.uint8)
@@ -114,6 +115,5 @@ def test_a_legal_8192_background_does_not_stall_the_output(
     during = s3["frames_repeated"] - s2["frames_repeated"]
     assert s3["mode"] == "replace"
     print(f"8192² background: {during} repeated frames (plain mode switch: {baseline})")
-    # Today's main froze the output for about a second here (~30 repeats); a busy shared
-    # machine alone repeats a few.
-    assert during <= baseline + 10
+    assert "8192x8192 decoded at 1/8" in running.daemon.output  # on the socket's thread
+    assert "decoding it on this thread" not in running.daemon.output
