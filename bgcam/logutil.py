@@ -11,7 +11,8 @@ gets through says how many were held back::
 
 A traceback is shown with the first line of a window only. The table of call sites is bounded
 (:data:`MAX_SITES`, least recently seen dropped first), so a flood of distinct messages cannot
-grow it either; at most :data:`GLOBAL_PER_SECOND` lines a second pass in all.
+grow it either. Repeats pass at most :data:`GLOBAL_PER_SECOND` a second in all; the first
+line of each call site in a window always passes (the number of call sites is finite).
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ class RateLimitFilter(logging.Filter):
             else:
                 held = 0
             self._sites.move_to_end(key)
-            if site.passed >= self.burst or not self._global_ok(now):
+            # A site's first line in a window always passes (nothing new is ever lost); its
+            # repeats count against the site's burst and against all sites' rate together.
+            if site.passed >= self.burst or (site.passed and not self._global_ok(now)):
                 site.held += 1
                 self.held_total += 1
                 return False
