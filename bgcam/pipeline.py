@@ -32,7 +32,7 @@ from bgcam.live.worker import SegmentationWorker, opencv_threads
 from bgcam.ondemand import watch_for
 from bgcam.segment import Segmenter, create_segmenter, roi_status
 from bgcam.sinks import Sink
-from bgcam.sources import Source
+from bgcam.sources import OpenCancelled, Source
 from bgcam.stats import Stats, format_line
 from bgcam.status import DaemonStatus, SourceStatus
 
@@ -65,6 +65,8 @@ class Pipeline:
         self._memory = ToggleMemory()
         self.stats = Stats()
         self.stop_requested = False
+        self.abandoned_open: Source | None = None
+        """The source whose start-up open a stop gave up (its helper thread may still run)."""
         self._source, self._sink = source, sink
         self._segmenter, self._build_segmenter = segmenter, build_segmenter
         self._demand_path = demand_path
@@ -167,7 +169,10 @@ class Pipeline:
         """Open source, sink and stages; start the threads. Raises BgCamError when impossible."""
         self.lifecycle.to(PipelineState.STARTING)
         cfg = self._cfg
-        source, sink, size = open_ends(cfg, self._source, self._sink)
+        # A stop (TERM, INT, `ctl quit`) while the source opens ends the start at once.
+        source, sink, size = open_ends(
+            cfg, self._source, self._sink, cancelled=lambda: self.stop_requested
+        )
         self._source, self._sink, self.size = source, sink, size
         try:
             self.engine = engine = Engine(
@@ -209,7 +214,12 @@ class Pipeline:
             engine, self._worker, self.governor, config=lambda: self._cfg, adopt=self._adopt
         )
         source.start()
-        if source.wait_newer(-1, 2.0) is None:  # the first frame, so the output starts with it
+        first = None
+        for _ in range(20):  # the first frame (within 2 s), so the output starts with it
+            first = source.wait_newer(-1, 0.1)
+            if first is not None or self.stop_requested:
+                break
+        if first is None and not self.stop_requested:
             log.warning("no frame from %s within 2 s of starting", source.uri)
         self.lifecycle.to(RUNNING)
         log.info("running: %s → %s, %dx%d at %g fps", source.uri, sink.name, *size, cfg.output.fps)
@@ -248,6 +258,9 @@ class Pipeline:
         try:
             self.start()
             self._loop(seconds)
+        except OpenCancelled as exc:
+            self.abandoned_open = exc.source
+            log.info("stopped while the source was opening")
         finally:
             self.close()
         summary = self.stats.summary()

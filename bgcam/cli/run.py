@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +114,15 @@ def run(
         raise
     finally:
         report.write()
+    opened = report.pipeline.abandoned_open
+    if opened is not None and opened.open_abandoned:
+        # Stopped during the start-up open, which may still run on a helper thread (FFmpeg's
+        # cannot be interrupted): everything else is closed, so leave now, without waiting for
+        # it or letting the interpreter's teardown meet it.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _run(pipeline: Any, cfg: Config, config_path: Path | None, seconds: float | None) -> Any:

@@ -11,7 +11,7 @@ from bgcam.errors import BgCamError, combine
 from bgcam.live.state import Lifecycle, PipelineState
 from bgcam.ondemand import DemandWatcher
 from bgcam.sinks import Sink, create_sink
-from bgcam.sources import Source, create_source
+from bgcam.sources import OpenCancelled, Source, create_source
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,16 @@ def output_size(out: OutputConfig, native: tuple[int, int]) -> tuple[int, int]:
 
 
 def open_ends(
-    cfg: Config, source: Source | None, sink: Sink | None
+    cfg: Config,
+    source: Source | None,
+    sink: Sink | None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> tuple[Source, Sink, tuple[int, int]]:
     """Create what is not given, find the sink's device and open the source (both errors are
-    reported together); the source scales to the output size when that differs from its own.
-    The sink is opened later, once the size is known to work for the stages."""
+    reported together; ``cancelled``: see :meth:`Source.open`, OpenCancelled). The source scales
+    every frame to the output size, which is fixed for the run: a camera or stream that comes
+    back at another resolution is still delivered at it, so the stages and the sink never see
+    another size. The sink is opened later, once the size is known to work for the stages."""
     errors: list[BgCamError] = []
     try:
         sink = sink or create_sink(
@@ -50,15 +55,17 @@ def open_ends(
         errors.append(exc)
     try:
         source = source or create_source(cfg.source)
-        native = source.open()
+        native = source.open(cancelled)
+    except OpenCancelled:
+        raise
     except BgCamError as exc:
         errors.append(exc)
     if errors:
         raise combine(errors)
     assert source is not None and sink is not None
     size = output_size(cfg.output, native)
+    source.target_size = size  # also after a reconnect at another resolution
     if size != native:
-        source.target_size = size
         log.info("processing and output at %dx%d (source %dx%d)", *size, *native)
     return source, sink, size
 
@@ -67,7 +74,7 @@ def open_source(cfg: Config, size: tuple[int, int]) -> Source:
     """A new source for ``cfg.source``, opened (not started) and scaled to ``size``."""
     new = create_source(cfg.source)
     new.open()
-    new.target_size = size if new.native_size != size else None
+    new.target_size = size
     return new
 
 

@@ -106,6 +106,10 @@ class OpenCancelled(BgCamError):
 
     exit_code = 0
 
+    def __init__(self, message: str, source: Source) -> None:
+        super().__init__(message)
+        self.source = source
+
 
 class Source:
     """Base class: subclasses implement ``_connect``, ``_read``, ``_disconnect``.
@@ -134,6 +138,7 @@ class Source:
         self._index = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._opener: threading.Thread | None = None
         self._at_end = False
         self._lost_reason = ""
         self._lost_since: float | None = None
@@ -205,6 +210,16 @@ class Source:
         assert self.native_size is not None
         return self.native_size
 
+    @property
+    def open_abandoned(self) -> bool:
+        """True once :meth:`open` gave up on a stop; its helper thread may still run (an FFmpeg
+        open cannot be interrupted), so a process that exits now should not wait for it."""
+        return (
+            self._opener is not None
+            and self._state is SourceState.STOPPED
+            and (self.native_size is None or self._opener.is_alive())
+        )
+
     def _open_cancellable(self, cancelled: Callable[[], bool]) -> None:
         done = threading.Event()
         failure: list[BaseException] = []
@@ -222,6 +237,7 @@ class Source:
                     self._disconnect()  # opened after the caller gave up: release it
 
         thread = threading.Thread(target=opener, name=f"bgcam-open-{self.kind}", daemon=True)
+        self._opener = thread
         thread.start()
         while not done.wait(CANCEL_POLL):
             if cancelled():
@@ -234,7 +250,7 @@ class Source:
                         self._interrupt()
                     except Exception as exc:  # best effort, as in stop()
                         log.debug("%s: interrupt failed: %s", self.kind, exc)
-                    raise OpenCancelled(f"stopped while opening {self.uri}")
+                    raise OpenCancelled(f"stopped while opening {self.uri}", self)
         if failure:
             raise failure[0]
 

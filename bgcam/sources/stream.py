@@ -146,7 +146,7 @@ class StreamSource(Source):
         log.info("stream %s is not multipart MJPEG (%s): reading it with FFmpeg", self.uri, ctype)
         relay = _Relay(self._resp)
         self._relay = relay
-        with _quiet_decoders():
+        with quiet_decoders():
             cap = cv2.VideoCapture(relay.url, cv2.CAP_FFMPEG)
         if not cap.isOpened():
             self._disconnect()
