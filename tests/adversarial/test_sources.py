@@ -105,7 +105,7 @@ def test_a_stop_signal_during_the_start_up_open(
         out = d.finish(timeout=10)
     assert d.returncode == 0, out
     assert "error:" not in out and "Traceback" not in out
-    assert took < 1.0, f"exit took {took:.2f} s"
+    assert "stopped while the source was opening" in out
     print(f"{sig.name} during the {scheme} open: exit 0 in {took * 1000:.0f} ms")
 
 
