@@ -12,9 +12,16 @@ from bgcam.outpath import check_output
 
 
 def test_missing_folder_of_the_output_is_created(tmp_path: Path) -> None:
-    target = tmp_path / "a" / "b" / "stats.json"
+    target = tmp_path / "a" / "stats.json"
     assert check_output(target, what="--stats-json") == target
     assert target.parent.is_dir() and not target.exists()
+
+
+def test_only_the_outputs_own_folder_is_created(tmp_path: Path) -> None:
+    """A typo higher up (`-o /data/typo/x/out.mp4`) is an error, not new folders."""
+    with pytest.raises(OutputError, match="does not exist"):
+        check_output(tmp_path / "a" / "b" / "stats.json", what="--stats-json")
+    assert not (tmp_path / "a").exists()
 
 
 def test_a_folder_output_gets_its_parent_only(tmp_path: Path) -> None:
