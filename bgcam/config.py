@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import sys
+import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -376,7 +377,18 @@ def parse_override(item: str) -> tuple[str, Any]:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
+    if isinstance(value, str) and _is_list_key(key):
+        # A list setting takes `a,b,c` as well as the TOML list ["a", "b", "c"].
+        value = [part.strip() for part in value.split(",") if part.strip()]
     return key, value
+
+
+def _is_list_key(key: str) -> bool:
+    """Whether the dotted ``key`` names a list setting (``segment.providers``)."""
+    *sections, name = key.split(".")
+    model = _model_at(tuple(sections))
+    field = model.model_fields.get(name) if model is not None else None
+    return field is not None and typing.get_origin(field.annotation) in (tuple, list)
 
 
 def from_mapping(data: Mapping[str, Any], source: str | None = None) -> Config:
@@ -426,6 +438,9 @@ def _describe(err: Mapping[str, Any]) -> str:
         maybe = f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])!r}?)" if close else ""
         return f"{key}: unknown key{maybe}; expected one of: {', '.join(known)}"
     expected = _expected(err)
+    if kind == "tuple_type" or (len(loc) > 2 and isinstance(loc[-1], int)):
+        list_key = ".".join(str(p) for p in loc if not isinstance(p, int))
+        expected += f' (e.g. --set {list_key}=A,B or {list_key} = ["A", "B"] in a file)'
     return f"{key}: expected {expected}, got {given!r}"
 
 

@@ -229,10 +229,25 @@ def _run_steps(path: Path, steps: list[list[str]]) -> ServiceResult:
     return ServiceResult(path, done, todo)
 
 
+NO_USER_MANAGER = ("Failed to connect to bus", "systemctl not found", "No medium found")
+"""What ``systemctl --user`` says when there is no user manager to ask."""
+
+
 def service_status() -> tuple[bool, str]:
-    """(unit installed, text from ``systemctl --user status`` or why it is unavailable)."""
+    """(unit installed, text from ``systemctl --user status``).
+
+    Raises :class:`BgCamError` when there is no user manager to ask (no user bus: ssh without
+    lingering, a container, sudo), since the service's state is then unknown.
+    """
     path = unit_path()
     _, out = _systemctl("status", "--no-pager", "--lines=5", UNIT_NAME)
+    if any(sign in out for sign in NO_USER_MANAGER):
+        where = "installed" if path.exists() else "not installed"
+        raise BgCamError(
+            f"cannot ask systemd about the service (unit {path}: {where}): {out.splitlines()[0]}",
+            hint="run `bgcam service status` in your desktop session; over ssh, "
+            "`loginctl enable-linger $USER` once and `export XDG_RUNTIME_DIR=/run/user/$(id -u)`",
+        )
     if not out:
         out = "systemctl --user status gave no output"
     return path.exists(), out

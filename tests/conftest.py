@@ -1,8 +1,10 @@
 """Fixtures shared by the whole suite: the real models and real test images.
 
-``model_dir`` runs the real ``bgcam models fetch`` code into a per-machine cache
-(``~/.cache/bgcam-test-models``, or ``$BGCAM_TEST_MODEL_CACHE``), so a fresh clone downloads the
-35 MB mediapipe wheel from PyPI once per machine and later runs only verify the files.
+``model_dir`` uses the user's own models (``make run`` / ``bgcam models fetch`` put them in the
+user data dir, or ``$BGCAM_MODEL_DIR``) when they are complete and current, so a machine fetches
+them once for both. Otherwise it runs the real ``bgcam models fetch`` code into a per-machine
+cache (``~/.cache/bgcam-test-models``, or ``$BGCAM_TEST_MODEL_CACHE``): the 35 MB mediapipe wheel
+comes from PyPI once per machine, and later runs only verify the files.
 """
 
 from __future__ import annotations
@@ -32,9 +34,14 @@ def _cache_dir() -> Path:
 @pytest.fixture(scope="session")
 def model_dir() -> Iterator[Path]:
     """A directory holding both .tflite and both .onnx models; BGCAM_MODEL_DIR points to it."""
-    from bgcam.models.fetch import fetch_models
+    from bgcam.models import model_dir as users_model_dir
+    from bgcam.models.fetch import fetch_models, model_status
 
-    path = _cache_dir()
+    explicit_cache = "BGCAM_TEST_MODEL_CACHE" in os.environ
+    if not explicit_cache and all(st.tflite_ok and st.onnx_ok for st in model_status()):
+        path = users_model_dir()
+    else:
+        path = _cache_dir()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BGCAM_MODEL_DIR", str(path))
         fetch_models(show_progress=False)  # no-op when present and verified

@@ -77,6 +77,11 @@ def _toml_string(value: str) -> str:
     return json.dumps(value)
 
 
+def examples(*lines: str) -> str:
+    """A help epilog listing ``lines`` one per line (click keeps ``\\b`` blocks unwrapped)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 EFFECT_PARAMS = ("segmenter", "mode", "blur", "blur_type", "background")
 """The parameters :func:`effect_options` adds (pass them on to :func:`effect_overrides`)."""
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from bgcam.cli import examples
 from bgcam.control.commands import COMMANDS as COMMAND_SET
 from bgcam.control.commands import Command, CommandError
 from bgcam.control.socket import ControlClient
@@ -47,8 +48,16 @@ def _summary(result: dict[str, Any]) -> str:
 
 @click.command(
     "ctl",
-    epilog="Commands: " + ", ".join(_NAMES) + ".\n\nExamples: bgcam ctl toggle; "
-    "bgcam ctl blur 40; bgcam ctl mode replace; bgcam ctl background ~/beach.jpg",
+    epilog="Commands: "
+    + ", ".join(_NAMES)
+    + ".\n\n"
+    + examples(
+        "bgcam ctl toggle",
+        "bgcam ctl blur 40",
+        "bgcam ctl mode replace",
+        "bgcam ctl background ~/beach.jpg",
+        "bgcam ctl status --json",
+    ),
 )
 @click.argument("command", type=click.Choice(_NAMES + list(COMMAND_SET)), metavar="COMMAND")
 @click.argument("arg", required=False)
@@ -79,7 +88,7 @@ def ctl(command: str, arg: str | None, as_json: bool) -> None:
         click.echo(_summary(result))
 
 
-@click.command("status")
+@click.command("status", epilog=examples("bgcam status", "bgcam status --json"))
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
 def status(as_json: bool) -> None:
     """Show what the running daemon is doing (fps, latency, mode, blur)."""

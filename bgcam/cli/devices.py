@@ -6,8 +6,10 @@ import sys
 
 import click
 
+from bgcam.cli import examples
 
-@click.command()
+
+@click.command(epilog=examples("bgcam devices", "bgcam run --source /dev/video2"))
 def devices() -> None:
     """List cameras (with the modes V4L2 reports) and the virtual cameras: v4l2loopback devices
     (version, exclusive_caps, Secure Boot) and the PipeWire camera (session, node, portal)."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from bgcam.cli import examples
 from bgcam.errors import ModelError
 from bgcam.models import MODELS
 
@@ -14,7 +15,14 @@ def _size(n: int | None) -> str:
     return "-" if n is None else f"{n / 1024:.0f} KiB"
 
 
-@click.group()
+@click.group(
+    epilog=examples(
+        "bgcam models list",
+        "bgcam models fetch",
+        "bgcam models verify",
+        "BGCAM_MODEL_DIR=/srv/models bgcam models fetch",
+    )
+)
 def models() -> None:
     """Manage the MediaPipe selfie-segmentation models (list, fetch, verify).
 
@@ -22,7 +30,7 @@ def models() -> None:
     """
 
 
-@models.command("list")
+@models.command("list", epilog=examples("bgcam models list"))
 def list_models() -> None:
     """Show each model: input size, files, sizes and whether they are verified."""
     from rich.console import Console
@@ -56,7 +64,13 @@ def list_models() -> None:
         click.echo("some models are missing or bad: run `bgcam models fetch`")
 
 
-@models.command()
+@models.command(
+    epilog=examples(
+        "bgcam models fetch",
+        "bgcam models fetch --force",
+        "bgcam models fetch --wheel mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl",
+    )
+)
 @click.option("--force", is_flag=True, help="Download and convert again even if present.")
 @click.option(
     "--wheel",
@@ -114,7 +128,7 @@ def _fetch_face_cascade(force: bool) -> None:
             click.echo(f"  fix: {exc.hint}")
 
 
-@models.command()
+@models.command(epilog=examples("bgcam models verify"))
 def verify() -> None:
     """Recheck the sha256 sums, and that each ONNX model loads and matches its TFLite original."""
     from bgcam.models.fetch import model_status

@@ -11,7 +11,13 @@ from typing import Any
 
 import click
 
-from bgcam.cli import config_options, effect_options, effect_overrides, warn_unused_background
+from bgcam.cli import (
+    config_options,
+    effect_options,
+    effect_overrides,
+    examples,
+    warn_unused_background,
+)
 from bgcam.config import Config, load_config
 from bgcam.control.runtime import start_controls
 from bgcam.errors import BgCamError
@@ -42,7 +48,16 @@ def build_loader(
     return config, load
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "bgcam run                                    # camera 0 → virtual camera",
+        "bgcam run --source clip.mp4 --sink null      # without a webcam or v4l2loopback",
+        "bgcam run --source http://phone:8080/video --sink preview",
+        "bgcam run --blur 40 --blur-type lens",
+        "bgcam run --background beach.jpg             # switches to --mode replace",
+        "bgcam run --seconds 60 --stats-json stats.json",
+    )
+)
 @config_options("TOML config file (default: your saved settings, else the defaults).")
 @effect_options
 @click.option("--source", help="Camera index, /dev/videoN, video file, image folder or URL.")
@@ -78,17 +93,7 @@ def run(
     seconds: float | None,
     stats_json: Path | None,
 ) -> None:
-    """Run live: webcam → background blur → the "BgCam" virtual camera.
-
-    \b
-    Examples:
-      bgcam run                                   # defaults: camera 0 → virtual camera
-      bgcam run --source clip.mp4 --sink null     # try without a webcam or v4l2loopback
-      bgcam run --source http://phone:8080/video --sink preview
-      bgcam run --blur 40 --blur-type lens
-      bgcam run --background beach.jpg             # switches to --mode replace
-      bgcam run --seconds 60 --stats-json stats.json
-    """
+    """Run live: webcam → background blur → the "BgCam" virtual camera."""
     from bgcam.cli import setup_logging
     from bgcam.pipeline import Pipeline
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from bgcam import service as svc
+from bgcam.cli import examples
 
 
 def _report(result: svc.ServiceResult) -> None:
@@ -18,12 +19,25 @@ def _report(result: svc.ServiceResult) -> None:
             click.echo(f"  {line}")
 
 
-@click.group("service")
+@click.group(
+    "service",
+    epilog=examples(
+        "bgcam service install --start",
+        "bgcam service status",
+        "bgcam service uninstall",
+    ),
+)
 def service() -> None:
     """Run BgCam as a systemd user service (starts at login, restarts after a crash)."""
 
 
-@service.command("install")
+@service.command(
+    "install",
+    epilog=examples(
+        "bgcam service install --start",
+        "bgcam service install --config ~/.config/bgcam/config.toml --no-enable",
+    ),
+)
 @click.option(
     "-c",
     "--config",
@@ -42,7 +56,7 @@ def install(config: Path | None, no_enable: bool, start: bool) -> None:
     click.echo("reload the config: systemctl --user reload bgcam")
 
 
-@service.command("uninstall")
+@service.command("uninstall", epilog=examples("bgcam service uninstall"))
 def uninstall() -> None:
     """Stop and disable the service and remove its unit file."""
     result = svc.uninstall()
@@ -50,7 +64,7 @@ def uninstall() -> None:
     click.echo(f"{result.path} is gone")
 
 
-@service.command("status")
+@service.command("status", epilog=examples("bgcam service status"))
 def status() -> None:
     """Whether the unit is installed, and what systemd says about it."""
     installed, text = svc.service_status()

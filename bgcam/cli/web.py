@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from bgcam.cli import examples
 from bgcam.control.socket import NotRunningError
 from bgcam.web.access import panel_url, read_access
 
@@ -30,7 +31,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-@click.command("open")
+@click.command("open", epilog=examples("bgcam open", "bgcam open --print"))
 @click.option(
     "--print", "print_only", is_flag=True, help="Only print the address; do not start a browser."
 )

@@ -1,0 +1,32 @@
+"""Every command's ``--help`` ends with examples, one per line, each a ``bgcam`` command."""
+
+from __future__ import annotations
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from bgcam.cli import main
+
+
+def _commands(group: click.Group, prefix: list[str]) -> list[list[str]]:
+    found = []
+    for name, cmd in sorted(group.commands.items()):
+        found.append([*prefix, name])
+        if isinstance(cmd, click.Group):
+            found.extend(_commands(cmd, [*prefix, name]))
+    return found
+
+
+@pytest.mark.parametrize("path", _commands(main, []), ids=" ".join)
+def test_help_has_examples_one_per_line(path: list[str]) -> None:
+    res = CliRunner().invoke(main, [*path, "--help"], terminal_width=80)
+    assert res.exit_code == 0, res.output
+    text = res.output if "Examples:" in res.output else ""
+    assert text, f"bgcam {' '.join(path)} --help has no examples"
+    lines = text.split("Examples:", 1)[1].strip().splitlines()
+    examples = [line.strip() for line in lines if line.strip()]
+    assert examples, "no example lines"
+    for line in examples:
+        assert line.startswith(("bgcam ", "BGCAM_", "OPENCV_")), line
+        assert line.count("bgcam ") == 1, f"several examples on one line: {line}"
