@@ -133,3 +133,24 @@ def test_parse_override_rejects_malformed(item: str) -> None:
 def test_default_toml_round_trips_through_tomllib() -> None:
     data = tomllib.loads(render_default_toml())
     assert Config.model_validate(data) == Config()
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("segment.providers=CPU,CUDA", ("CPU", "CUDA")),
+        ("segment.providers= CUDA , CPU ", ("CUDA", "CPU")),
+        ("segment.providers=CPU", ("CPU",)),
+        ('segment.providers=["CoreML", "CPU"]', ("CoreML", "CPU")),
+    ],
+)
+def test_list_settings_take_comma_separated_values(
+    override: str, expected: tuple[str, ...]
+) -> None:
+    assert load_config(None, [override]).segment.providers == expected
+
+
+def test_a_wrong_list_value_shows_the_form_that_works() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["segment.providers=3"])
+    assert "--set segment.providers=A,B" in err.value.message
