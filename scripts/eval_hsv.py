@@ -150,12 +150,12 @@ def run(clip: Clip, method: Callable[[U8], Bool]) -> float:
 
 
 def hsv_method(size: tuple[int, int], **kw: object) -> Callable[[U8], Bool]:
-    seg = HsvSegmenter(SegmentConfig(segmenter="hsv"), size, **kw)  # type: ignore[arg-type]
+    seg = HsvSegmenter(SegmentConfig(segmenter="hsv"), size, **kw)
 
     def method(img: U8) -> Bool:
         prob = seg.segment(ShrunkFrame(img))
         full = cv2.resize(prob, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
-        return full >= 0.5  # type: ignore[no-any-return]
+        return full >= 0.5
 
     return method
 

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from skimage import data
 
+from bgcam.config import Config
 from bgcam.control.socket import ControlClient
 from bgcam.errors import BgCamError
 
@@ -253,3 +254,45 @@ def debian_chromium(args: list[str]) -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def pipeline_config(source: str = "synthetic:160x90@15", **settings: object) -> Config:
+    """A small real daemon's config: ``source``, the null sink, the onnx segmenter on the CPU
+    compositor at 15 fps, no governor, hotkeys or periodic log lines (tests run side by side)."""
+    base: dict[str, object] = {
+        "source.uri": source,
+        "output.sink": "null",
+        "output.fps": 15.0,
+        "output.governor": False,
+        "segment.segmenter": "onnx",
+        "compose.backend": "cpu",
+        "control.hotkeys": False,
+        "log.stats_interval": 0.0,
+    }
+    return Config().replace(**{**base, **settings})
+
+
+class RunningPipeline:
+    """The real :class:`~bgcam.pipeline.Pipeline` running on a thread (not a double): what the
+    control and web tests drive. ``start()`` waits for its first frames; ``stop()`` joins it."""
+
+    def __init__(self, cfg: Config | None = None, **kwargs: Any) -> None:
+        from bgcam.pipeline import Pipeline
+
+        self.pipeline = Pipeline(cfg or pipeline_config(), loader=lambda: cfg or pipeline_config(),
+                                 **kwargs)  # fmt: skip
+        self._thread = threading.Thread(target=self.pipeline.run, name="pipeline", daemon=True)
+
+    def start(self, wait: bool = True) -> RunningPipeline:
+        self._thread.start()
+        if wait:
+            wait_for(lambda: self.frames_out() > 0, 120, "the pipeline's first frames")
+        return self
+
+    def frames_out(self) -> int:
+        return int(self.pipeline.stats.summary()["frames_out"])
+
+    def stop(self) -> None:
+        self.pipeline.request_stop()
+        self._thread.join(20)
+        assert not self._thread.is_alive(), "the pipeline did not stop"

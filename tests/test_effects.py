@@ -116,7 +116,7 @@ def test_image_background_is_fitted_once(tmp_path: Path) -> None:
 
 def test_video_background_loops(tmp_path: Path) -> None:
     path = tmp_path / "loop.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 5, (64, 48))
     for v in (40, 120, 200):
         writer.write(np.full((48, 64, 3), v, np.uint8))
     writer.release()

@@ -69,7 +69,7 @@ def test_a_failed_plan_changes_nothing() -> None:
         raise BackendError("no such model here")
 
     with Engine(cfg, SIZE) as engine:
-        engine._build_segmenter = build  # type: ignore[assignment]
+        engine._build_segmenter = build
         with pytest.raises(BackendError, match="no such model"):
             engine.plan(cfg.replace(**{"segment.every": 3}))
         assert engine.cfg == cfg
@@ -81,7 +81,7 @@ def test_plan_async_builds_off_the_calling_thread() -> None:
     with Engine(cfg, SIZE) as engine:
         real = engine._build_segmenter
 
-        def build(seg_cfg, size):  # type: ignore[no-untyped-def]
+        def build(seg_cfg, size):
             seen.append(threading.current_thread().name)
             return real(seg_cfg, size)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from bgcam.control.socket import ControlServer
-from tests.control.daemon_double import DaemonDouble
+from bgcam.pipeline import Pipeline
+from tests.live_media import RunningPipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,15 +28,14 @@ def rundir() -> Iterator[Path]:
 
 
 @pytest.fixture
-def daemon(rundir: Path) -> Iterator[DaemonDouble]:
-    double = DaemonDouble()
-    thread = double.start_thread()
-    server = ControlServer(double.commands, rundir / "control.sock")
+def daemon(rundir: Path, model_dir: Path) -> Iterator[Pipeline]:
+    """The real pipeline (synthetic source, null sink) behind a real control socket."""
+    running = RunningPipeline().start()
+    server = ControlServer(running.pipeline.commands, rundir / "control.sock")
     server.start()
-    yield double
+    yield running.pipeline
     server.stop()
-    double.request_stop()
-    thread.join(5)
+    running.stop()
 
 
 def bgcam(rundir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -50,7 +50,7 @@ def bgcam(rundir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_ctl_commands(daemon: DaemonDouble, rundir: Path) -> None:
+def test_ctl_commands(daemon: Pipeline, rundir: Path) -> None:
     res = bgcam(rundir, "ctl", "blur", "35")
     assert res.returncode == 0, res.stderr
     assert "blur" in res.stdout and "35" in res.stdout
@@ -67,7 +67,7 @@ def test_ctl_commands(daemon: DaemonDouble, rundir: Path) -> None:
     assert daemon.config.compose.blur_type == "box"
 
 
-def test_ctl_roi_settings(daemon: DaemonDouble, rundir: Path) -> None:
+def test_ctl_roi_settings(daemon: Pipeline, rundir: Path) -> None:
     assert bgcam(rundir, "ctl", "roi", "off").returncode == 0
     assert daemon.config.segment.roi is False
     assert bgcam(rundir, "ctl", "roi", "on").returncode == 0
@@ -78,7 +78,7 @@ def test_ctl_roi_settings(daemon: DaemonDouble, rundir: Path) -> None:
     assert daemon.config.segment.roi_full_every == 10
 
 
-def test_status_plain_and_json(daemon: DaemonDouble, rundir: Path) -> None:
+def test_status_plain_and_json(daemon: Pipeline, rundir: Path) -> None:
     res = bgcam(rundir, "status", "--json")
     assert res.returncode == 0, res.stderr
     status = json.loads(res.stdout)
@@ -102,7 +102,7 @@ def test_status_plain_and_json(daemon: DaemonDouble, rundir: Path) -> None:
     ],
 )
 def test_ctl_errors_are_clean(
-    daemon: DaemonDouble, rundir: Path, args: list[str], message: str
+    daemon: Pipeline, rundir: Path, args: list[str], message: str
 ) -> None:
     res = bgcam(rundir, *args)
     assert res.returncode == 1
@@ -110,9 +110,7 @@ def test_ctl_errors_are_clean(
     assert "Traceback" not in res.stderr
 
 
-def test_background_paths_are_made_absolute(
-    daemon: DaemonDouble, rundir: Path, tmp_path: Path
-) -> None:
+def test_background_paths_are_made_absolute(daemon: Pipeline, rundir: Path, tmp_path: Path) -> None:
     import cv2
     import numpy as np
 

@@ -12,11 +12,12 @@ import pytest
 
 from bgcam.compose import create_compositor, onnxgraph
 from bgcam.compose.cpu import CpuCompositor
-from bgcam.compose.cuda import CPU, CUDA, OnnxCompositor, probe_cuda
+from bgcam.compose.cuda import OnnxCompositor, probe_cuda
 from bgcam.compose.plan import BlurPlan
 from bgcam.config import ComposeConfig
 from bgcam.errors import BackendError
 from bgcam.frame import ShrunkFrame, upsample_alpha8
+from bgcam.ort import CPU, CUDA
 from tests.compose.compose_cases import (
     CASES,
     MIN_PSNR,

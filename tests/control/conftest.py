@@ -1,3 +1,5 @@
-"""Fixtures of this folder; its helpers live in control_support.py (imported by name)."""
+"""Fixtures of this folder (defined in control_support.py, imported here by name)."""
 
-from control_support import *  # noqa: F403 - pytest finds the fixtures in this namespace
+from tests.control.control_support import clip, served, xvfb
+
+__all__ = ["clip", "served", "xvfb"]

@@ -1,4 +1,4 @@
-"""Fixtures for the control tests: a private runtime dir, a daemon double, a daemon process."""
+"""Fixtures for the control tests: the real pipeline with its control socket, a daemon process."""
 
 from __future__ import annotations
 
@@ -10,33 +10,38 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_double import DaemonDouble
 
 from bgcam.control.socket import ControlServer
-from tests.live_media import DaemonProcess, client_ready, wait_for  # noqa: F401 - shared helpers
+from bgcam.pipeline import Pipeline
+from tests.live_media import (  # noqa: F401 - shared helpers
+    DaemonProcess,
+    RunningPipeline,
+    client_ready,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-DOUBLE = Path(__file__).resolve().parent / "daemon_double.py"
+CLOBBERING = Path(__file__).resolve().parent / "clobbering_daemon.py"
 
 
 @pytest.fixture
-def served(rundir: Path) -> Iterator[tuple[DaemonDouble, ControlServer]]:
-    """A daemon double making frames in a thread, with the control socket serving it."""
-    daemon = DaemonDouble()
-    thread = daemon.start_thread()
-    server = ControlServer(daemon.commands)
+def served(rundir: Path, model_dir: Path) -> Iterator[tuple[Pipeline, ControlServer]]:
+    """The real pipeline (synthetic source, null sink) on a thread, served by the control socket."""
+    running = RunningPipeline().start()
+    server = ControlServer(running.pipeline.commands)
     server.start()
-    yield daemon, server
+    yield running.pipeline, server
     server.stop()
-    daemon.request_stop()
-    thread.join(5)
+    running.stop()
 
 
-def spawn_double(rundir: Path, *args: str, env: dict[str, str] | None = None) -> DaemonProcess:
-    """The daemon double as its own process (real signals, real socket); waits until it serves."""
+def spawn_clobbering(rundir: Path, env: dict[str, str] | None = None) -> DaemonProcess:
+    """A real daemon process whose SIGUSR1 handler is replaced behind Python's back once its
+    controls are up (as LLVM inside an OpenCL driver does); waits until it serves."""
     full_env = {**os.environ, "BGCAM_RUNTIME_DIR": str(rundir), **(env or {})}
-    daemon = DaemonProcess([sys.executable, str(DOUBLE), *args], full_env, rundir / "control.sock")
-    daemon.wait_serving()
+    argv = [sys.executable, str(CLOBBERING)]
+    daemon = DaemonProcess(argv, full_env, rundir / "control.sock")
+    daemon.wait_serving(timeout=120)
     return daemon
 
 
@@ -83,13 +88,6 @@ def press(display: str, keys: str) -> None:
     )
 
 
-def real_daemon_available() -> bool:
-    """True once `bgcam run` exists (the live-daemon work); until then tests use the double."""
-    from bgcam.cli import main
-
-    return "run" in main.commands
-
-
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A short real video (a moving gradient with a dark 'person' blob), written with OpenCV."""
@@ -98,7 +96,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     path = tmp_path_factory.mktemp("clip") / "clip.avi"
     w, h, n = 320, 240, 60
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (w, h))
     assert writer.isOpened()
     xs = np.linspace(0, 255, w, dtype=np.float32)
     for i in range(n):
@@ -116,15 +114,13 @@ def spawn_daemon(
     config: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> DaemonProcess:
-    """The real `bgcam run --source CLIP --sink null` (the double until `bgcam run` exists).
+    """The real `bgcam run --source CLIP --sink null`.
 
     The cheap ``hsv`` segmenter (given with ``--set``, so reloads keep it) keeps these control
     tests free of model files and light on the shared CPU; XDG_CONFIG_HOME points to an empty
     directory so a user config on the machine cannot leak in.
     """
     base = {"XDG_CONFIG_HOME": str(rundir.parent / "xdg"), **(env or {})}
-    if not real_daemon_available():
-        return spawn_double(rundir, *(["--config", str(config)] if config else []), env=base)
     full_env = {**os.environ, "BGCAM_RUNTIME_DIR": str(rundir), **base}
     argv = [sys.executable, "-m", "bgcam", "run", "--source", str(clip), "--sink", "null",
             "--set", "segment.segmenter=hsv"]  # fmt: skip

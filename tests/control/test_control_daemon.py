@@ -9,14 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from control_support import ROOT, real_daemon_available, spawn_daemon
-
 from bgcam.control.socket import ControlClient
-
-pytestmark = pytest.mark.skipif(
-    not real_daemon_available(), reason="needs `bgcam run` (the live daemon)"
-)
+from tests.control.control_support import ROOT, spawn_daemon
 
 
 def run_second(rundir: Path, clip: Path) -> subprocess.CompletedProcess[str]:

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from control_support import DaemonProcess, spawn_daemon, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bgcam.control.commands import COMMANDS
 from bgcam.control.socket import MAX_LINE, ControlClient
+from tests.control.control_support import spawn_daemon
+from tests.live_media import DaemonProcess, wait_for
 
 # Commands that would legitimately stop or freeze the video are left out of the valid names.
 SAFE = sorted(set(COMMANDS) - {"quit", "pause", "save", "reload", "background", "segmenter"})

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import evdev
 import pytest
-from control_support import DaemonProcess, press, spawn_daemon, start_xvfb, wait_for
 
 from bgcam.config import ControlConfig, KeysConfig
 from bgcam.control.commands import CommandQueue
@@ -19,6 +18,8 @@ from bgcam.control.hotkeys import (
     start_hotkeys,
 )
 from bgcam.control.socket import ControlClient
+from tests.control.control_support import press, spawn_daemon, start_xvfb
+from tests.live_media import DaemonProcess, wait_for
 
 
 @pytest.mark.parametrize(

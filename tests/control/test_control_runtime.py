@@ -11,13 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from control_support import spawn_daemon, wait_for
-from daemon_double import DaemonDouble
 
 from bgcam.control.runtime import ServiceWatcher, start_controls
 from bgcam.control.socket import ControlClient, NotRunningError
 from bgcam.errors import DeviceError
+from bgcam.pipeline import Pipeline
 from bgcam.service import SystemdNotifier
+from tests.control.control_support import spawn_daemon
+from tests.live_media import RunningPipeline, pipeline_config, wait_for
 
 
 class NotifyListener:
@@ -100,23 +101,21 @@ def test_daemon_reports_ready_status_watchdog_and_stopping(
     wait_for(lambda: "STOPPING=1" in listener.fields(), what="STOPPING=1")
 
 
-def test_stop_ends_everything_and_restores_signal_handlers(rundir: Path) -> None:
+def test_stop_ends_everything_and_restores_signal_handlers(rundir: Path, model_dir: Path) -> None:
     before = signal.getsignal(signal.SIGHUP)
-    daemon = DaemonDouble()
-    thread = daemon.start_thread()
-    controls = start_controls(daemon, None)
+    running = RunningPipeline().start()
+    controls = start_controls(running.pipeline, None)
     try:
         assert controls.server is not None and controls.signals is not None
         assert signal.getsignal(signal.SIGHUP) is not before
         with ControlClient() as c:
             assert c.call("blur", 10)["blur"] == 10
         with pytest.raises(DeviceError, match="already running"):
-            start_controls(DaemonDouble(), None)
+            start_controls(RunningPipeline().pipeline, None)
         assert signal.getsignal(signal.SIGHUP) is not before  # the refused one restored its own
     finally:
         controls.stop()
-        daemon.request_stop()
-        thread.join(5)
+        running.stop()
     assert signal.getsignal(signal.SIGHUP) is before
     with pytest.raises(NotRunningError):
         ControlClient()
@@ -124,9 +123,8 @@ def test_stop_ends_everything_and_restores_signal_handlers(rundir: Path) -> None
 
 
 def test_socket_off_means_no_socket_and_no_lock(rundir: Path) -> None:
-    daemon = DaemonDouble()
-    daemon._config = daemon.config.replace(**{"control.socket": False, "control.hotkeys": False})
-    controls = start_controls(daemon, None)
+    cfg = pipeline_config(**{"control.socket": False, "control.hotkeys": False})
+    controls = start_controls(Pipeline(cfg), None)
     try:
         assert controls.server is None and controls.hotkeys is None
         assert not (rundir / "control.sock").exists()
@@ -134,24 +132,28 @@ def test_socket_off_means_no_socket_and_no_lock(rundir: Path) -> None:
         controls.stop()
 
 
-def test_watchdog_pings_only_while_the_loop_applies_commands(listener: NotifyListener) -> None:
+def test_watchdog_pings_only_while_the_loop_applies_commands(
+    listener: NotifyListener, model_dir: Path
+) -> None:
     """A hung frame loop must let the systemd watchdog fire: no answer, no WATCHDOG=1."""
-    daemon = DaemonDouble()  # its loop is not running yet: nobody drains the queue
-    watcher = ServiceWatcher(daemon.commands, SystemdNotifier(listener.address, 400_000))
+    running = RunningPipeline()  # its loop is not running yet: nobody drains the queue
+    commands = running.pipeline.commands
+    watcher = ServiceWatcher(commands, SystemdNotifier(listener.address, 400_000))
     watcher.start()
     try:
         # 0.2 s period: let several periods pass with nothing answering
         unanswered: list[object] = []
         wait_for(
-            lambda: unanswered.extend(daemon.commands.drain()) or len(unanswered) >= 3,
+            lambda: unanswered.extend(commands.drain()) or len(unanswered) >= 3,
             what="unanswered status requests",
         )
         assert listener.fields() == []
-        thread = daemon.start_thread()
+        running.start(wait=False)
         wait_for(lambda: listener.fields().count("WATCHDOG=1") >= 2, what="watchdog pings")
-        assert listener.fields()[0] == "READY=1"
+        fields = listener.fields()
+        # READY once frames flow, before any watchdog ping (a STATUS line may come first).
+        assert "READY=1" in fields and fields.index("READY=1") < fields.index("WATCHDOG=1")
     finally:
         watcher.stop()
-        daemon.request_stop()
-    thread.join(5)
+        running.stop()
     wait_for(lambda: "STOPPING=1" in listener.fields(), what="STOPPING=1")

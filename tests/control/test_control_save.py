@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-from control_support import spawn_daemon
 
 from bgcam.config import Config, load_config
 from bgcam.control.save import changed_keys, save_config, user_config_path
 from bgcam.control.socket import ControlClient
 from bgcam.errors import ConfigError
+from tests.control.control_support import spawn_daemon
 
 ORIGINAL = """\
 # My BgCam setup -- hand written.

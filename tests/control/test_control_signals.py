@@ -7,9 +7,10 @@ import signal
 from pathlib import Path
 
 import pytest
-from control_support import spawn_daemon, spawn_double, wait_for
 
 from bgcam.control.socket import ControlClient
+from tests.control.control_support import spawn_clobbering, spawn_daemon
+from tests.live_media import wait_for
 
 
 def status(rundir: Path) -> dict[str, object]:
@@ -79,10 +80,10 @@ def test_quit_over_the_socket_stops_it(rundir: Path, clip: Path) -> None:
     assert not (rundir / "control.sock").exists()
 
 
-def test_a_handler_replaced_behind_pythons_back_is_restored(rundir: Path) -> None:
+def test_a_handler_replaced_behind_pythons_back_is_restored(rundir: Path, model_dir: Path) -> None:
     """LLVM (inside pocl and other OpenCL drivers) replaces the USR1 handler at the C level and
     swallows the signal; the dispatcher notices and puts Python's handler back."""
-    proc = spawn_double(rundir, "--clobber-usr1")
+    proc = spawn_clobbering(rundir)
     try:
         proc.wait_log("a native library replaced the handlers of SIGUSR1")
         proc.send_signal(signal.SIGUSR1)

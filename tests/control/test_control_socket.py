@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from control_support import wait_for
-from daemon_double import DaemonDouble
 
+from bgcam.control.commands import CommandQueue
 from bgcam.control.socket import (
     IDLE_TIMEOUT,
     MAX_CLIENTS,
@@ -29,8 +28,10 @@ from bgcam.control.socket import (
     runtime_dir,
 )
 from bgcam.errors import BgCamError, DeviceError
+from bgcam.pipeline import Pipeline
+from tests.live_media import RunningPipeline, wait_for
 
-Served = tuple[DaemonDouble, ControlServer]
+Served = tuple[Pipeline, ControlServer]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -59,7 +60,7 @@ def test_commands_round_trip_and_are_applied_between_frames(served: Served) -> N
     with ControlClient() as c:
         reply = c.request("blur", 40)
         assert reply["ok"] is True and reply["error"] is None and reply["id"] == 1
-        assert reply["result"]["blur"] == 40  # type: ignore[index]
+        assert reply["result"]["blur"] == 40
         assert c.call("blur-up")["blur"] == 50
         assert c.call("blur_down")["blur"] == 40
         assert c.call("toggle")["mode"] == "off"
@@ -199,7 +200,7 @@ def test_socket_and_dir_are_private(served: Served, rundir: Path) -> None:
 def test_an_existing_open_dir_is_tightened(rundir: Path) -> None:
     rundir.mkdir(mode=0o755)
     os.chmod(rundir, 0o755)
-    server = ControlServer(DaemonDouble().commands)
+    server = ControlServer(CommandQueue())
     server.start()
     try:
         assert stat.S_IMODE(rundir.stat().st_mode) == 0o700
@@ -241,10 +242,10 @@ def test_peers_of_other_users_are_refused(served: Served, rundir: Path) -> None:
 
 def test_a_second_daemon_is_refused_with_the_pid(served: Served) -> None:
     with pytest.raises(DeviceError, match=rf"already running \(pid {os.getpid()}\)"):
-        ControlServer(DaemonDouble().commands).start()
+        ControlServer(CommandQueue()).start()
 
 
-def test_a_stale_socket_is_cleaned_up(rundir: Path) -> None:
+def test_a_stale_socket_is_cleaned_up(rundir: Path, model_dir: Path) -> None:
     """A crash leaves the socket file behind with nobody listening: the next start removes it."""
     rundir.mkdir(mode=0o700)
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -252,17 +253,15 @@ def test_a_stale_socket_is_cleaned_up(rundir: Path) -> None:
     stale.close()  # file stays, connect() is refused
     with pytest.raises(NotRunningError, match="not running"):
         ControlClient()
-    daemon = DaemonDouble()
-    thread = daemon.start_thread()
-    server = ControlServer(daemon.commands)
+    running = RunningPipeline().start()
+    server = ControlServer(running.pipeline.commands)
     server.start()
     try:
         (reply,) = raw(server.path, b'{"cmd": "status"}\n')
         assert reply["ok"] is True
     finally:
         server.stop()
-        daemon.request_stop()
-        thread.join(5)
+        running.stop()
     assert not server.path.exists()
 
 
@@ -284,21 +283,20 @@ def test_client_reports_daemon_errors(served: Served) -> None:
 
 
 def test_a_command_the_daemon_does_not_get_to_is_dropped_not_applied_late(
-    rundir: Path, monkeypatch: pytest.MonkeyPatch
+    rundir: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import bgcam.control.socket as control_socket
 
     monkeypatch.setattr(control_socket, "REPLY_TIMEOUT", 0.5)
-    daemon = DaemonDouble()  # its frame loop is not running: nothing applies commands
-    server = ControlServer(daemon.commands)
+    running = RunningPipeline()  # not started: nothing applies commands
+    server = ControlServer(running.pipeline.commands)
     server.start()
     try:
         (reply,) = raw(server.path, b'{"id": 1, "cmd": "blur", "arg": 5}\n')
         assert reply["ok"] is False and "not applied" in str(reply["error"])
-        thread = daemon.start_thread()  # the loop comes back
+        running.start()  # the loop comes (back)
         with ControlClient() as c:
             assert c.call("status")["blur"] == 60  # the dropped command never ran
     finally:
         server.stop()
-        daemon.request_stop()
-    thread.join(5)
+        running.stop()

@@ -10,6 +10,7 @@ import pytest
 
 from bgcam.config import SourceConfig
 from bgcam.errors import InputError
+from bgcam.frame import Frame
 from bgcam.sources import SourceState, SourceStateError, create_source, source_kind
 from bgcam.sources.file import FileSource
 from tests.live_media import astronaut_frames, wait_for, write_clip
@@ -79,7 +80,7 @@ def test_folder_source_plays_images_in_order(tmp_path: Path) -> None:
     src = create_source(SourceConfig(uri=str(tmp_path), fps=100.0, loop=False))
     src.open()
     src.start()
-    seen = []
+    seen: list[Frame] = []
     last = -1
     while len(seen) < 3:
         frame = src.wait_newer(last, 10.0)

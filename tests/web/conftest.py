@@ -1,3 +1,5 @@
-"""Fixtures of this folder; its helpers live in web_support.py (imported by name)."""
+"""Fixtures of this folder (defined in web_support.py, imported here by name)."""
 
-from web_support import *  # noqa: F403 - pytest finds the fixtures in this namespace
+from tests.web.web_support import artifacts, browser, control, pipeline, upload_dir, web, web_models
+
+__all__ = ["artifacts", "browser", "control", "pipeline", "upload_dir", "web", "web_models"]

@@ -22,13 +22,11 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from web_pipeline_double import EnginePipeline
-from web_support import photo
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bgcam.config import WebConfig
 from bgcam.web.server import start_web
+from tests.web.web_support import photo_pipeline
 
 VIEWER = """
 import sys, time, httpx
@@ -57,8 +55,10 @@ def main() -> None:
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     me = psutil.Process(os.getpid())
-    pipeline = EnginePipeline(photo((w, h)), engine=False, fps=30).start()
     run = Path(tempfile.mkdtemp(prefix="bgw-cpu-"))
+    # The real pipeline passing the photo through (mode off): the idle figure includes it.
+    running = photo_pipeline(run, (w, h), **{"compose.mode": "off", "output.fps": 30.0}).start()
+    pipeline = running.pipeline
     web = start_web(
         pipeline,
         WebConfig(preview_fps=args.fps),
@@ -86,7 +86,7 @@ def main() -> None:
         out, _ = viewer.communicate(timeout=30)
     finally:
         web.stop()
-        pipeline.stop()
+        running.stop()
     result = {
         "frame": f"{w}x{h}",
         "preview_fps": args.fps,

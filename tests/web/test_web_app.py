@@ -17,13 +17,14 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from web_pipeline_double import EnginePipeline
-from web_support import photo
 
 from bgcam.control.socket import ControlClient
+from bgcam.pipeline import Pipeline
 from bgcam.web.access import TOKEN_NAME, URL_NAME, csrf_token, read_access
 from bgcam.web.app import COOKIE, DRAIN_BYTES, MAX_UPLOAD_BYTES
 from bgcam.web.server import WebHandle
+from tests.live_media import wait_for
+from tests.web.web_support import photo, photo_pipeline
 
 
 @pytest.fixture
@@ -133,14 +134,12 @@ def test_no_cors_and_strict_headers(api: httpx.Client, web: WebHandle) -> None:
 # -- state changes: POST only, token in a header ---------------------------------------------
 
 
-def test_get_cannot_change_state(
-    api: httpx.Client, web: WebHandle, pipeline: EnginePipeline
-) -> None:
-    before = len(pipeline.applied)
+def test_get_cannot_change_state(api: httpx.Client, web: WebHandle, pipeline: Pipeline) -> None:
+    before = pipeline.config
     for path in ("/api/command?name=blur&arg=5", "/api/background"):
         r = api.get(path, params={"token": web.token})
         assert r.status_code == 405
-    assert len(pipeline.applied) == before
+    assert pipeline.config == before
 
 
 def test_post_with_cookie_needs_the_csrf_header(page: httpx.Client, web: WebHandle) -> None:
@@ -178,7 +177,7 @@ def test_a_form_post_is_not_a_command(api: httpx.Client) -> None:
 
 
 def test_blur_change_is_read_back_over_the_control_socket(
-    api: httpx.Client, control: Path, pipeline: EnginePipeline
+    api: httpx.Client, control: Path, pipeline: Pipeline
 ) -> None:
     r = api.post("/api/command", json={"name": "blur", "arg": 23})
     assert r.status_code == 200, r.text
@@ -210,13 +209,14 @@ def test_commands_take_effect(
     assert r.json()["settings"][key] == expected
 
 
-def test_pause_stops_frames_and_resume_restarts_them(
-    api: httpx.Client, pipeline: EnginePipeline
-) -> None:
+def test_pause_stops_frames_and_resume_restarts_them(api: httpx.Client, pipeline: Pipeline) -> None:
     assert api.post("/api/command", json={"name": "pause"}).status_code == 200
-    # The reply comes after the pipeline applied the pause between frames: no frame after it.
-    frozen = pipeline.frames_out
-    assert api.get("/api/status").json()["stats"]["frames_out"] == frozen
+    # The reply comes after the pipeline applied the pause between frames: from then on it
+    # sends the paused card, no new frame.
+    frozen = pipeline.stats.summary()["frames_new"]
+    wait_for(lambda: pipeline.stats.summary()["frames_placeholder"] > 2, 20, "paused cards")
+    status = api.get("/api/status").json()["stats"]
+    assert status["frames_new"] == frozen and status["paused"] is True
     assert api.post("/api/command", json={"name": "resume"}).json()["settings"]["paused"] is False
 
 
@@ -235,7 +235,7 @@ def test_pause_stops_frames_and_resume_restarts_them(
     ],
 )
 def test_bad_commands_get_clear_errors(
-    api: httpx.Client, pipeline: EnginePipeline, body: object, status: int, words: str
+    api: httpx.Client, pipeline: Pipeline, body: object, status: int, words: str
 ) -> None:
     before = pipeline.config
     r = api.post("/api/command", json=body)
@@ -298,7 +298,7 @@ def test_jpeg_upload_is_kept_as_jpeg(api: httpx.Client, upload_dir: Path) -> Non
     ],
 )
 def test_non_image_upload_is_refused_and_nothing_saved(
-    api: httpx.Client, upload_dir: Path, pipeline: EnginePipeline, data: bytes
+    api: httpx.Client, upload_dir: Path, pipeline: Pipeline, data: bytes
 ) -> None:
     before = pipeline.config
     r = api.post("/api/background", files={"image": ("photo.png", data, "image/png")})
@@ -401,7 +401,7 @@ def read_mjpeg_frames(client: httpx.Client, n: int) -> list[np.ndarray]:
 
 
 def test_preview_streams_jpeg_frames_of_the_output(
-    api: httpx.Client, web: WebHandle, pipeline: EnginePipeline
+    api: httpx.Client, web: WebHandle, pipeline: Pipeline
 ) -> None:
     assert web.panel.encoder.encoded == 0  # nobody watched yet: nothing was encoded
     frames = read_mjpeg_frames(api, 5)
@@ -411,14 +411,15 @@ def test_preview_streams_jpeg_frames_of_the_output(
     out, _ = pipeline.latest_output()
     assert out is not None
     assert cv2.PSNR(frames[-1], out) > 25
-    assert cv2.PSNR(frames[-1], pipeline.image) < cv2.PSNR(frames[-1], out)
+    assert cv2.PSNR(frames[-1], photo()) < cv2.PSNR(frames[-1], out)
 
 
 def test_preview_is_downscaled_to_640_wide(web_models: Path, rundir: Path, tmp_path: Path) -> None:
     from bgcam.config import WebConfig
     from bgcam.web.server import start_web
 
-    p = EnginePipeline(photo((1280, 720)), engine=False).start()
+    running = photo_pipeline(tmp_path, (1280, 720), **{"compose.mode": "off"}).start()
+    p = running.pipeline
     try:
         with start_web(p, WebConfig(), port=0, runtime_dir=rundir, upload_dir=tmp_path) as w:
             c = httpx.Client(base_url=w.url, headers={"X-BgCam-Token": w.token}, timeout=20)
@@ -426,7 +427,7 @@ def test_preview_is_downscaled_to_640_wide(web_models: Path, rundir: Path, tmp_p
                 frames = read_mjpeg_frames(c, 2)
             assert frames[0].shape == (360, 640, 3)
     finally:
-        p.stop()
+        running.stop()
 
 
 def test_upload_form_keeps_image_bytes_off_the_json_route(api: httpx.Client) -> None:

@@ -13,11 +13,12 @@ from typing import Any
 
 import cv2
 import pytest
-from web_pipeline_double import EnginePipeline
-from web_support import photo, wait_for
 
 from bgcam.control.socket import ControlClient
+from bgcam.pipeline import Pipeline
 from bgcam.web.server import WebHandle
+from tests.live_media import wait_for
+from tests.web.web_support import photo
 
 
 def socket_status(path: Path) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def test_blur_slider_moved_by_keyboard_is_read_back_over_the_socket(
 
 
 def test_every_control_works_from_the_keyboard(
-    page: Any, control: Path, pipeline: EnginePipeline
+    page: Any, control: Path, pipeline: Pipeline
 ) -> None:
     page.get_by_label("Remove (solid colour)").focus()
     page.keyboard.press("Space")

@@ -18,12 +18,12 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from web_support import photo
 
 from bgcam.control.socket import ControlClient, NotRunningError
 from bgcam.errors import BgCamError
 from bgcam.web.access import TOKEN_NAME, panel_url, read_access
 from tests.live_media import DaemonProcess, free_port, wait_for
+from tests.web.web_support import photo
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 def make_clip(path: Path, frames: int = 60) -> Path:
     """A real 640x360 30 fps clip: a photo of a person, panning."""
     image = photo((640, 360))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 360))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 30.0, (640, 360))
     assert writer.isOpened()
     for i in range(frames):
         writer.write(np.roll(image, 2 * i, axis=1))

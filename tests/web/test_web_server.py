@@ -10,13 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from web_pipeline_double import EnginePipeline
-from web_support import photo, wait_for
 
 from bgcam.cli import main
 from bgcam.config import WebConfig
 from bgcam.control.socket import NotRunningError
 from bgcam.errors import ConfigError
+from bgcam.pipeline import Pipeline
 from bgcam.web.access import (
     TOKEN_NAME,
     URL_NAME,
@@ -26,6 +25,8 @@ from bgcam.web.access import (
     write_access,
 )
 from bgcam.web.server import WebHandle, start_web
+from tests.live_media import pipeline_config, wait_for
+from tests.web.web_support import photo_pipeline
 
 
 def test_write_access_makes_private_files(tmp_path: Path) -> None:
@@ -82,7 +83,7 @@ def test_bgcam_open_without_a_daemon(tmp_path: Path) -> None:
 
 
 def test_a_taken_port_is_a_clear_error(rundir: Path, tmp_path: Path) -> None:
-    p = EnginePipeline(photo(), engine=False)
+    p = Pipeline(pipeline_config())  # not started: the panel needs only its interface here
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
@@ -99,7 +100,8 @@ def test_listens_on_loopback_only(web: WebHandle) -> None:
 
 
 def test_stop_ends_open_previews_and_removes_the_token(rundir: Path, tmp_path: Path) -> None:
-    p = EnginePipeline(photo(), engine=False).start()
+    running = photo_pipeline(tmp_path, **{"compose.mode": "off"}).start()
+    p = running.pipeline
     try:
         handle = start_web(p, WebConfig(), port=0, runtime_dir=rundir, upload_dir=tmp_path)
         got: list[int] = []
@@ -125,4 +127,4 @@ def test_stop_ends_open_previews_and_removes_the_token(rundir: Path, tmp_path: P
         with pytest.raises(httpx.ConnectError):
             httpx.get(handle.url)
     finally:
-        p.stop()
+        running.stop()

@@ -1,4 +1,4 @@
-"""Fixtures for the web panel tests: models, a real engine pipeline, the panel, a browser."""
+"""Fixtures for the web panel tests: models, the real pipeline on a photo, the panel, a browser."""
 
 from __future__ import annotations
 
@@ -10,15 +10,17 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
-from web_pipeline_double import EnginePipeline
 
-from bgcam.config import Config, WebConfig
+from bgcam.config import WebConfig
 from bgcam.control.socket import ControlServer
 from bgcam.frame import Image
+from bgcam.pipeline import Pipeline
 from bgcam.web.server import WebHandle, start_web
-from tests.live_media import (
+from tests.live_media import (  # noqa: F401 - shared helpers
+    RunningPipeline,
     debian_chromium,
-    wait_for,  # noqa: F401 - shared helper
+    pipeline_config,
+    wait_for,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,11 +49,20 @@ def web_models(model_dir: Path) -> Path:
     return model_dir
 
 
+def photo_pipeline(
+    folder: Path, size: tuple[int, int] = (640, 360), **settings: object
+) -> RunningPipeline:
+    """The real pipeline (not started) showing :func:`photo` from a file, to the null sink."""
+    path = folder / f"photo-{size[0]}x{size[1]}.png"
+    cv2.imwrite(str(path), photo(size))
+    return RunningPipeline(pipeline_config(str(path), **settings))
+
+
 @pytest.fixture
-def pipeline(web_models: Path) -> Iterator[EnginePipeline]:
-    p = EnginePipeline(photo(), Config()).start()
-    yield p
-    p.stop()
+def pipeline(web_models: Path, tmp_path: Path) -> Iterator[Pipeline]:
+    running = photo_pipeline(tmp_path).start()
+    yield running.pipeline
+    running.stop()
 
 
 @pytest.fixture
@@ -60,7 +71,7 @@ def upload_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def web(pipeline: EnginePipeline, rundir: Path, upload_dir: Path) -> Iterator[WebHandle]:
+def web(pipeline: Pipeline, rundir: Path, upload_dir: Path) -> Iterator[WebHandle]:
     """The panel serving ``pipeline`` on a free port, token in ``rundir``."""
     handle = start_web(
         pipeline, WebConfig(enabled=True), port=0, runtime_dir=rundir, upload_dir=upload_dir
@@ -70,7 +81,7 @@ def web(pipeline: EnginePipeline, rundir: Path, upload_dir: Path) -> Iterator[We
 
 
 @pytest.fixture
-def control(pipeline: EnginePipeline, rundir: Path) -> Iterator[Path]:
+def control(pipeline: Pipeline, rundir: Path) -> Iterator[Path]:
     """The real control socket on the same command queue; yields its path."""
     server = ControlServer(pipeline.commands, rundir / "control.sock")
     server.start()
