@@ -80,7 +80,10 @@ def test_every_control_works_from_the_keyboard(
     wait_for(lambda: socket_status(control)["mode"] == "remove", what="mode remove")
 
     page.get_by_label("Blur type").select_option("box")  # a select, reached by its label
-    wait_for(lambda: socket_status(control)["blur_type"] == "box", what="blur type box")
+    wait_for(
+        lambda: socket_status(control)["config"]["compose"]["blur_type"] == "box",
+        what="blur type box",
+    )
 
     page.get_by_label("Person finder (segmenter)").select_option("hsv")
     wait_for(lambda: socket_status(control)["segmenter"] == "hsv", what="segmenter hsv")
