@@ -54,7 +54,7 @@ def require_pipewire() -> None:
 def wait_for(cond: object, timeout: float, what: str, step: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if cond():  # type: ignore[operator]
+        if cond():
             return
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")

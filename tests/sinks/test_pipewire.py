@@ -4,6 +4,7 @@ reading, and the sink names (multi-sink, auto)."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,7 @@ def test_device_name_is_checked(name: str, ok: bool) -> None:
 
 
 def test_missing_gstreamer_tools_name_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipewire_env.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(DeviceError) as err:
         pipewire_env.check_pipewire()
     assert err.value.exit_code == 5
@@ -167,7 +168,7 @@ def test_missing_gstreamer_tools_name_the_package(monkeypatch: pytest.MonkeyPatc
 
 
 def test_missing_pipewiresink_names_the_plugin_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipewire_env.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(pipewire_env, "_has_element", lambda inspect, el: el != "pipewiresink")
     with pytest.raises(DeviceError) as err:
         pipewire_env.check_pipewire()
@@ -177,7 +178,7 @@ def test_missing_pipewiresink_names_the_plugin_package(monkeypatch: pytest.Monke
 
 
 def test_no_runtime_dir_is_no_pipewire(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(pipewire_env.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(pipewire_env, "_has_element", lambda inspect, el: True)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     monkeypatch.delenv("PIPEWIRE_RUNTIME_DIR", raising=False)
