@@ -46,10 +46,10 @@ def test_unusable_paths_name_the_users_path_and_a_fix(
     kind: str,
     expected: str,
 ) -> None:
-    make(tmp_path)  # type: ignore[operator]
+    make(tmp_path)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(OutputError) as err:
-        check_output(given, what="--stats-json", kind=kind)  # type: ignore[arg-type]
+        check_output(given, what="--stats-json", kind=kind)
     assert expected in err.value.message
     assert f"--stats-json {given}" in err.value.message
     assert err.value.hint and ".partial" not in err.value.message

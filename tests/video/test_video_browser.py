@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from video_clips import make_talk
 
 from bgcam.config import Config
 from bgcam.render import render
 from tests.live_media import debian_chromium
+from tests.video.video_clips import make_talk
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"]
 

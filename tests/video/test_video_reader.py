@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from video_clips import frame_at, make_talk
 
 from bgcam.config import Config
 from bgcam.media import probe_input
 from bgcam.render import render
 from bgcam.video.reader import VideoReader, probe_video
+from tests.video.video_clips import frame_at, make_talk
 
 
 def cut(src: Path, dst: Path, fraction: float) -> None:

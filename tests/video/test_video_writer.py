@@ -8,13 +8,13 @@ from pathlib import Path
 
 import av
 import pytest
-from video_clips import ffprobe, frame_at, frame_times, make_talk
 
 from bgcam.config import Config
 from bgcam.errors import OutputError
 from bgcam.render import render
 from bgcam.sinks.file import FileSink
 from bgcam.video.writer import VideoEncoder
+from tests.video.video_clips import ffprobe, frame_at, frame_times, make_talk
 
 pytestmark = pytest.mark.usefixtures("model_dir")
 

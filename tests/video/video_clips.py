@@ -64,10 +64,10 @@ def make_talk(
             wave = (0.3 * np.sin(2 * np.pi * (300 + 400 * t_all) * t_all)).astype(np.float32)
             for start in range(0, total, 1024):
                 chunk = np.stack([wave[start : start + 1024]] * 2)
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-                frame.sample_rate = 48000
-                frame.pts = start
-                out.mux(a_stream.encode(frame))
+                sound = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                sound.sample_rate = 48000
+                sound.pts = start
+                out.mux(a_stream.encode(sound))
             out.mux(a_stream.encode(None))
 
 
