@@ -222,7 +222,8 @@ class Pipeline:
         if first is None and not self.stop_requested:
             log.warning("no frame from %s within 2 s of starting", source.uri)
         self.lifecycle.to(RUNNING)
-        log.info("running: %s → %s, %dx%d at %g fps", source.uri, sink.name, *size, cfg.output.fps)
+        log.info("running: %s → %s, %dx%d at %g fps, mode %s", source.uri, sink.name, *size,
+                 cfg.output.fps, cfg.compose.mode)  # fmt: skip
 
     def close(self) -> None:
         """Stop the threads and release everything (idempotent)."""
