@@ -274,7 +274,7 @@ def test_whole_frame_equals_the_plain_segmenter(
         )
         for _ in range(3):
             got = seg.segment(ShrunkFrame(frame))
-            assert seg.crop is None
+            assert seg.crop is None  # type: ignore[attr-defined]
             np.testing.assert_allclose(got, expected, atol=1e-6)
     finally:
         seg.close()

@@ -252,7 +252,7 @@ def test_on_demand_releases_the_source_while_no_reader_is_linked(
     )
     lines: list[str] = []
     reader_thread = threading.Thread(
-        target=lambda: lines.extend(iter(proc.stdout.readline, "")),  # type: ignore[union-attr]
+        target=lambda: lines.extend(iter(proc.stdout.readline, "")),
         daemon=True,
     )
     reader_thread.start()
