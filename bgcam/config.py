@@ -209,6 +209,40 @@ class ComposeConfig(_Section):
         return "#" + s.lower()
 
 
+class EffectsConfig(_Section):
+    """Studio effects on the picture itself: auto-framing and low-light correction."""
+
+    autoframe: bool = Field(
+        False,
+        description="auto-framing: the picture follows you, centred with headroom, zooming in "
+        "a little when you sit back",
+    )
+    autoframe_zoom: float = Field(
+        2.0, ge=1.0, le=4.0, description="auto-framing's largest zoom (1 = never zoom in)"
+    )
+    autoframe_settle: float = Field(
+        1.0,
+        ge=0.2,
+        le=10.0,
+        description="seconds the auto-framing takes to settle after you move (lower = faster)",
+    )
+    autoframe_dead_zone: float = Field(
+        0.05,
+        ge=0.0,
+        le=0.3,
+        description="moves smaller than this share of the picture do not move the frame",
+    )
+    light: Literal["off", "auto"] = Field(
+        "off", description="low-light correction: off | auto (brighten an underexposed person)"
+    )
+    light_strength: float = Field(
+        1.0, ge=0.0, le=1.0, description="share of the low-light correction applied (1 = full)"
+    )
+    light_max_gain: float = Field(
+        4.0, ge=1.0, le=8.0, description="low-light correction brightens at most this many times"
+    )
+
+
 class OutputConfig(_Section):
     """Where frames go."""
 
@@ -284,6 +318,12 @@ class KeysConfig(_Section):
     blur_up: str = Field("<ctrl>+<alt>+<up>", description="blur strength +10")
     blur_down: str = Field("<ctrl>+<alt>+<down>", description="blur strength −10")
     next_mode: str = Field("<ctrl>+<alt>+m", description="next mode: blur → replace → remove → off")
+    autoframe: str = Field(
+        "", description="auto-framing on/off (unbound; for example <ctrl>+<alt>+f)"
+    )
+    light: str = Field(
+        "", description="low-light correction auto/off (unbound; for example <ctrl>+<alt>+g)"
+    )
 
 
 class ControlConfig(_Section):
@@ -321,6 +361,7 @@ class Config(_Section):
     segment: SegmentConfig = Field(default_factory=SegmentConfig)
     refine: RefineConfig = Field(default_factory=RefineConfig)
     compose: ComposeConfig = Field(default_factory=ComposeConfig)
+    effects: EffectsConfig = Field(default_factory=EffectsConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
     web: WebConfig = Field(default_factory=WebConfig)

@@ -1,0 +1,150 @@
+"""Studio effects on the picture itself, computed from the matte BgCam already has.
+
+- **Auto-framing** (:mod:`bgcam.studio.autoframe`): the output is a crop of the camera frame
+  that follows the person box (:mod:`bgcam.studio.box`), scaled back to the output size.
+- **Low-light correction** (:mod:`bgcam.studio.light`): an underexposed person is brightened
+  by a smoothed gain curve, one lookup-table pass.
+
+:class:`Studio` runs both between refining and compositing, so the compositor blurs, replaces or
+removes the background of the *framed, relit* picture with a matte cropped the same way (the
+edges stay exact), and a missing matte still means the whole framed picture is blurred (fail
+closed). Both are off by default, and then :meth:`Studio.process` returns its inputs untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bgcam.config import EffectsConfig
+from bgcam.frame import Image
+from bgcam.studio.autoframe import FULL, Crop, CropWarp, Framer
+from bgcam.studio.box import Box, BoxFinder
+from bgcam.studio.light import LightCorrector
+
+__all__ = ["FULL", "Box", "BoxFinder", "Crop", "CropWarp", "Framer", "LightCorrector", "Studio"]
+
+Matte8 = npt.NDArray[np.uint8]
+
+
+class Studio:
+    """Auto-framing and low-light correction for frames of ``frame_size`` (width, height).
+
+    Call :meth:`process` once per output frame, between refining and compositing. Buffers are
+    owned and reused; results are valid until the next call.
+    """
+
+    def __init__(self, cfg: EffectsConfig, frame_size: tuple[int, int]) -> None:
+        self.frame_size = (int(frame_size[0]), int(frame_size[1]))
+        self.cfg = cfg
+        self.framer = Framer(
+            max_zoom=cfg.autoframe_zoom,
+            settle=cfg.autoframe_settle,
+            dead_zone=cfg.autoframe_dead_zone,
+        )
+        self.light = LightCorrector(strength=cfg.light_strength, max_gain=cfg.light_max_gain)
+        self._warp = CropWarp(self.frame_size)
+        self._boxes = BoxFinder()
+        self._lit: Image = np.empty((1, 1, 3), np.uint8)
+        self._lit_small: Image = np.empty((1, 1, 3), np.uint8)
+        self._t: float | None = None
+        self.box: Box | None = None
+        """The person box of the last matte seen (frame-normalised), None: nobody in view."""
+
+    def update(self, cfg: EffectsConfig) -> None:
+        """New settings between frames; the crop and gain carry on from where they are."""
+        if cfg == self.cfg:
+            return
+        self.framer.configure(
+            max_zoom=cfg.autoframe_zoom,
+            settle=cfg.autoframe_settle,
+            dead_zone=cfg.autoframe_dead_zone,
+        )
+        if not cfg.autoframe:
+            self.framer.release()  # ease back to the full view, then stop costing anything
+        self.light.configure(strength=cfg.light_strength, max_gain=cfg.light_max_gain)
+        if cfg.light == "off":
+            self.light.reset()
+        self.cfg = cfg
+
+    @property
+    def active(self) -> bool:
+        """True while either effect does something (auto-framing also while easing out)."""
+        return self.cfg.autoframe or self.cfg.light != "off" or not self.framer.crop.is_full
+
+    @property
+    def crop(self) -> Crop:
+        return self.framer.crop
+
+    def process(
+        self,
+        image: Image,
+        alpha8: Matte8 | None,
+        small: Image | None,
+        t: float,
+        *,
+        fresh: bool = True,
+    ) -> tuple[Image, Matte8 | None, Image | None]:
+        """The picture, matte and shrunk picture to composite for ``image`` at time ``t`` (s).
+
+        ``alpha8`` is the working-size matte of the whole frame (None: no usable matte; the
+        result's matte is then None too, and the caller blurs everything), ``small`` the frame
+        at the matte's size when it is this very frame (or None). ``fresh`` says the matte is
+        new since the last call (a repeated matte is not measured again).
+        """
+        if not self.active:
+            self._t = t
+            return image, alpha8, small
+        dt = 0.0 if self._t is None else max(0.0, t - self._t)
+        self._t = t
+        cfg = self.cfg
+        if fresh and alpha8 is not None and cfg.autoframe:
+            self.box = self._boxes.find(alpha8)
+        elif alpha8 is None or not cfg.autoframe:
+            self.box = None
+        crop = self.framer.update(self.box, dt) if cfg.autoframe else self._ease_out(dt)
+        if cfg.light != "off":
+            if fresh and alpha8 is not None and small is not None:
+                self.light.measure(small, alpha8)
+            self.light.step(dt)
+        out, matte, hint = image, alpha8, small
+        if not crop.is_full:
+            out = self._warp.image(image, crop)
+            matte = None if alpha8 is None else self._warp.alpha(alpha8, crop)
+            hint = None  # the compositor shrinks the framed picture itself
+        if cfg.light != "off" and self.light.gain > 1.0:
+            if out is image:  # never write into the caller's frame
+                if self._lit.shape != image.shape:
+                    self._lit = np.empty_like(image)
+                out = self.light.apply(image, self._lit)
+            else:
+                self.light.apply(out, out)
+            if hint is not None:
+                if self._lit_small.shape != hint.shape:
+                    self._lit_small = np.empty_like(hint)
+                hint = self.light.apply(hint, self._lit_small)
+        return out, matte, hint
+
+    def _ease_out(self, dt: float) -> Crop:
+        return self.framer.update(None, dt)
+
+    def status(self) -> dict[str, Any]:
+        """JSON-able state for ``bgcam status`` and the web panel."""
+        crop = self.framer.crop
+        x, y, w, h = crop.rect(self.frame_size)
+        light = self.light
+        return {
+            "autoframe": {
+                "on": self.cfg.autoframe,
+                "zoom": round(crop.zoom, 3),
+                "crop": [round(x), round(y), round(w), round(h)],
+                "person": self.box is not None,
+            },
+            "light": {
+                "mode": self.cfg.light,
+                "gain": round(light.gain, 3),
+                "highlights": None if light.highlights is None else round(light.highlights, 1),
+            },
+        }

@@ -1,0 +1,257 @@
+"""Auto-framing: the output is a crop of the camera frame that follows the person, scaled up.
+
+**Composition rule** (from the person box, :mod:`bgcam.studio.box`; the union of everyone):
+
+- horizontally the box is centred;
+- for someone seated at a webcam (the box runs off the bottom of the frame) the top of the
+  box (the head) sits :data:`HEADROOM` (10 %) of the crop's height below the crop's top edge,
+  which puts the eyes about a third from the top: the usual head-and-shoulders framing;
+- someone wholly in view (the box ends above the bottom edge) is centred vertically too, with
+  at least :data:`MARGIN` (7.5 %) of the crop above and below (a raised arm the matte misses
+  then moves the frame by half as much as it would with the head on a line);
+- the zoom makes the box at most :data:`FILL_WIDTH` (half) of the crop's width (and fits a
+  whole person between the margins). So someone who fills the frame is not zoomed, someone
+  who sits back is zoomed in a little;
+- the zoom is at most ``effects.autoframe_zoom`` (default 2x: beyond that the bilinear
+  upscaling would show) and at least 1x; the crop always lies inside the frame (no borders), so
+  near the frame's edge the person is as centred as the frame allows;
+- with nobody in view for :data:`LOST_AFTER` (1 s) the frame eases back to the full view.
+
+**Motion** is a camera operator's. The crop is kept as its size ``s`` (a share of the frame)
+and its *pan* ``p`` in x and y (0 = against the left/top edge, 1 = against the right/bottom
+edge: centre ``cx = s/2 + p·(1 − s)``), so every state lies inside the frame and nothing has to
+be clamped (a clamp would bend the path). Each of the three follows a goal with a critically
+damped :class:`~bgcam.studio.follow.Follower` (settling in ``effects.autoframe_settle`` s). The
+goal moves only when the person leaves a **dead zone** (``effects.autoframe_dead_zone`` of the
+crop's width or height for the centre, twice that, as a relative change, for the size), and then
+re-centres on them: small movements never move the frame.
+
+**Bounds.** The pan accelerates at most :data:`ACCEL_PAN` (of its range) per s² and moves at
+most :data:`SPEED_PAN` per s; the size :data:`ACCEL_SIZE` and :data:`SPEED_SIZE` (of the frame).
+An edge of the crop is at ``p·(1 − s)`` (left) or ``s + p·(1 − s)`` (right), so its
+acceleration is at most ``ACCEL_PAN·(1 − 1/max_zoom) + ACCEL_SIZE + 2·SPEED_PAN·SPEED_SIZE``
+(:func:`edge_accel_bound`): 4.5 frame widths (or heights) per s² at the default 2x, so between
+consecutive frames at 30 fps ``|Δ²edge| ≤ 4.5 / 30² = 0.005`` of the frame (6.4 px horizontally
+at 1280x720, 3.6 px vertically). No follower passes its goal by more than its per-frame bound.
+
+The crop (:class:`Crop`) is applied by :class:`CropWarp`: one bilinear ``warpAffine`` of the
+camera frame into an owned output-size buffer (sub-pixel placement, so slow pans do not step),
+and the same crop of the working-size matte, so the compositor blurs, replaces or removes the
+background of the framed picture with an exactly aligned matte. At 1x nothing is copied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from bgcam.frame import Image
+from bgcam.studio.box import Box
+from bgcam.studio.follow import SETTLE_OMEGA_T, Follower
+
+HEADROOM = 0.10
+"""Share of the crop's height between its top edge and the top of the person box."""
+MARGIN = 0.075
+"""Share of the crop's height kept above and below a person who is wholly in view."""
+FILL_WIDTH = 0.5
+"""The person box spans at most this share of the crop's width."""
+LOST_AFTER = 1.0
+"""Seconds with nobody in view before the frame eases back to the full view."""
+ACCEL_PAN = 4.0
+"""Bound on the pan's acceleration, in pan ranges per s²."""
+SPEED_PAN = 2.0
+"""Bound on the pan's speed, in pan ranges per s."""
+ACCEL_SIZE = 0.5
+"""Bound on the crop size's acceleration, in frame sizes per s²."""
+SPEED_SIZE = 0.5
+"""Bound on the crop size's speed, in frame sizes per s."""
+
+
+def edge_accel_bound(max_zoom: float) -> float:
+    """Bound on any crop edge's acceleration, in frame widths (or heights) per s²."""
+    return ACCEL_PAN * (1.0 - 1.0 / max_zoom) + ACCEL_SIZE + 2.0 * SPEED_PAN * SPEED_SIZE
+SNAP = 1e-4
+"""Within this share of the frame (0.13 px at 1280), and moving less than that in a step, the
+crop stops exactly at its goal."""
+MAX_STEP = 0.1
+"""Longest time step integrated at once (s): a stalled source resumes without a jump."""
+
+
+@dataclass(frozen=True, slots=True)
+class Crop:
+    """A crop with the frame's aspect: centre (cx, cy) as shares of the frame's width and
+    height, and ``scale`` = crop width / frame width = crop height / frame height."""
+
+    cx: float = 0.5
+    cy: float = 0.5
+    scale: float = 1.0
+
+    @property
+    def zoom(self) -> float:
+        return 1.0 / self.scale
+
+    @property
+    def is_full(self) -> bool:
+        return self.scale >= 1.0 - 1e-6
+
+    def rect(self, size: tuple[int, int]) -> tuple[float, float, float, float]:
+        """(x, y, width, height) in pixels of a frame of ``size`` (width, height)."""
+        w, h = size
+        s = self.scale
+        return (self.cx - s / 2) * w, (self.cy - s / 2) * h, s * w, s * h
+
+    def clamped(self, max_zoom: float) -> Crop:
+        """This crop with its scale in [1 / max_zoom, 1] and lying inside the frame."""
+        s = min(1.0, max(1.0 / max_zoom, self.scale))
+        half = s / 2
+        return Crop(min(1 - half, max(half, self.cx)), min(1 - half, max(half, self.cy)), s)
+
+    def pan(self) -> tuple[float, float]:
+        """(px, py): where the crop sits in the room it has, 0–1 (0.5 when it has none)."""
+        room = 1.0 - self.scale
+        if room <= 1e-9:
+            return 0.5, 0.5
+        return (self.cx - self.scale / 2) / room, (self.cy - self.scale / 2) / room
+
+    @staticmethod
+    def from_pan(px: float, py: float, scale: float) -> Crop:
+        room = 1.0 - scale
+        return Crop(scale / 2 + px * room, scale / 2 + py * room, scale)
+
+
+FULL = Crop()
+
+
+def compose_crop(box: Box, max_zoom: float, scale: float | None = None) -> Crop:
+    """The crop the composition rule wants for ``box`` (see the module notes), inside the
+    frame. ``scale`` fixes the crop's size instead of deriving it from the box."""
+    whole = not box.cut_at_bottom
+    if scale is None:
+        scale = box.width / FILL_WIDTH
+        if whole:
+            scale = max(scale, box.height / (1.0 - 2.0 * MARGIN))
+    s = min(1.0, max(1.0 / max_zoom, scale))
+    cy = box.cy if whole else box.y0 - HEADROOM * s + s / 2
+    return Crop(box.cx, cy, s).clamped(max_zoom)
+
+
+class Framer:
+    """Turns a stream of person boxes into a smoothly moving :class:`Crop`."""
+
+    def __init__(
+        self, *, max_zoom: float = 2.0, settle: float = 1.0, dead_zone: float = 0.05
+    ) -> None:
+        self.max_zoom = max_zoom
+        self.dead_zone = dead_zone
+
+        def pan() -> Follower:
+            return Follower(0.5, settle=settle, accel=ACCEL_PAN, snap=SNAP, speed=SPEED_PAN)
+
+        self._px, self._py = pan(), pan()
+        self._s = Follower(1.0, settle=settle, accel=ACCEL_SIZE, snap=SNAP, speed=SPEED_SIZE)
+        self._missing = LOST_AFTER
+        self.crop = FULL
+
+    def configure(self, *, max_zoom: float, settle: float, dead_zone: float) -> None:
+        """New settings; the current crop and motion are kept."""
+        self.max_zoom, self.dead_zone = max_zoom, dead_zone
+        for f in (self._px, self._py, self._s):
+            f.omega = SETTLE_OMEGA_T / settle
+        self._s.goal = min(1.0, max(1.0 / max_zoom, self._s.goal))
+
+    def reset(self) -> None:
+        """Back to the full view at once, at rest."""
+        for f, v in ((self._px, 0.5), (self._py, 0.5), (self._s, 1.0)):
+            f.reset(v)
+        self._missing = LOST_AFTER
+        self.crop = FULL
+
+    def release(self) -> None:
+        """Ease back to the full view (nobody in view, or auto-framing switched off)."""
+        self._s.goal = 1.0
+        self._missing = LOST_AFTER
+
+    def update(self, box: Box | None, dt: float) -> Crop:
+        """Move the goal for ``box`` (None: nobody in view) and advance ``dt`` seconds."""
+        if box is None:
+            self._missing += dt
+            if self._missing >= LOST_AFTER:
+                self.release()
+        else:
+            self._missing = 0.0
+            self._aim(box)
+        dt = min(max(dt, 0.0), MAX_STEP)
+        s = min(1.0, max(1.0 / self.max_zoom, self._s.step(dt)))
+        px = min(1.0, max(0.0, self._px.step(dt)))
+        py = min(1.0, max(0.0, self._py.step(dt)))
+        self.crop = Crop.from_pan(px, py, s)
+        return self.crop
+
+    def _aim(self, box: Box) -> None:
+        dz = self.dead_zone
+        want = compose_crop(box, self.max_zoom)
+        gs = self._s.goal
+        if abs(want.scale - gs) > 2 * dz * gs:
+            self._s.goal = gs = want.scale
+        if gs >= 1.0 - 1e-6:
+            return  # no room to pan: keep the pan goal
+        # Place the crop at the size it is heading for, so its centre and size agree.
+        px, py = compose_crop(box, self.max_zoom, scale=gs).pan()
+        room = 1.0 - gs
+        if abs(px - self._px.goal) * room > dz * gs:
+            self._px.goal = px
+        if abs(py - self._py.goal) * room > dz * gs:
+            self._py.goal = py
+
+
+class CropWarp:
+    """Applies a :class:`Crop` to frames and mattes, into buffers it owns (reused)."""
+
+    def __init__(self, frame_size: tuple[int, int]) -> None:
+        w, h = self.frame_size = (int(frame_size[0]), int(frame_size[1]))
+        self._image: Image = np.empty((h, w, 3), np.uint8)
+        self._alpha: npt.NDArray[np.uint8] = np.empty((1, 1), np.uint8)
+        self._m = np.zeros((2, 3), np.float64)
+
+    def _matrix(self, crop: Crop, size: tuple[int, int]) -> npt.NDArray[np.float64]:
+        """Output pixel → source pixel (pixel centres at +0.5) for a same-size output."""
+        x, y, _, _ = crop.rect(size)
+        k = crop.scale  # source pixels per output pixel, in x and in y
+        m = self._m
+        m[0, 0] = m[1, 1] = k
+        m[0, 2] = x + 0.5 * k - 0.5
+        m[1, 2] = y + 0.5 * k - 0.5
+        return m
+
+    def image(self, image: Image, crop: Crop) -> Image:
+        """``image`` (frame size) cropped and scaled back to the frame size (owned buffer)."""
+        w, h = self.frame_size
+        if image.shape != (h, w, 3):
+            raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
+        cv2.warpAffine(
+            image,
+            self._matrix(crop, self.frame_size),
+            (w, h),
+            dst=self._image,
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        return self._image
+
+    def alpha(self, alpha8: npt.NDArray[np.uint8], crop: Crop) -> npt.NDArray[np.uint8]:
+        """The same crop of a matte covering the whole frame, at the matte's own size."""
+        h, w = alpha8.shape
+        if self._alpha.shape != (h, w):
+            self._alpha = np.empty((h, w), np.uint8)
+        cv2.warpAffine(
+            alpha8,
+            self._matrix(crop, (w, h)),
+            (w, h),
+            dst=self._alpha,
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        return self._alpha

@@ -1,0 +1,122 @@
+"""``bgcam.studio.autoframe``: composition rule, camera-operator motion, the crop itself."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from studio_scenes import WORK, person_matte
+
+from bgcam.studio.autoframe import (
+    FULL,
+    HEADROOM,
+    Crop,
+    CropWarp,
+    Framer,
+    compose_crop,
+    edge_accel_bound,
+)
+from bgcam.studio.box import Box, BoxFinder
+
+FPS = 30
+DT = 1 / FPS
+
+
+def edges(crop: Crop) -> np.ndarray:
+    x, y, w, h = crop.rect((1, 1))
+    return np.array([x, y, x + w, y + h])
+
+
+def follow(framer: Framer, path: list[float], *, scale: float = 0.6) -> np.ndarray:
+    """The crop (as edges, shares of the frame) for a seated person at each x of ``path``."""
+    finder = BoxFinder()
+    return np.array(
+        [edges(framer.update(finder.find(person_matte(x, scale=scale)), DT)) for x in path]
+    )
+
+
+def test_composition_rule_for_a_seated_person() -> None:
+    box = Box(0.3, 0.3, 0.6, 1.0, 0.1)  # sat back: shoulders 30 % of the width
+    crop = compose_crop(box, 2.0)
+    assert crop.scale == pytest.approx(0.3 / 0.5)  # the box is half the crop's width
+    assert crop.cx == pytest.approx(0.45)  # centred
+    top = crop.cy - crop.scale / 2
+    assert (box.y0 - top) / crop.scale == pytest.approx(HEADROOM)  # headroom above the head
+    assert compose_crop(box, 1.5).scale == pytest.approx(1 / 1.5)  # zoom capped
+    assert compose_crop(Box(0.4, 0.3, 0.5, 1.0, 0.05), 2.0).scale == 0.5
+
+
+def test_composition_rule_for_a_whole_person_and_the_frame_edge() -> None:
+    box = Box(0.02, 0.2, 0.12, 0.8, 0.05)  # standing, against the left edge
+    crop = compose_crop(box, 2.0)
+    assert crop.scale == pytest.approx(0.6 / 0.85)
+    assert crop.cx - crop.scale / 2 == pytest.approx(0.0)  # inside the frame, as near as it gets
+    assert crop.cy == pytest.approx(0.5)
+    assert compose_crop(Box(0, 0, 1, 1, 1), 2.0) == FULL
+
+
+def test_crop_follows_a_move_then_stays_still() -> None:
+    framer = Framer(max_zoom=2.0, settle=1.0, dead_zone=0.05)
+    path = [0.3] * 60 + list(np.linspace(0.3, 0.7, 60)) + [0.7] * 150
+    e = follow(framer, path)
+    cx = (e[:, 0] + e[:, 2]) / 2
+    scale = e[:, 2] - e[:, 0]
+    assert scale.min() >= 0.5 - 1e-9  # never beyond 2x
+    assert abs(scale[59] - 0.5) < 0.05  # zoomed in on the sat-back person, to the cap
+    assert abs(cx[59] - 0.3) < 0.05 * scale[59] + 0.01  # centred on them
+    assert cx[119] > 0.55  # followed the move
+    final = cx[-1]
+    assert abs(final - 0.7) <= 0.05 * scale[-1] + 0.01  # within the dead zone of the person
+    bound = edge_accel_bound(2.0) * DT**2
+    assert cx.max() <= final + bound  # no overshoot past the per-frame bound
+    assert np.abs(np.diff(e, 2, axis=0)).max() <= bound + 1e-12
+    still = np.abs(np.diff(e[-60:], axis=0)).max() * 1280
+    assert still == 0.0  # the last two seconds: not a pixel of motion
+
+
+def test_small_moves_inside_the_dead_zone_do_not_move_the_frame() -> None:
+    framer = Framer(max_zoom=2.0, settle=1.0, dead_zone=0.05)
+    follow(framer, [0.5] * 120)
+    jitter = list(0.5 + 0.01 * np.sin(np.arange(120) / 3))  # swaying by 1 % of the width
+    e = follow(framer, jitter)
+    assert np.abs(np.diff(e, axis=0)).max() == 0.0
+
+
+def test_eases_back_to_full_view_when_nobody_is_in_view() -> None:
+    framer = Framer(max_zoom=2.0, settle=1.0, dead_zone=0.05)
+    follow(framer, [0.3] * 90)
+    assert not framer.crop.is_full
+    crops = [framer.update(None, DT) for _ in range(150)]
+    assert not crops[15].is_full  # held through a short miss
+    assert crops[-1] == FULL
+    scales = np.array([c.scale for c in crops])
+    assert np.all(np.diff(scales[30:]) >= 0)  # eases out, never back in
+
+
+def test_configure_keeps_the_crop_and_caps_the_zoom() -> None:
+    framer = Framer(max_zoom=2.0, settle=1.0, dead_zone=0.05)
+    follow(framer, [0.5] * 90, scale=0.4)
+    framer.configure(max_zoom=1.25, settle=0.5, dead_zone=0.1)
+    e = follow(framer, [0.5] * 90, scale=0.4)
+    assert (e[:, 2] - e[:, 0]).min() >= 0.8 - 1e-9
+    framer.reset()
+    assert framer.crop == FULL
+
+
+def test_crop_warp_matches_cutting_and_scaling() -> None:
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 256, (45, 80, 3), np.uint8)
+    image = cv2.resize(small, (640, 360), interpolation=cv2.INTER_CUBIC)  # smooth content
+    warp = CropWarp((640, 360))
+    crop = Crop(0.5, 0.5, 0.5)  # the middle: x 160–480, y 90–270
+    out = warp.image(image, crop)
+    ref = cv2.resize(image[90:270, 160:480], (640, 360), interpolation=cv2.INTER_LINEAR)
+    assert cv2.PSNR(out, ref) > 35
+    assert out is warp.image(image, crop)  # an owned, reused buffer
+    a8 = np.zeros(WORK[::-1], np.uint8)
+    a8[:, : WORK[0] // 2] = 255  # the left half is person
+    framed = warp.alpha(a8, Crop(0.5, 0.5, 0.5))
+    assert framed.shape == a8.shape
+    assert framed[:, :155].min() == 255 and framed[:, 165:].max() == 0  # the edge in the middle
+    with pytest.raises(ValueError, match="expected shape"):
+        warp.image(np.zeros((10, 10, 3), np.uint8), crop)
