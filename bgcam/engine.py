@@ -24,9 +24,10 @@ import numpy.typing as npt
 
 from bgcam.compose import Compositor, create_compositor
 from bgcam.config import ComposeConfig, Config, SegmentConfig
-from bgcam.frame import Image, Mask, ShrunkFrame
+from bgcam.frame import Image, Mask, ShrunkFrame, upsample_alpha8
 from bgcam.refine import MaskRefiner
 from bgcam.segment import Segmenter, create_segmenter
+from bgcam.studio import Studio
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,12 @@ class StageTimes:
 
     segment: float = 0.0
     refine: float = 0.0
+    studio: float = 0.0
     compose: float = 0.0
 
     @property
     def total(self) -> float:
-        return self.segment + self.refine + self.compose
+        return self.segment + self.refine + self.studio + self.compose
 
 
 @dataclass(slots=True)
@@ -116,19 +118,35 @@ class Engine:
             if segmenter is None:
                 self.segmenter.close()
             raise
+        self.studio = Studio(cfg.effects, frame_size)
         self.times = StageTimes()
         self._refined = False
         self._small = np.empty((1, 1, 3), np.uint8)
         self._frame = ShrunkFrame(self._small)
         self._builder: threading.Thread | None = None
+        self._framed: npt.NDArray[np.uint8] | None = None
+        self._framed_a8: npt.NDArray[np.uint8] | None = None
+        self._framed_alpha: Mask | None = None
 
     @property
     def alpha(self) -> Mask | None:
-        """The full-resolution alpha of the last frame (owned by the refiner, reused), or None.
+        """The full-resolution alpha of the last frame (reused buffers), or None.
 
-        Exactly the matte the compositor blended with; computed on first access.
+        Exactly the matte the compositor blended with (auto-framed like the picture when
+        auto-framing is on); computed on first access.
         """
-        return self.refiner.alpha if self._refined else None
+        if not self._refined:
+            return None
+        framed = self._framed
+        if framed is None:
+            return self.refiner.alpha
+        w, h = self.frame_size
+        if self._framed_alpha is None or self._framed_a8 is None:
+            self._framed_alpha = np.empty((h, w), np.float32)
+            self._framed_a8 = np.empty((h, w), np.uint8)
+        a8 = upsample_alpha8(framed, self.frame_size, self._framed_a8)
+        np.multiply(a8, np.float32(1.0 / 255.0), out=self._framed_alpha)
+        return self._framed_alpha
 
     # -- the stages ----------------------------------------------------------------------
 
@@ -162,23 +180,49 @@ class Engine:
         assert small is not None
         return self.refiner.alpha8_small, small
 
-    def compose(self, frame: ShrunkFrame, alpha8_small: npt.NDArray[np.uint8] | None) -> Image:
-        """The compose side: ``frame`` with ``alpha8_small`` (None: blur the whole frame)."""
+    def compose(
+        self,
+        frame: ShrunkFrame,
+        alpha8_small: npt.NDArray[np.uint8] | None,
+        *,
+        t: float | None = None,
+        fresh: bool = True,
+    ) -> Image:
+        """The compose side: ``frame`` with ``alpha8_small`` (None: blur the whole frame).
+
+        The studio effects (:mod:`bgcam.studio`: auto-framing, low-light correction) run first,
+        so the compositor works on the framed, relit picture with the matte framed alike. ``t``
+        is the frame's time in seconds (their smoothing runs on it; default: now; offline, pass
+        the frame's position in the clip), ``fresh`` says the matte is new since the last call.
+        """
         t0 = time.monotonic()
-        if alpha8_small is None:
+        studio = self.studio
+        matte = alpha8_small
+        if studio.active:
+            image, matte, small = studio.process(
+                frame.image, matte, frame.small, t0 if t is None else t, fresh=fresh
+            )
+            if image is not frame.image or small is not frame.small:
+                frame = ShrunkFrame(image, small)
+        self._framed = None if matte is alpha8_small else matte
+        t1 = time.monotonic()
+        if matte is None:
             out = self.compositor.compose(frame.image, None)
         else:
-            out = self.compositor.compose_matte(frame, alpha8_small)
-        self.times.compose = (time.monotonic() - t0) * 1e3
+            out = self.compositor.compose_matte(frame, matte)
+        t2 = time.monotonic()
+        self.times.studio = (t1 - t0) * 1e3
+        self.times.compose = (t2 - t1) * 1e3
         return out
 
-    def process(self, image: Image, *, segment: bool = True) -> Image:
-        """Composite one frame. ``segment=False`` reuses the previous mask (smoother carries it)."""
+    def process(self, image: Image, *, segment: bool = True, t: float | None = None) -> Image:
+        """Composite one frame. ``segment=False`` reuses the previous mask (smoother carries it).
+        ``t``: the frame's time in seconds, for the studio effects (see :meth:`compose`)."""
         if segment or not self._refined:
             self.mask(image)
-            return self.compose(self._frame, self.refiner.alpha8_small)
+            return self.compose(self._frame, self.refiner.alpha8_small, t=t)
         self.times.segment = self.times.refine = 0.0
-        return self.compose(ShrunkFrame(image), self.refiner.alpha8_small)
+        return self.compose(ShrunkFrame(image), self.refiner.alpha8_small, t=t, fresh=False)
 
     # -- building and swapping -----------------------------------------------------------
 
@@ -229,6 +273,7 @@ class Engine:
             old.close()
         elif swap.compose is not None:
             self.compositor.update(swap.compose)
+        self.studio.update(swap.cfg.effects)
         self.cfg = swap.cfg
 
     def swap_segment_side(self, swap: StageSwap) -> None:

@@ -245,7 +245,9 @@ def render(
                     raise RenderStopped(stop.requested, output)
                 name = next(names)
                 h, w = image.shape[:2]
-                out = engine.process(resizer.to_engine(image), segment=done % every == 0)
+                out = engine.process(
+                    resizer.to_engine(image), segment=done % every == 0, t=done / out_fps
+                )
                 alpha: Mask | None = engine.alpha
                 if (w, h) != info.size and kind != "video":
                     out = cast(Image, cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR))
