@@ -75,6 +75,12 @@ def test_config_is_frozen_and_replace_builds_a_new_one() -> None:
         ("source.fourcc=ab", ["source.fourcc", "4 characters", "'ab'"]),
         ("output.on_demand=1", ["output.on_demand", "true or false", "1"]),
         ("web.port=70000", ["web.port", "65535", "70000"]),
+        ("effects.light=on", ["effects.light", "'auto'", "'on'"]),
+        ("effects.autoframe_zoom=8", ["effects.autoframe_zoom", "≤ 4", "8"]),
+        ("effects.autoframe_zoom=0.5", ["effects.autoframe_zoom", "≥ 1", "0.5"]),
+        ("effects.light_strength=2", ["effects.light_strength", "≤ 1", "2"]),
+        ("effects.autoframe=yes", ["effects.autoframe", "true or false", "'yes'"]),
+        ("effects.autofrane=true", ["unknown key", "did you mean 'effects.autoframe'"]),
         ("compose=3", ["compose", "a table", "3"]),
     ],
 )

@@ -39,9 +39,13 @@ def _show(result: dict[str, Any]) -> None:
 def _summary(result: dict[str, Any]) -> str:
     """One line after a command: the settings a user just changed, and the output rate."""
     parts = []
-    for key in ("mode", "blur", "paused", "segmenter", "fps_out"):
+    for key in ("mode", "blur", "paused", "segmenter", "autoframe", "light", "fps_out"):
         if key in result:
             value = result[key]
+            if key == "autoframe" and isinstance(value, dict):
+                value = f"{'on' if value.get('on') else 'off'} (zoom {value.get('zoom')})"
+            elif key == "light" and isinstance(value, dict):
+                value = f"{value.get('mode')} (gain {value.get('gain')})"
             parts.append(f"{key} {value:.1f}" if isinstance(value, float) else f"{key} {value}")
     return ", ".join(parts) or json.dumps(result, default=str)
 
@@ -56,6 +60,8 @@ def _summary(result: dict[str, Any]) -> str:
         "bgcam ctl blur 40",
         "bgcam ctl mode replace",
         "bgcam ctl background ~/beach.jpg",
+        "bgcam ctl autoframe on",
+        "bgcam ctl light auto",
         "bgcam ctl status --json",
     ),
 )

@@ -21,7 +21,13 @@ from bgcam.errors import BgCamError
 
 BLUR_STEP = 10
 
-# name -> kind of argument: None (no argument), "int" or "str"
+SWITCHES: dict[str, tuple[str, ...]] = {
+    "autoframe": ("on", "off", "toggle"),
+    "light": ("auto", "off", "toggle"),
+}
+"""Commands whose argument is one of a few words; without one they toggle (for hotkeys)."""
+
+# name -> kind of argument: None (no argument), "int", "str" or "switch" (SWITCHES, optional)
 COMMANDS: dict[str, str | None] = {
     "toggle": None,
     "blur_up": None,
@@ -35,6 +41,8 @@ COMMANDS: dict[str, str | None] = {
     "roi": "str",
     "roi_margin": "str",
     "roi_full_every": "str",
+    "autoframe": "switch",
+    "light": "switch",
     "pause": None,
     "resume": None,
     "reload": None,
@@ -107,6 +115,14 @@ class Command:
         if not isinstance(name, str) or name not in COMMANDS:
             raise CommandError(f"unknown command {name!r}; expected one of {', '.join(COMMANDS)}")
         kind = COMMANDS[name]
+        if kind == "switch":
+            words = SWITCHES[name]
+            word = "toggle" if arg is None else arg
+            if word == "on" and "on" not in words:
+                word = words[0]  # `light on` means its first word (auto)
+            if not isinstance(word, str) or word not in words:
+                raise CommandError(f"{name}: expected one of {', '.join(words)}, got {arg!r}")
+            return cls(name, word)
         if kind is None:
             if arg is not None:
                 raise CommandError(f"{name}: takes no argument, got {arg!r}")
@@ -234,6 +250,14 @@ def execute(daemon: Daemon, cmd: Command, memory: ToggleMemory) -> dict[str, Any
         elif name in ROI_SETTINGS:
             key = f"segment.{name}"
             daemon.apply_config(cfg.replace(**{key: ROI_SETTINGS[name](key, str(arg))}))
+        elif name == "autoframe":
+            on = not cfg.effects.autoframe if arg == "toggle" else arg == "on"
+            daemon.apply_config(cfg.replace(**{"effects.autoframe": on}))
+        elif name == "light":
+            light = arg
+            if arg == "toggle":
+                light = "auto" if cfg.effects.light == "off" else "off"
+            daemon.apply_config(cfg.replace(**{"effects.light": light}))
         elif name in ("pause", "resume"):
             daemon.set_paused(name == "pause")
         elif name == "reload":

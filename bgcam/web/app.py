@@ -288,6 +288,8 @@ def _settings(cfg: Config, stats: dict[str, Any]) -> dict[str, Any]:
         "roi_margin": cfg.segment.roi_margin,
         "roi_full_every": cfg.segment.roi_full_every,
         "paused": bool(stats.get("paused", False)),
+        "autoframe": cfg.effects.autoframe,
+        "light": cfg.effects.light,
     }
 
 

@@ -78,6 +78,19 @@ def test_ctl_roi_settings(daemon: Pipeline, rundir: Path) -> None:
     assert daemon.config.segment.roi_full_every == 10
 
 
+def test_ctl_studio_effects(daemon: Pipeline, rundir: Path) -> None:
+    assert bgcam(rundir, "ctl", "autoframe", "on").returncode == 0
+    assert daemon.config.effects.autoframe is True
+    assert bgcam(rundir, "ctl", "autoframe", "toggle").returncode == 0
+    assert daemon.config.effects.autoframe is False
+    assert bgcam(rundir, "ctl", "light", "auto").returncode == 0
+    assert daemon.config.effects.light == "auto"
+    assert bgcam(rundir, "ctl", "light", "off").returncode == 0
+    assert daemon.config.effects.light == "off"
+    res = bgcam(rundir, "ctl", "light", "dim")
+    assert res.returncode == 1 and "expected one of auto, off, toggle" in res.stderr
+
+
 def test_status_plain_and_json(daemon: Pipeline, rundir: Path) -> None:
     res = bgcam(rundir, "status", "--json")
     assert res.returncode == 0, res.stderr

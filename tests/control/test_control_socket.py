@@ -74,6 +74,27 @@ def test_commands_round_trip_and_are_applied_between_frames(served: Served) -> N
     assert daemon.config.compose.mode == "off"
 
 
+def test_studio_effect_commands_round_trip(served: Served) -> None:
+    daemon, _server = served
+    with ControlClient() as c:
+        c.call("autoframe", "on")
+        assert daemon.config.effects.autoframe is True
+        c.call("autoframe", "toggle")
+        assert daemon.config.effects.autoframe is False
+        c.call("autoframe")  # no argument (a hotkey): toggle
+        assert daemon.config.effects.autoframe is True
+        c.call("autoframe", "off")
+        assert daemon.config.effects.autoframe is False
+        c.call("light", "auto")
+        assert daemon.config.effects.light == "auto"
+        c.call("light", "off")
+        assert daemon.config.effects.light == "off"
+        c.call("light", "on")  # an alias of auto
+        assert daemon.config.effects.light == "auto"
+        c.call("light")
+        assert daemon.config.effects.light == "off"
+
+
 @pytest.mark.parametrize(
     ("line", "error_part"),
     [
@@ -85,6 +106,8 @@ def test_commands_round_trip_and_are_applied_between_frames(served: Served) -> N
         (b'{"id": 7, "cmd": "blur", "arg": true}', "expected an integer"),
         (b'{"id": 7, "cmd": "blur"}', "needs an argument"),
         (b'{"id": 7, "cmd": "toggle", "arg": 3}', "takes no argument"),
+        (b'{"id": 7, "cmd": "autoframe", "arg": "maybe"}', "expected one of on, off, toggle"),
+        (b'{"id": 7, "cmd": "light", "arg": 2}', "expected one of auto, off, toggle"),
         (b'{"id": 7, "cmd": "mode", "arg": "sepia"}', "compose.mode: expected one of"),
         (b'{"id": 7, "cmd": "background", "arg": "/no/such.jpg"}', "no such file"),
         (b'{"id": 7, "cmd": "status", "extra": 1}', "unknown field"),

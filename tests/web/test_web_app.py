@@ -199,6 +199,9 @@ def test_blur_change_is_read_back_over_the_control_socket(
         ("roi", "off", "roi", False),
         ("roi_margin", "0.3", "roi_margin", 0.3),
         ("roi_full_every", "10", "roi_full_every", 10),
+        ("autoframe", "on", "autoframe", True),
+        ("autoframe", None, "autoframe", True),
+        ("light", "auto", "light", "auto"),
     ],
 )
 def test_commands_take_effect(
@@ -230,6 +233,7 @@ def test_pause_stops_frames_and_resume_restarts_them(api: httpx.Client, pipeline
         ({"name": "blur", "arg": "x"}, 400, "integer"),
         ({"name": "mode", "arg": "sepia"}, 400, "mode"),
         ({"name": "roi_margin", "arg": "2"}, 400, "segment.roi_margin"),
+        ({"name": "autoframe", "arg": "sideways"}, 400, "expected one of on, off, toggle"),
         ({"name": "blur", "arg": 5, "extra": 1}, 400, "expected"),
         (["blur", 5], 400, "expected"),
     ],

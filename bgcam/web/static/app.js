@@ -15,6 +15,8 @@
     blurSending: false,
     blurPending: null,
     paused: false,
+    autoframe: false,
+    light: false,
   };
 
   const LABELS = {
@@ -123,6 +125,16 @@
     }
     state.paused = !!s.paused;
     $("pause").setAttribute("aria-pressed", state.paused ? "true" : "false");
+    state.autoframe = !!s.autoframe;
+    state.light = s.light === "auto";
+    $("autoframe").setAttribute("aria-pressed", state.autoframe ? "true" : "false");
+    $("light").setAttribute("aria-pressed", state.light ? "true" : "false");
+    const zoom = st.autoframe ? num(st.autoframe.zoom, 2) : null;
+    const gain = st.light ? num(st.light.gain, 2) : null;
+    setText(
+      "stat-studio",
+      (zoom === null ? "—" : zoom + "x") + " / " + (gain === null ? "—" : gain + "x")
+    );
 
     let stateText = st.state ? String(st.state) : "running";
     if (state.paused) stateText = "paused";
@@ -229,6 +241,16 @@
     $("pause").addEventListener("click", () => {
       const pause = !state.paused;
       send(pause ? "pause" : "resume", null, pause ? "Video paused" : "Video resumed");
+    });
+
+    $("autoframe").addEventListener("click", () => {
+      const on = !state.autoframe;
+      send("autoframe", on ? "on" : "off", on ? "Auto-framing on" : "Auto-framing off");
+    });
+
+    $("light").addEventListener("click", () => {
+      const on = !state.light;
+      send("light", on ? "auto" : "off", on ? "Low-light correction on" : "Low-light correction off");
     });
 
     $("save").addEventListener("click", async () => {
