@@ -6,6 +6,8 @@ For each frame size, :func:`run_bench` times
   ``bgcam run`` uses), segmenting every frame;
 * every other available segmenter × compositor backend (those that cannot be created here are
   listed as skipped, with the reason);
+* the **studio effects** alone (:func:`bench_studio`: auto-framing, low-light correction, both,
+  and off), on the default pipeline's mattes;
 * a **naive reference**: what typical tools do — the raw model (default segmenter and runtime),
   its output resized to the frame, a full-resolution ``cv2.GaussianBlur`` of the same strength
   (:func:`bgcam.effects.blur_sigma`, the compositor's own scale) and a float32 alpha blend in numpy.
@@ -41,6 +43,7 @@ from typing import Any, cast
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from bgcam import compose, segment
 from bgcam.config import Config
@@ -274,6 +277,9 @@ def bench_size(base: Config, size: tuple[int, int], frames: int, warmup: int) ->
             per[seg_name][backend] = _summary("", t, s)
     result["segmenters"] = per
     result["roi"] = _bench_roi(base, size, views, frames, warmup)
+
+    # The studio effects alone, on the default pipeline's mattes.
+    result["studio"] = bench_studio(base, size, views, frames, warmup)
     return result
 
 
@@ -310,6 +316,56 @@ def bench_frames_far(size: tuple[int, int], count: int = _N_VIEWS) -> list[Image
         frame[h - side :, x : x + side] = person
         frames.append(cast(Image, frame))
     return frames
+
+
+STUDIO_VARIANTS: dict[str, dict[str, object]] = {
+    "off": {},
+    "autoframe": {"effects.autoframe": True},
+    "light": {"effects.light": "auto"},
+    "both": {"effects.autoframe": True, "effects.light": "auto"},
+}
+"""The studio settings timed by :func:`bench_studio` (``off``: both off, the default)."""
+
+
+def bench_studio(
+    base: Config, size: tuple[int, int], views: Sequence[Image], n: int, warmup: int
+) -> dict[str, Any]:
+    """Milliseconds per frame of :meth:`bgcam.studio.Studio.process` (between refining and
+    compositing), per :data:`STUDIO_VARIANTS`. The person's matte is shrunk into the middle
+    of the frame, so auto-framing works zoomed in (its costly case: a crop of every frame);
+    the light correction's gain is above 1 (a dim picture: its one table pass runs)."""
+    from bgcam.studio import Studio
+
+    w, h = size
+    inputs: list[tuple[Image, npt.NDArray[np.uint8], Image]] = []
+    with Engine(base, size) as engine:
+        for view in views:
+            engine.process(view)
+            a8 = engine.refiner.alpha8_small
+            mh, mw = a8.shape
+            far = np.zeros_like(a8)
+            far[mh // 4 : mh // 4 + mh // 2, mw // 4 : mw // 4 + mw // 2] = cv2.resize(
+                a8, (mw // 2, mh // 2), interpolation=cv2.INTER_AREA
+            )
+            dim = cast(Image, cv2.convertScaleAbs(view, alpha=0.4))
+            inputs.append((dim, far, cast(Image, cv2.resize(dim, (mw, mh)))))
+    out: dict[str, Any] = {}
+    for label, overrides in STUDIO_VARIANTS.items():
+        studio = Studio(base.replace(**overrides).effects, size)
+        samples = Samples()
+        for i in range(warmup + n):
+            image, a8, small = inputs[i % len(inputs)]
+            t0 = time.perf_counter()
+            studio.process(image, a8, small, i / 30.0)
+            t1 = time.perf_counter()
+            if i >= warmup:
+                samples.add((t1 - t0) * 1e3)
+        out[f"{label}_ms_p50"] = round(samples.p(50), 3)
+        out[f"{label}_ms_p99"] = round(samples.p(99), 3)
+        out[f"{label}_zoom"] = round(studio.crop.zoom, 2)
+        out[f"{label}_gain"] = round(studio.light.gain, 2)
+    log.debug("%s: studio effects %s (%dx%d)", size_key(size), out, w, h)
+    return out
 
 
 def _segmenter(base: Config, name: str, size: tuple[int, int]) -> None:

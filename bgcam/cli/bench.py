@@ -108,6 +108,16 @@ def print_table(result: dict[str, Any], console: Console) -> None:
                 f"{key}: {res['ms_p50']:.2f} ms (target ≤ {target:g}), "
                 f"{res['ratio']:.1f}x naive (target ≥ {TARGET_RATIO:g}x): {mark} the target"
             )
+    for key, res in result.items():
+        st = res.get("studio") if isinstance(res, dict) else None
+        if st:
+            console.print(
+                f"{key} studio effects (ms p50/p99): "
+                + ", ".join(
+                    f"{name} {st[f'{name}_ms_p50']:.2f}/{st[f'{name}_ms_p99']:.2f}"
+                    for name in ("off", "autoframe", "light", "both")
+                )
+            )
     meta = result["meta"]
     console.print(
         f"[dim]{meta['frames']} frames after {meta['warmup']} warm-up, {meta['cpu']} "
