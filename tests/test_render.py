@@ -197,3 +197,33 @@ def test_davis_masks_match_the_annotations_layout(tmp_path: Path) -> None:
         g, p = gt > 127, pred > 127
         ious.append((g & p).sum() / max(1, (g | p).sum()))
     assert float(np.mean(ious)) > 0.5
+
+
+def test_render_writes_a_reframed_and_relit_clip(tmp_path: Path, astronaut: np.ndarray) -> None:
+    """A small, dim person walking right: the reframed clip zooms in on them and follows,
+    and is brighter; the masks are framed like the picture."""
+    size = (480, 270)
+    src = tmp_path / "walk.mp4"
+    person = cv2.resize(astronaut, (150, 150), interpolation=cv2.INTER_AREA)
+    writer = cv2.VideoWriter(str(src), cv2.VideoWriter.fourcc(*"mp4v"), 30.0, size)
+    assert writer.isOpened()
+    for i in range(45):
+        frame = np.full((size[1], size[0], 3), 70, np.uint8)
+        x = 60 + 3 * i
+        frame[120:270, x : x + 150] = person
+        writer.write(cv2.convertScaleAbs(frame, alpha=0.45))
+    writer.release()
+    cfg = Config().replace(**{"effects.autoframe": True, "effects.light": "auto"})
+    plain = render(Config(), src, tmp_path / "plain.mp4", masks=tmp_path / "m0")
+    framed = render(cfg, src, tmp_path / "framed.mp4", masks=tmp_path / "m1")
+    assert framed.frames == plain.frames == 45
+    info = probe_input(tmp_path / "framed.mp4")
+    assert info.size == size and info.count == 45
+    last = [cv2.imread(str(tmp_path / m / "00044.png"), cv2.IMREAD_GRAYSCALE) for m in ("m0", "m1")]
+    share0, share1 = (float((m > 127).mean()) for m in last)
+    assert share1 > 1.5 * share0  # zoomed in on the person
+    cols = np.nonzero((last[1] > 127).any(axis=0))[0]
+    assert abs((cols[0] + cols[-1]) / 2 - size[0] / 2) < 0.15 * size[0]  # and centred
+    out = list(read_frames(probe_input(tmp_path / "framed.mp4")))
+    base = list(read_frames(probe_input(tmp_path / "plain.mp4")))
+    assert out[-1].mean() > 1.3 * base[-1].mean()  # relit
