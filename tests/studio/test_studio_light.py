@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from studio_scenes import WORK, person_matte, picture
 
-from bgcam.studio.light import DEAD_BAND, TARGET_LEVEL, LightCorrector, tone_curve
+from bgcam.studio.light import DEAD_BAND, KNEE, TARGET_LEVEL, LightCorrector, tone_curve
 
 DT = 1 / 30
 
@@ -23,7 +23,7 @@ def test_tone_curve_is_identity_at_gain_one_and_a_gain_below_the_knee() -> None:
     assert np.array_equal(tone_curve(1.0), np.arange(256, dtype=np.uint8))
     lut = tone_curve(2.5).astype(int)
     x = np.arange(256)
-    knee = int((1.5 - 0.5 * 2.5) * 255 / 2.5)
+    knee = int(KNEE * 255 / 2.5)
     assert np.abs(lut[:knee] - np.rint(x[:knee] * 2.5)).max() <= 1  # a straight gain
     assert np.all(np.diff(lut) >= 0)  # monotonic
     assert lut[-1] <= 255 and lut[-1] >= 250  # rolls off towards white, no hard clip
