@@ -73,6 +73,8 @@ SPEED_SIZE = 0.5
 def edge_accel_bound(max_zoom: float) -> float:
     """Bound on any crop edge's acceleration, in frame widths (or heights) per s²."""
     return ACCEL_PAN * (1.0 - 1.0 / max_zoom) + ACCEL_SIZE + 2.0 * SPEED_PAN * SPEED_SIZE
+
+
 SNAP = 1e-4
 """Within this share of the frame (0.13 px at 1280), and moving less than that in a step, the
 crop stops exactly at its goal."""

@@ -52,9 +52,8 @@ ACCEL = 0.5
 KNEE = 0.75
 """Lowest knee of the curve, as a share of white. Channels are scaled alike below it, so hue is
 kept exactly; above it each channel rolls off on its own, which bends the hue of saturated
-highlights a little (a red jacket on davis-dev at gain 2.8: up to 3.2° with a knee at 0.5, 2.4° at
-0.75) in
-exchange for detail in the brightest quarter."""
+highlights a little (a red jacket on davis-dev at gain 2.8: up to 3.2° with a knee at 0.5,
+2.4° at 0.75) in exchange for detail in the brightest quarter."""
 REBUILD = 1e-3
 """Change of the log-gain at which the lookup table is rebuilt."""
 
