@@ -110,21 +110,24 @@ class Studio:
                 self.light.measure(small, alpha8)
             self.light.step(dt)
         out, matte, hint = image, alpha8, small
+        lit = cfg.light != "off" and self.light.gain > 1.0
+        if lit and self._lit.shape != image.shape:
+            self._lit = np.empty_like(image)
         if not crop.is_full:
-            out = self._warp.image(image, crop)
+            if lit:  # relight only the part the crop reads, then crop from it
+                x0, y0, x1, y1 = self._warp.region(crop)
+                part = self.light.apply(image[y0:y1, x0:x1], self._lit[: y1 - y0, : x1 - x0])
+                out = self._warp.image(part, crop, origin=(x0, y0))
+            else:
+                out = self._warp.image(image, crop)
             matte = None if alpha8 is None else self._warp.alpha(alpha8, crop)
             hint = None  # the compositor shrinks the framed picture itself
-        if cfg.light != "off" and self.light.gain > 1.0:
-            if out is image:  # never write into the caller's frame
-                if self._lit.shape != image.shape:
-                    self._lit = np.empty_like(image)
-                out = self.light.apply(image, self._lit)
-            else:
-                self.light.apply(out, out)
-            if hint is not None:
-                if self._lit_small.shape != hint.shape:
-                    self._lit_small = np.empty_like(hint)
-                hint = self.light.apply(hint, self._lit_small)
+        elif lit:
+            out = self.light.apply(image, self._lit)  # never write into the caller's frame
+        if lit and hint is not None:
+            if self._lit_small.shape != hint.shape:
+                self._lit_small = np.empty_like(hint)
+            hint = self.light.apply(hint, self._lit_small)
         return out, matte, hint
 
     def _ease_out(self, dt: float) -> Crop:

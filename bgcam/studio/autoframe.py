@@ -42,6 +42,7 @@ background of the framed picture with an exactly aligned matte. At 1x nothing is
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -228,14 +229,31 @@ class CropWarp:
         m[1, 2] = y + 0.5 * k - 0.5
         return m
 
-    def image(self, image: Image, crop: Crop) -> Image:
-        """``image`` (frame size) cropped and scaled back to the frame size (owned buffer)."""
+    def region(self, crop: Crop) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1): the whole pixels of the frame that :meth:`image` reads for
+        ``crop`` (the crop plus one pixel for the bilinear neighbours, inside the frame)."""
         w, h = self.frame_size
-        if image.shape != (h, w, 3):
-            raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
+        x, y, cw, ch = crop.rect(self.frame_size)
+        x0, y0 = max(0, math.floor(x) - 1), max(0, math.floor(y) - 1)
+        return x0, y0, min(w, math.ceil(x + cw) + 1), min(h, math.ceil(y + ch) + 1)
+
+    def image(self, image: Image, crop: Crop, origin: tuple[int, int] | None = None) -> Image:
+        """The frame cropped to ``crop`` and scaled back to the frame size (owned buffer).
+
+        ``image`` is the whole frame, or (with ``origin``, its top-left corner in the frame)
+        a part of it holding at least :meth:`region`.
+        """
+        w, h = self.frame_size
+        m = self._matrix(crop, self.frame_size)
+        if origin is None:
+            if image.shape != (h, w, 3):
+                raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
+        else:
+            m[0, 2] -= origin[0]
+            m[1, 2] -= origin[1]
         cv2.warpAffine(
             image,
-            self._matrix(crop, self.frame_size),
+            m,
             (w, h),
             dst=self._image,
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,

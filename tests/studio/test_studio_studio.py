@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from studio_scenes import WORK, person_matte, picture
 
 from bgcam.config import EffectsConfig
-from bgcam.studio import Studio
+from bgcam.studio import CropWarp, Studio
 
 SIZE = (640, 360)
 DT = 1 / 30
@@ -81,3 +82,13 @@ def test_light_only_brightens_the_hint_too() -> None:
     assert hint is not None and hint is not small and hint.mean() > 1.5 * small.mean()
     studio.update(EffectsConfig(light="off"))
     assert not studio.active
+
+
+def test_relighting_only_the_cropped_part_gives_the_same_picture() -> None:
+    studio = Studio(EffectsConfig(autoframe=True, light="auto"), SIZE)
+    image, matte, small, _ = frames(studio, 45, x=0.2)  # still moving towards the person
+    out, _a8, _hint = studio.process(image, matte, small, 45 * DT)
+    assert not studio.crop.is_full and studio.light.gain > 1.5
+    lit = cv2.LUT(image, studio.light.lut)
+    ref = CropWarp(SIZE).image(lit, studio.crop)
+    assert np.array_equal(out, ref)
