@@ -35,6 +35,7 @@ from bgcam.sinks import Sink
 from bgcam.sources import OpenCancelled, Source
 from bgcam.stats import Stats, format_line
 from bgcam.status import DaemonStatus, SourceStatus
+from bgcam.studio import studio_status
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,7 @@ class Pipeline:
             stats=self.stats.summary(),
             config=cfg,
             roi=roi_status(engine.segmenter if engine is not None else None),
+            studio=engine.studio.status() if engine is not None else studio_status(cfg),
         )
 
     def latest_output(self, copy: bool = True) -> tuple[Image | None, int]:
@@ -207,7 +209,7 @@ class Pipeline:
             self.stats,
             source=lambda: self._source,
             schedule=lambda: self.governor.every(self._cfg.segment),
-            active=lambda: self._cfg.compose.mode != "off",
+            active=self._wants_mattes,
         )
         self._worker.start()
         self._changes = StageChanges(
@@ -307,7 +309,8 @@ class Pipeline:
             self.stats,
             self._last,
             every=lambda: self.governor.every(self._cfg.segment)[0],
-            masking=lambda: self._cfg.compose.mode != "off",
+            masking=self._wants_mattes,
+            fail_closed=lambda: self._cfg.compose.mode != "off",
         )
         clock = OutputClock(cfg.output.fps)
         t_end = clock.next_t + seconds if seconds is not None else float("inf")
@@ -334,6 +337,12 @@ class Pipeline:
                 self.stats.late()
             # A late tick is made up by sending the next one at once: the rate stays exact.
             clock.sleep(lambda: self.stop_requested)
+
+    def _wants_mattes(self) -> bool:
+        """Segment while the mode uses the matte, or a studio effect does (auto-framing finds
+        the person in it, low-light correction measures them)."""
+        cfg = self._cfg
+        return cfg.compose.mode != "off" or cfg.effects.autoframe or cfg.effects.light != "off"
 
     def _govern(self, seconds: float) -> None:
         w = self.stats.take_window("gov")

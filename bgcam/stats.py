@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-STAGES = ("segment", "refine", "compose", "send")
+STAGES = ("segment", "refine", "studio", "compose", "send")
 WINDOWS = ("log", "gov")
 """Independent windows: the stats log line and the quality governor each take their own."""
 BIN_MS = 0.25
@@ -197,6 +197,7 @@ def format_line(s: dict[str, Any]) -> str:
         f"out {s['fps_out']:.1f} fps (in {s['fps_in']:.1f}), latency p50 {s['latency_ms_p50']:.0f}"
         f" / p99 {s['latency_ms_p99']:.0f} ms, repeated {s['frames_repeated']}, dropped "
         f"{s['frames_dropped']}, unmasked {s['frames_unmasked']}, cpu {s['cpu_percent']:.0f}% | "
-        f"segment {st['segment']:.1f} refine {st['refine']:.1f} compose {st['compose']:.1f} "
-        f"send {st['send']:.1f} ms"
+        f"segment {st['segment']:.1f} refine {st['refine']:.1f} "
+        + (f"studio {st['studio']:.1f} " if st.get("studio") else "")
+        + f"compose {st['compose']:.1f} send {st['send']:.1f} ms"
     )

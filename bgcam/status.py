@@ -7,7 +7,7 @@ page's replies, ``bgcam ctl status``). The run's figures (``fps_out``, ``frames_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bgcam.config import Config
@@ -45,6 +45,9 @@ class DaemonStatus:
     config: Config
     roi: dict[str, Any] | None = None
     """The ROI segmenter's crop (:meth:`bgcam.segment.roi.RoiSegmenter.status`); None: off."""
+    studio: dict[str, Any] = field(default_factory=dict)
+    """The studio effects' state (:meth:`bgcam.studio.Studio.status`): ``autoframe`` (on, zoom,
+    crop, person) and ``light`` (mode, gain, highlights)."""
 
     def to_json(self) -> dict[str, Any]:
         src = self.source
@@ -62,6 +65,7 @@ class DaemonStatus:
             "size": list(self.size),
             "on_demand": self.on_demand,
             "roi": self.roi,
+            **self.studio,
         }
         out.update(self.stats)
         out["config"] = self.config.model_dump(mode="json")

@@ -347,3 +347,58 @@ def test_roi_is_reported_and_hot_swapped(clip: tuple[Path, list[Image]], model_d
         pipe.request_stop()
         thread.join(30)
     assert not thread.is_alive()
+
+
+class SmallPersonSegmenter:
+    """A seated person a fifth of the frame wide, left of centre (a real component through the
+    Engine's seam, so the test does not depend on what the model sees in the clip)."""
+
+    name = "small-person"
+
+    def __init__(self) -> None:
+        self.mask = np.zeros((36, 64), np.float32)
+        self.mask[12:, 12:24] = 1.0
+
+    def segment(self, frame: ShrunkFrame) -> Mask:
+        return self.mask
+
+    def close(self) -> None:
+        pass
+
+
+def test_fail_closed_with_the_studio_effects_on(clip: tuple[Path, list[Image]]) -> None:
+    path, _ = clip
+    sink = RecordingSink()
+    cfg = config(str(path), **{"effects.autoframe": True, "effects.light": "auto"})
+    pipe = Pipeline(cfg, sink=sink, segmenter=RaisingSegmenter())
+    stats = pipe.run(seconds=1.5)
+    assert stats["frames_unmasked"] == stats["frames_new"] > 0
+    assert_never_raw(sink.frames, decoded(path))
+
+
+def test_autoframe_live_with_mode_off_and_switched_off_by_command(
+    clip: tuple[Path, list[Image]],
+) -> None:
+    path, _ = clip
+    sink = RecordingSink()
+    cfg = config(str(path), **{"compose.mode": "off", "effects.autoframe": True})
+    pipe = Pipeline(cfg, sink=sink, segmenter=SmallPersonSegmenter())
+    result: dict[str, object] = {}
+    thread = threading.Thread(target=lambda: result.update(pipe.run(seconds=60)))
+    thread.start()
+    try:
+        # Mode off, yet the matte is made: auto-framing needs it. It zooms in on the person.
+        wait_for(lambda: pipe.status()["autoframe"]["zoom"] > 1.8, 30, "the zoom")
+        status = pipe.status()
+        assert status["autoframe"]["on"] is True and status["autoframe"]["person"] is True
+        x, _y, w, _h = status["autoframe"]["crop"]
+        assert abs(x + w / 2 - 0.28 * 320) < 0.1 * 320  # centred on the person
+        assert status["light"] == {"mode": "off", "gain": 1.0, "highlights": None}
+        reply = pipe.commands.submit(Command("autoframe", "off")).result(10)
+        assert reply["autoframe"]["on"] is False
+        wait_for(lambda: pipe.status()["autoframe"]["zoom"] == 1.0, 30, "the full view")
+    finally:
+        pipe.request_stop()
+        thread.join(20)
+    assert result["frames_unmasked"] == 0  # mode off: nothing to hide
+    assert result["stage_ms"]["studio"] > 0  # type: ignore[index]

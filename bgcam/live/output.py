@@ -36,7 +36,9 @@ IDLE_CARD_PERIOD = 1.0
 class Output:
     """The output thread's work per tick (output thread only). ``every()`` is how often the
     segmentation thread segments (the mask age policy allows for it); ``masking()`` is False
-    while the mode is off."""
+    while nothing needs mattes (mode off and no studio effect on); ``fail_closed()`` (default:
+    ``masking``) is True while a frame without a usable matte counts as unmasked (the mode
+    hides the background: the frame is then blurred whole)."""
 
     def __init__(
         self,
@@ -48,10 +50,12 @@ class Output:
         *,
         every: Callable[[], int],
         masking: Callable[[], bool],
+        fail_closed: Callable[[], bool] | None = None,
     ) -> None:
         self._engine, self._masks, self._sink, self._stats = engine, masks, sink, stats
         self._last = last
         self._every, self._masking = every, masking
+        self._fail_closed = fail_closed or masking
         self.cards = Cards(engine.frame_size, last)
         self._last_index = -1
         self._t_new = time.monotonic()
@@ -118,11 +122,15 @@ class Output:
         masking = self._masking()
         got = self._masks.usable(frame, self._every(), source_fps) if masking else None
         if got is None:
-            out = self._last.update(lambda: engine.compose(ShrunkFrame(frame.image), None))
+            out = self._last.update(
+                lambda: engine.compose(ShrunkFrame(frame.image), None, t=frame.t_capture)
+            )
         else:
             matte, same = got
             # The matte's own frame: its shrunk copy (made for segmenting) saves the blur a pass.
             shrunk = ShrunkFrame(frame.image, matte.small if same else None)
-            out = self._last.update(lambda: engine.compose(shrunk, matte.alpha8))
+            out = self._last.update(lambda: engine.compose(shrunk, matte.alpha8, t=frame.t_capture))
         self._stats.stage("compose", engine.times.compose)
-        return out, got is None and masking
+        if engine.times.studio:
+            self._stats.stage("studio", engine.times.studio)
+        return out, got is None and self._fail_closed()

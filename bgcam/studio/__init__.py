@@ -18,13 +18,23 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bgcam.config import EffectsConfig
+from bgcam.config import Config, EffectsConfig
 from bgcam.frame import Image
 from bgcam.studio.autoframe import FULL, Crop, CropWarp, Framer
 from bgcam.studio.box import Box, BoxFinder
 from bgcam.studio.light import LightCorrector
 
-__all__ = ["FULL", "Box", "BoxFinder", "Crop", "CropWarp", "Framer", "LightCorrector", "Studio"]
+__all__ = [
+    "FULL",
+    "Box",
+    "BoxFinder",
+    "Crop",
+    "CropWarp",
+    "Framer",
+    "LightCorrector",
+    "Studio",
+    "studio_status",
+]
 
 Matte8 = npt.NDArray[np.uint8]
 
@@ -135,19 +145,39 @@ class Studio:
 
     def status(self) -> dict[str, Any]:
         """JSON-able state for ``bgcam status`` and the web panel."""
-        crop = self.framer.crop
-        x, y, w, h = crop.rect(self.frame_size)
         light = self.light
-        return {
-            "autoframe": {
-                "on": self.cfg.autoframe,
-                "zoom": round(crop.zoom, 3),
-                "crop": [round(x), round(y), round(w), round(h)],
-                "person": self.box is not None,
-            },
-            "light": {
-                "mode": self.cfg.light,
-                "gain": round(light.gain, 3),
-                "highlights": None if light.highlights is None else round(light.highlights, 1),
-            },
-        }
+        return studio_status(
+            self.cfg,
+            self.framer.crop.rect(self.frame_size),
+            self.framer.crop.zoom,
+            person=self.box is not None,
+            gain=light.gain,
+            highlights=light.highlights,
+        )
+
+
+def studio_status(
+    cfg: EffectsConfig | Config,
+    crop: tuple[float, float, float, float] | None = None,
+    zoom: float = 1.0,
+    *,
+    person: bool = False,
+    gain: float = 1.0,
+    highlights: float | None = None,
+) -> dict[str, Any]:
+    """The studio effects' status keys (``autoframe``, ``light``); with only a config (a
+    daemon not running yet): as configured, nothing measured."""
+    effects = cfg.effects if isinstance(cfg, Config) else cfg
+    return {
+        "autoframe": {
+            "on": effects.autoframe,
+            "zoom": round(zoom, 3),
+            "crop": None if crop is None else [round(v) for v in crop],
+            "person": person,
+        },
+        "light": {
+            "mode": effects.light,
+            "gain": round(gain, 3),
+            "highlights": None if highlights is None else round(highlights, 1),
+        },
+    }
