@@ -138,6 +138,12 @@ def blur_and_mode(daemon: DaemonProcess) -> tuple[object, object]:
     return s["blur"], s["mode"]
 
 
+def studio(daemon: DaemonProcess) -> tuple[object, object]:
+    with ControlClient(daemon.socket_path, timeout=20) as c:
+        cfg = c.call("status")["config"]["effects"]
+    return cfg["autoframe"], cfg["light"]
+
+
 def test_default_hotkeys_under_x11(rundir: Path, xvfb: str, clip: Path) -> None:
     daemon = spawn_daemon(rundir, clip, env={"DISPLAY": xvfb, "WAYLAND_DISPLAY": ""})
     try:
@@ -177,7 +183,9 @@ def test_bindings_come_from_the_config(rundir: Path, xvfb: str, tmp_path: Path, 
     finally:
         daemon.finish()
     cfg.write_text(
-        '[control.keys]\ntoggle = "<ctrl>+<shift>+<f9>"\nblur_up = "<alt>+p"\n', encoding="utf-8"
+        '[control.keys]\ntoggle = "<ctrl>+<shift>+<f9>"\nblur_up = "<alt>+p"\n'
+        'autoframe = "<ctrl>+<alt>+f"\nlight = "<ctrl>+<alt>+g"\n',
+        encoding="utf-8",
     )
     daemon = spawn_daemon(rundir, clip, cfg, env={"DISPLAY": xvfb})
     try:
@@ -188,9 +196,14 @@ def test_bindings_come_from_the_config(rundir: Path, xvfb: str, tmp_path: Path, 
         assert blur_and_mode(daemon) == (70, "blur")
         press(xvfb, "ctrl+shift+F9")
         wait_for(lambda: blur_and_mode(daemon) == (70, "off"), what="Ctrl+Shift+F9")
+        press(xvfb, "ctrl+alt+f")
+        wait_for(lambda: studio(daemon) == (True, "off"), what="Ctrl+Alt+F (auto-framing)")
+        press(xvfb, "ctrl+alt+g")
+        wait_for(lambda: studio(daemon) == (True, "auto"), what="Ctrl+Alt+G (low light)")
     finally:
         out = daemon.finish()
     assert "hotkey <ctrl>+<shift>+<f9>: toggle" in out
+    assert "hotkey <ctrl>+<alt>+f: autoframe" in out
 
 
 def test_chord_matcher_fires_on_the_final_key_with_modifiers_held() -> None:
