@@ -187,20 +187,27 @@ class Engine:
         *,
         t: float | None = None,
         fresh: bool = True,
+        matte_small: Image | None = None,
     ) -> Image:
         """The compose side: ``frame`` with ``alpha8_small`` (None: blur the whole frame).
 
         The studio effects (:mod:`bgcam.studio`: auto-framing, low-light correction) run first,
         so the compositor works on the framed, relit picture with the matte framed alike. ``t``
         is the frame's time in seconds (their smoothing runs on it; default: now; offline, pass
-        the frame's position in the clip), ``fresh`` says the matte is new since the last call.
+        the frame's position in the clip), ``fresh`` says the matte is new since the last call,
+        ``matte_small`` is the matte's own frame at the working size when ``frame`` is another.
         """
         t0 = time.monotonic()
         studio = self.studio
         matte = alpha8_small
         if studio.active:
             image, matte, small = studio.process(
-                frame.image, matte, frame.small, t0 if t is None else t, fresh=fresh
+                frame.image,
+                matte,
+                frame.small,
+                t0 if t is None else t,
+                fresh=fresh,
+                matte_small=matte_small,
             )
             if image is not frame.image or small is not frame.small:
                 frame = ShrunkFrame(image, small)

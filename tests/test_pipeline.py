@@ -402,3 +402,24 @@ def test_autoframe_live_with_mode_off_and_switched_off_by_command(
         thread.join(20)
     assert result["frames_unmasked"] == 0  # mode off: nothing to hide
     assert result["stage_ms"]["studio"] > 0  # type: ignore[index]
+
+
+def test_light_live_measures_the_person_on_the_mattes_own_frame(tmp_path: Path) -> None:
+    dim = [cv2.convertScaleAbs(f, alpha=0.35) for f in astronaut_frames(12)]
+    path = write_clip(tmp_path / "dim.avi", dim, fps=30)
+    sink = RecordingSink()
+    pipe = Pipeline(
+        config(str(path), **{"effects.light": "auto"}), sink=sink, segmenter=SmallPersonSegmenter()
+    )
+    thread = threading.Thread(target=lambda: pipe.run(seconds=60))
+    thread.start()
+    try:
+        wait_for(lambda: pipe.status()["light"]["gain"] > 1.5, 30, "the gain")
+        n = len(sink.frames)
+        wait_for(lambda: len(sink.frames) > n + 5, 20, "frames")
+    finally:
+        pipe.request_stop()
+        thread.join(20)
+    with sink.lock:
+        last = sink.frames[-1]
+    assert last.mean() > 1.5 * np.mean([f.mean() for f in dim])  # brightened

@@ -129,7 +129,11 @@ class Output:
             matte, same = got
             # The matte's own frame: its shrunk copy (made for segmenting) saves the blur a pass.
             shrunk = ShrunkFrame(frame.image, matte.small if same else None)
-            out = self._last.update(lambda: engine.compose(shrunk, matte.alpha8, t=frame.t_capture))
+            out = self._last.update(
+                lambda: engine.compose(
+                    shrunk, matte.alpha8, t=frame.t_capture, matte_small=matte.small
+                )
+            )
         self._stats.stage("compose", engine.times.compose)
         if engine.times.studio:
             self._stats.stage("studio", engine.times.studio)

@@ -96,13 +96,16 @@ class Studio:
         t: float,
         *,
         fresh: bool = True,
+        matte_small: Image | None = None,
     ) -> tuple[Image, Matte8 | None, Image | None]:
         """The picture, matte and shrunk picture to composite for ``image`` at time ``t`` (s).
 
         ``alpha8`` is the working-size matte of the whole frame (None: no usable matte; the
-        result's matte is then None too, and the caller blurs everything), ``small`` the frame
-        at the matte's size when it is this very frame (or None). ``fresh`` says the matte is
-        new since the last call (a repeated matte is not measured again).
+        result's matte is then None too, and the caller blurs everything), ``small`` this frame
+        at the matte's size (or None), ``matte_small`` the frame the matte was made from at that
+        size, when it is another one (live, the matte is often a frame older than the picture):
+        the person's exposure is measured on it. ``fresh`` says the matte is new since the last
+        call (a repeated matte is not measured again).
         """
         if not self.active:
             self._t = t
@@ -116,8 +119,9 @@ class Studio:
             self.box = None
         crop = self.framer.update(self.box, dt) if cfg.autoframe else self._ease_out(dt)
         if cfg.light != "off":
-            if fresh and alpha8 is not None and small is not None:
-                self.light.measure(small, alpha8)
+            seen = small if matte_small is None else matte_small
+            if fresh and alpha8 is not None and seen is not None:
+                self.light.measure(seen, alpha8)
             self.light.step(dt)
         out, matte, hint = image, alpha8, small
         lit = cfg.light != "off" and self.light.gain > 1.0
