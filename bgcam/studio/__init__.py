@@ -53,6 +53,7 @@ class Studio:
             max_zoom=cfg.autoframe_zoom,
             settle=cfg.autoframe_settle,
             dead_zone=cfg.autoframe_dead_zone,
+            cut_in=cfg.autoframe,
         )
         self.light = LightCorrector(strength=cfg.light_strength, max_gain=cfg.light_max_gain)
         self._warp = CropWarp(self.frame_size)
@@ -72,6 +73,7 @@ class Studio:
             settle=cfg.autoframe_settle,
             dead_zone=cfg.autoframe_dead_zone,
         )
+        self.framer.cut_in = False  # frames have been shown: from now on, only ease
         if not cfg.autoframe:
             self.framer.release()  # ease back to the full view, then stop costing anything
         self.light.configure(strength=cfg.light_strength, max_gain=cfg.light_max_gain)

@@ -15,7 +15,9 @@
 - the zoom is at most ``effects.autoframe_zoom`` (default 2x: beyond that the bilinear
   upscaling would show) and at least 1x; the crop always lies inside the frame (no borders), so
   near the frame's edge the person is as centred as the frame allows;
-- with nobody in view for :data:`LOST_AFTER` (1 s) the frame eases back to the full view.
+- with nobody in view for :data:`LOST_AFTER` (1 s) the frame eases back to the full view;
+- a daemon or render that starts with auto-framing on shows the first person framed at once
+  (nothing has been shown yet); switched on later, it eases in from the full view.
 
 **Motion** is a camera operator's. The crop is kept as its size ``s`` (a share of the frame)
 and its *pan* ``p`` in x and y (0 = against the left/top edge, 1 = against the right/bottom
@@ -145,10 +147,18 @@ class Framer:
     """Turns a stream of person boxes into a smoothly moving :class:`Crop`."""
 
     def __init__(
-        self, *, max_zoom: float = 2.0, settle: float = 1.0, dead_zone: float = 0.05
+        self,
+        *,
+        max_zoom: float = 2.0,
+        settle: float = 1.0,
+        dead_zone: float = 0.05,
+        cut_in: bool = True,
     ) -> None:
         self.max_zoom = max_zoom
         self.dead_zone = dead_zone
+        self.cut_in = cut_in
+        """The first person box sets the crop at once (nothing framed has been shown yet: a
+        daemon or a render starting with auto-framing on); False eases in from the full view."""
 
         def pan() -> Follower:
             return Follower(0.5, settle=settle, accel=ACCEL_PAN, snap=SNAP, speed=SPEED_PAN)
@@ -185,7 +195,14 @@ class Framer:
                 self.release()
         else:
             self._missing = 0.0
-            self._aim(box)
+            if self.cut_in:
+                self.cut_in = False
+                want = compose_crop(box, self.max_zoom)
+                px, py = want.pan()
+                for f, v in ((self._px, px), (self._py, py), (self._s, want.scale)):
+                    f.reset(v)
+            else:
+                self._aim(box)
         dt = min(max(dt, 0.0), MAX_STEP)
         s = min(1.0, max(1.0 / self.max_zoom, self._s.step(dt)))
         px = min(1.0, max(0.0, self._px.step(dt)))

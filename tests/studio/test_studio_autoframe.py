@@ -120,3 +120,12 @@ def test_crop_warp_matches_cutting_and_scaling() -> None:
     assert framed[:, :155].min() == 255 and framed[:, 165:].max() == 0  # the edge in the middle
     with pytest.raises(ValueError, match="expected shape"):
         warp.image(np.zeros((10, 10, 3), np.uint8), crop)
+
+
+def test_starting_framed_cuts_in_switching_on_later_eases_in() -> None:
+    box = BoxFinder().find(person_matte(0.3, scale=0.6))
+    assert box is not None
+    crop = Framer().update(box, DT)
+    assert crop == compose_crop(box, 2.0)  # nothing shown yet: framed from the first frame
+    eased = Framer(cut_in=False).update(box, DT)
+    assert eased.scale > 0.99  # shown unframed before: eases in from the full view

@@ -92,3 +92,13 @@ def test_relighting_only_the_cropped_part_gives_the_same_picture() -> None:
     lit = cv2.LUT(image, studio.light.lut)
     ref = CropWarp(SIZE).image(lit, studio.crop)
     assert np.array_equal(out, ref)
+
+
+def test_autoframe_switched_on_while_running_eases_in() -> None:
+    studio = Studio(EffectsConfig(), SIZE)
+    image, matte, small, _ = frames(studio, 5)
+    studio.update(EffectsConfig(autoframe=True))
+    studio.process(image, matte, small, 6 * DT)
+    assert studio.crop.zoom < 1.01
+    frames(studio, 60, t0=7 * DT)
+    assert studio.crop.zoom > 1.5
