@@ -401,7 +401,7 @@ def test_autoframe_live_with_mode_off_and_switched_off_by_command(
         pipe.request_stop()
         thread.join(20)
     assert result["frames_unmasked"] == 0  # mode off: nothing to hide
-    assert result["stage_ms"]["studio"] > 0  # type: ignore[index]
+    assert result["stage_ms"]["studio"] > 0
 
 
 def test_light_live_measures_the_person_on_the_mattes_own_frame(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from studio_scenes import WORK, person_matte
 
 from bgcam.studio.autoframe import (
     FULL,
@@ -17,6 +16,7 @@ from bgcam.studio.autoframe import (
     edge_accel_bound,
 )
 from bgcam.studio.box import Box, BoxFinder
+from tests.studio.studio_scenes import WORK, person_matte
 
 FPS = 30
 DT = 1 / FPS

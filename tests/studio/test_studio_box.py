@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from studio_scenes import person_matte
 
 from bgcam.studio.box import BoxFinder
+from tests.studio.studio_scenes import person_matte
 
 
 def test_box_of_a_seated_person() -> None:

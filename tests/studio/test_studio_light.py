@@ -7,9 +7,9 @@ import math
 import cv2
 import numpy as np
 import pytest
-from studio_scenes import WORK, person_matte, picture
 
 from bgcam.studio.light import DEAD_BAND, KNEE, TARGET_LEVEL, LightCorrector, tone_curve
+from tests.studio.studio_scenes import WORK, person_matte, picture
 
 DT = 1 / 30
 

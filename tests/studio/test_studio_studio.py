@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from studio_scenes import WORK, person_matte, picture
 
 from bgcam.config import EffectsConfig
 from bgcam.studio import CropWarp, Studio
+from tests.studio.studio_scenes import WORK, person_matte, picture
 
 SIZE = (640, 360)
 DT = 1 / 30
