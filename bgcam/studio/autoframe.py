@@ -12,6 +12,9 @@
 - the zoom makes the box at most :data:`FILL_WIDTH` (half) of the crop's width (and fits a
   whole person between the margins). So someone who fills the frame is not zoomed, someone
   who sits back is zoomed in a little;
+- while the person walks across (their box centre moves faster than :data:`STILL_SPEED`,
+  averaged over :data:`SPEED_TIME`), the view widens in proportion (:data:`WIDEN_SPEED`), so
+  they stay in the picture instead of the frame chasing them; swaying averages out;
 - the zoom is at most ``effects.autoframe_zoom`` (default 2x: beyond that the bilinear
   upscaling would show) and at least 1x; the crop always lies inside the frame (no borders), so
   near the frame's edge the person is as centred as the frame allows;
@@ -81,6 +84,14 @@ def edge_accel_bound(max_zoom: float) -> float:
 SNAP = 1e-4
 """Within this share of the frame (0.13 px at 1280), and moving less than that in a step, the
 crop stops exactly at its goal."""
+SPEED_TIME = 0.5
+"""Seconds over which the person's velocity is averaged."""
+STILL_SPEED = 0.03
+"""Below this speed (frame widths per s) the person counts as staying where they are."""
+WIDEN_SPEED = 0.25
+"""A person crossing the frame this many frame widths per second faster than
+:data:`STILL_SPEED` doubles the crop's size (the view widens, as an operator's does for a
+moving subject, so they stay in the picture); slower, proportionally less."""
 MAX_STEP = 0.1
 """Longest time step integrated at once (s): a stalled source resumes without a jump."""
 
@@ -166,6 +177,9 @@ class Framer:
         self._px, self._py = pan(), pan()
         self._s = Follower(1.0, settle=settle, accel=ACCEL_SIZE, snap=SNAP, speed=SPEED_SIZE)
         self._missing = LOST_AFTER
+        self._last_cx: float | None = None
+        self.velocity = 0.0
+        """The person box's horizontal velocity, frame widths per s (smoothed)."""
         self.crop = FULL
 
     def configure(self, *, max_zoom: float, settle: float, dead_zone: float) -> None:
@@ -195,6 +209,7 @@ class Framer:
                 self.release()
         else:
             self._missing = 0.0
+            self._track(box, dt)
             if self.cut_in:
                 self.cut_in = False
                 want = compose_crop(box, self.max_zoom)
@@ -210,9 +225,20 @@ class Framer:
         self.crop = Crop.from_pan(px, py, s)
         return self.crop
 
+    def _track(self, box: Box, dt: float) -> None:
+        """Update :attr:`velocity` from the box centre's move (smoothed over SPEED_TIME, signed:
+        swaying back and forth averages out, walking across does not)."""
+        if self._last_cx is not None and dt > 0:
+            k = min(1.0, dt / SPEED_TIME)
+            self.velocity += k * ((box.cx - self._last_cx) / dt - self.velocity)
+        self._last_cx = box.cx
+
     def _aim(self, box: Box) -> None:
         dz = self.dead_zone
         want = compose_crop(box, self.max_zoom)
+        widen = 1.0 + max(0.0, abs(self.velocity) - STILL_SPEED) / WIDEN_SPEED
+        if widen > 1.0:
+            want = compose_crop(box, self.max_zoom, scale=want.scale * widen)
         gs = self._s.goal
         if abs(want.scale - gs) > 2 * dz * gs:
             self._s.goal = gs = want.scale

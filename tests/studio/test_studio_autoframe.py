@@ -57,19 +57,22 @@ def test_composition_rule_for_a_whole_person_and_the_frame_edge() -> None:
 
 def test_crop_follows_a_move_then_stays_still() -> None:
     framer = Framer(max_zoom=2.0, settle=1.0, dead_zone=0.05)
-    path = [0.3] * 60 + list(np.linspace(0.3, 0.7, 60)) + [0.7] * 150
+    path = [0.3] * 60 + list(np.linspace(0.3, 0.7, 60)) + [0.7] * 300
     e = follow(framer, path)
     cx = (e[:, 0] + e[:, 2]) / 2
     scale = e[:, 2] - e[:, 0]
     assert scale.min() >= 0.5 - 1e-9  # never beyond 2x
     assert abs(scale[59] - 0.5) < 0.05  # zoomed in on the sat-back person, to the cap
     assert abs(cx[59] - 0.3) < 0.05 * scale[59] + 0.01  # centred on them
-    assert cx[119] > 0.55  # followed the move
+    assert cx[119] > 0.5 and e[119, 0] < 0.7 - 0.1 < 0.7 + 0.1 < e[119, 2]  # followed the move
+    assert scale[100] > scale[59] + 0.1  # widened the view while they moved
     final = cx[-1]
     assert abs(final - 0.7) <= 0.05 * scale[-1] + 0.01  # within the dead zone of the person
     bound = edge_accel_bound(2.0) * DT**2
     assert cx.max() <= final + bound  # no overshoot past the per-frame bound
     assert np.abs(np.diff(e, 2, axis=0)).max() <= bound + 1e-12
+    settling = np.abs(np.diff(e[-210:], axis=0)).max() * 1280
+    assert settling < 1.0  # from 3 s after they stopped: under a pixel per frame
     still = np.abs(np.diff(e[-60:], axis=0)).max() * 1280
     assert still == 0.0  # the last two seconds: not a pixel of motion
 
