@@ -324,13 +324,15 @@ def report_framing(fr: dict[str, Any], stills: dict[str, Any]) -> None:
             f"  {v['mid_within_12pct']:7.1%}  {v['mean_zoom']:4.2f}  {v['max_edge_accel_px']:.2f}"
         )
     print(
-        f"  all frames: {fr['within_12pct']:.1%} within 12 % (target ≥ 90 %); "
-        f"max |Δ²edge| {fr['max_edge_accel_px']:.2f} px, bound {fr['accel_bound_px']:.2f} px"
+        f"  all frames: {fr['within_12pct']:.1%} within 12 % (target ≥ 90 %), oracle "
+        f"{fr['oracle_within_12pct']:.1%}, centre within 12 % of the middle "
+        f"{fr['mid_within_12pct']:.1%}; max |Δ²edge| {fr['max_edge_accel_px']:.2f} px, "
+        f"bound {fr['accel_bound_px']:.2f} px"
     )
     for key, fs in stills.items():
         print(
             f"still scene ({key}): largest crop move {fs['max_move_px_after_3s']:.3f} px after "
-            f"3 s (target < 1), {fs['max_move_px_all']:.2f} px while zooming in; "
+            f"3 s (target < 1), {fs['max_move_px_all']:.2f} px over all frames; "
             f"zoom {fs['zoom_end']:.2f}"
         )
 
