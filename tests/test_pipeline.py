@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bgcam.config import Config, SegmentConfig
+from bgcam.config import Config, SegmentConfig, load_config
 from bgcam.control.commands import Command
 from bgcam.frame import Image, Mask, ShrunkFrame
 from bgcam.live.state import PipelineState
@@ -423,3 +423,35 @@ def test_light_live_measures_the_person_on_the_mattes_own_frame(tmp_path: Path) 
     with sink.lock:
         last = sink.frames[-1]
     assert last.mean() > 1.5 * np.mean([f.mean() for f in dim])  # brightened
+
+
+def test_studio_settings_hot_reload_from_the_config_file(
+    clip: tuple[Path, list[Image]], tmp_path: Path
+) -> None:
+    path, _ = clip
+    file = tmp_path / "bgcam.toml"
+    file.write_text("[effects]\nautoframe = false\n", encoding="utf-8")
+    cfg = config(str(path))
+    loader = lambda: config(str(path)).replace(  # noqa: E731 - the file on top of the test's
+        **{f"effects.{k}": v for k, v in load_config(file).effects.model_dump().items()}
+    )
+    pipe = Pipeline(cfg, loader=loader, sink=RecordingSink(), segmenter=SmallPersonSegmenter())
+    thread = threading.Thread(target=lambda: pipe.run(seconds=60))
+    thread.start()
+    try:
+        wait_for(lambda: pipe.status()["frames_out"] > 5, 30, "frames")
+        assert pipe.status()["autoframe"]["on"] is False
+        file.write_text(
+            '[effects]\nautoframe = true\nautoframe_zoom = 1.5\nlight = "auto"\n', encoding="utf-8"
+        )
+        reply = pipe.commands.submit(Command("reload")).result(10)
+        assert reply["autoframe"]["on"] is True and reply["light"]["mode"] == "auto"
+        wait_for(lambda: pipe.status()["autoframe"]["zoom"] > 1.4, 30, "the zoom")
+        assert pipe.status()["autoframe"]["zoom"] <= 1.5 + 1e-6  # the reloaded cap
+        file.write_text('[effects]\nlight = "dim"\n', encoding="utf-8")
+        with pytest.raises(Exception, match=r"effects\.light"):
+            pipe.commands.submit(Command("reload")).result(10)
+        assert pipe.status()["light"]["mode"] == "auto"  # a bad file keeps the running config
+    finally:
+        pipe.request_stop()
+        thread.join(20)
