@@ -76,6 +76,27 @@ def for_cpu_layout(model: bytes | Path, label: str) -> tuple[bytes | str, bool]:
     return (proto.SerializeToString() if planar or rewritten else unchanged), planar
 
 
+_told: set[tuple[str, str]] = set()
+"""Fallbacks already reported at INFO in this process (every model load would repeat them)."""
+
+
+def _tell_fallback(wanted: str, running: str) -> None:
+    """One plain INFO line per process and fallback; the library's reason at DEBUG each time.
+
+    Expected with onnxruntime-gpu on a machine without an NVIDIA GPU, so not a warning.
+    """
+    log.debug("onnx: %s is not used (%s); running on %s", wanted, why_not(wanted), running)
+    if (wanted, running) in _told:
+        return
+    _told.add((wanted, running))
+    if wanted == "CUDAExecutionProvider" and running == "CPUExecutionProvider":
+        log.info("no usable NVIDIA GPU: the model runs on the CPU (`bgcam -v` says why)")
+    else:
+        log.info(
+            "%s is not usable here: the model runs on %s (`bgcam -v` says why)", wanted, running
+        )
+
+
 class OnnxSegmenter:
     name = "onnx"
 
@@ -97,12 +118,7 @@ class OnnxSegmenter:
         running = self._session.get_providers()
         self.provider: str = running[0]
         if self.provider != providers[0]:
-            log.info(  # expected with onnxruntime-gpu on a machine without a GPU
-                "onnx: %s is not used (%s); running on %s",
-                providers[0],
-                why_not(providers[0]),
-                self.provider,
-            )
+            _tell_fallback(providers[0], self.provider)
 
         inp, out = self._session.get_inputs()[0], self._session.get_outputs()[0]
         # NHWC RGB in [0, 1] as the models come; NCHW BGR in 0–255 once rewritten.
