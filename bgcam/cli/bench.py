@@ -126,6 +126,52 @@ def print_table(result: dict[str, Any], console: Console) -> None:
     )
 
 
+def print_sweep(result: dict[str, Any], console: Console) -> None:
+    """The ``--sweep`` result: per size, ms per frame (median) for every strength and type."""
+    from bgcam.sweep import BLUR_TYPES, MODES, STRENGTHS, cell_label
+
+    for key, res in result.items():
+        if key == "meta":
+            continue
+        table = Table(
+            title=f"bgcam bench --sweep {key}: whole frame, ms median, one thread "
+            f"({res['backend']} compositor)",
+            box=box.SIMPLE_HEAD,
+        )
+        table.add_column("blur type", no_wrap=True)
+        for s in STRENGTHS:
+            table.add_column(str(s), justify="right", no_wrap=True)
+        by = {(c["mode"], c["blur_type"], c["blur"]): c for c in res["cells"]}
+        for kind in BLUR_TYPES:
+            table.add_row(kind, *(_fmt(by[("blur", kind, s)]["ms_p50"]) for s in STRENGTHS))
+        modes = [c for c in res["cells"] if c["mode"] in MODES]
+        table.add_section()
+        table.add_row(
+            "modes",
+            *(f"{c['mode']} {_fmt(c['ms_p50'])}" for c in modes),
+        )
+        console.print(table)
+        slow, default = res["slowest"], res["default"]
+        line = (
+            f"{key}: slowest {cell_label(slow)} {slow['ms_p50']:.2f} ms = "
+            f"{res['slowest_ratio']:.2f}x the default ({cell_label(default)}, "
+            f"{default['ms_p50']:.2f} ms)"
+        )
+        if "target_ms_p50" in res:
+            mark = "[green]meets[/]" if res["meets_target"] else "[red]misses[/]"
+            line += (
+                f"; target every cell ≤ {res['target_ms_p50']:g} ms and ≤ "
+                f"{res['target_ratio']:g}x: {mark}"
+            )
+        console.print(line)
+    meta = result["meta"]
+    console.print(
+        f"[dim]{meta['frames']} frames per cell in {meta['rounds']} rounds, {meta['cpu']} "
+        f"({meta['cpus']} cpus, load {meta.get('loadavg_1m', '?')}), opencv {meta['opencv']}, "
+        f"{meta['date']}[/]"
+    )
+
+
 @click.command(
     "bench",
     epilog="""\b
@@ -133,15 +179,22 @@ Examples:
   bgcam bench
   bgcam bench --sizes 1280x720 --frames 500
   bgcam bench --json > bench.json
+  bgcam bench --sweep --sizes 1280x720,1920x1080
 """,
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option(
+    "--sweep",
+    is_flag=True,
+    help="Time the whole frame at every blur strength (0–100 by 10) × blur type, and the "
+    "modes replace/remove/off; name the slowest cell and its ratio to the default setting.",
+)
+@click.option(
     "--frames",
     type=click.IntRange(min=1, max=100_000),
-    default=200,
-    show_default=True,
-    help="Timed frames per pipeline and size (after the warm-up).",
+    default=None,
+    help="Timed frames per pipeline and size (after the warm-up) [default: 200; 60 per cell "
+    "with --sweep].",
 )
 @click.option(
     "--warmup",
@@ -159,7 +212,8 @@ Examples:
 @config_options("Benchmark this config instead of the defaults (threads are forced to 1).")
 def bench(
     as_json: bool,
-    frames: int,
+    sweep: bool,
+    frames: int | None,
     warmup: int,
     sizes: str,
     config_path: Path | None,
@@ -170,6 +224,7 @@ def bench(
     For each size: the default pipeline segmenting every frame, every available segmenter and
     compositor backend, and in the same run a naive reference (raw model, full-resolution
     Gaussian blur of the same strength, float32 blend), with the ratio naive / ours.
+    With --sweep: the whole frame at every compositor setting instead (see docs/BENCHMARKS.md).
     """
     from bgcam.bench import parse_sizes, run_bench
 
@@ -181,14 +236,19 @@ def bench(
     root = logging.getLogger()
     if root.level > logging.DEBUG:  # only the table (and warnings) unless -v
         root.setLevel(logging.WARNING)
-    result = run_bench(size_list, frames=frames, warmup=warmup, base=cfg)
+    if sweep:
+        from bgcam.sweep import run_sweep
+
+        result = run_sweep(size_list, frames=frames or 60, warmup=warmup, base=cfg)
+    else:
+        result = run_bench(size_list, frames=frames or 200, warmup=warmup, base=cfg)
     if as_json:
         click.echo(json.dumps(result, indent=2, allow_nan=False))
-    else:
-        console = Console()
-        if not console.is_terminal:  # a pipe or file: do not squeeze the table into 80 columns
-            console = Console(width=120)
-        print_table(result, console)
+        return
+    console = Console()
+    if not console.is_terminal:  # a pipe or file: do not squeeze the table into 80 columns
+        console = Console(width=120)
+    (print_sweep if sweep else print_table)(result, console)
 
 
 COMMANDS = [bench]
