@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bgcam.compose import check_inputs, check_matte, register
-from bgcam.compose.plan import BlurPlan
+from bgcam.compose.plan import BlurPlan, gaussian_ksize
 from bgcam.config import ComposeConfig
 from bgcam.effects import BackgroundSlot, blur_sigma, disc_kernel, parse_color
 from bgcam.frame import Image, Mask, ShrunkFrame, upsample_alpha8
@@ -55,13 +55,22 @@ class BackgroundBlur:
     from (:attr:`pre_size`).
     """
 
-    def __init__(self, frame_size: tuple[int, int], strength: int, blur_type: str) -> None:
-        self.frame_size = frame_size
-        self.plan = p = BlurPlan.of(frame_size, strength, blur_type)
+    def __init__(
+        self,
+        frame_size: tuple[int, int],
+        strength: int,
+        blur_type: str,
+        plan: BlurPlan | None = None,
+    ) -> None:
+        self.plan = p = plan or BlurPlan.of(frame_size, strength, blur_type)
+        self.frame_size = p.frame_size
         self.blur_type = blur_type
-        self.sigma_full, self.factor, self.sigma = p.sigma_full, p.factor, p.sigma
+        self.sigma_full = p.sigma_full
+        self.factor = p.factor
         self.work_size = (ww, wh) = p.work_size
+        self.sigma = p.sigma
         self.pre_size = p.pre_size
+        """Bilinear to here first, then an exact 2x box average (factor ≥ 4)."""
         self._pre = np.empty((self.pre_size[1], self.pre_size[0], 3), np.uint8)
         self._small = np.empty((wh, ww, 3), np.uint8)
         self._smallf = np.empty((wh, ww, 3), np.float32)
@@ -89,13 +98,14 @@ class BackgroundBlur:
         self._kernel_box = p.box
         self._kernel_median = p.median
         log.debug(
-            "blur %s strength %d: sigma %.1f px, computed at 1/%d (%dx%d)",
+            "blur %s strength %d: sigma %.1f px, computed at 1/%d (%dx%d), sharp weight %.2f",
             blur_type,
             strength,
             p.sigma_full,
             p.factor,
             ww,
             wh,
+            p.sharp,
         )
 
     def _shrink(self, image: Image, small: Image | None) -> Image:
@@ -174,23 +184,33 @@ class BackgroundBlur:
         small: Image | None = None,
     ) -> Image:
         """Write the blurred background of ``image`` at full size into ``dst``."""
+        p = self.plan
+        if p.identity:
+            np.copyto(dst, image)
+            return dst
         small = self._shrink(image, small)
         weights = self._weights(alpha8)
         kind = self.blur_type
-        if self.sigma_full <= 0:
-            filled = self._filled(small, weights) if alpha8 is not None else small
-            bg8 = filled
-        elif kind in ("gaussian", "box"):
-            bgf = self._normalised(small, weights, self.sigma, box=(kind == "box"))
+        if kind in ("gaussian", "box") and p.normalised:
+            bgf = self._normalised(small, weights, p.sigma, box=(kind == "box"))
             cv2.convertScaleAbs(bgf, dst=self._bg8)  # rounded, saturated (bgf ≥ 0)
             bg8 = self._bg8
         else:
             filled = self._filled(small, weights)
-            if kind == "median":
+            if kind == "gaussian":  # weak: the filled frame, plainly blurred
+                if p.sigma > 0:
+                    k = gaussian_ksize(p.sigma)
+                    cv2.GaussianBlur(
+                        filled, (k, k), p.sigma, dst=self._bg8, borderType=cv2.BORDER_REFLECT
+                    )
+                else:
+                    np.copyto(self._bg8, filled)
+            elif kind == "box":
+                cv2.blur(filled, (p.box, p.box), dst=self._bg8, borderType=cv2.BORDER_REFLECT)
+            elif kind == "median":
                 cv2.medianBlur(filled, self._kernel_median, dst=self._bg8)
             elif kind == "bilateral":
-                d = self.plan.bilateral_d
-                cv2.bilateralFilter(filled, d, 60.0, self.sigma, dst=self._bg8)
+                cv2.bilateralFilter(filled, p.bilateral_d, 60.0, p.bilateral_sigma, dst=self._bg8)
             else:  # lens: a disc in (approximately) linear light, so highlights bloom
                 lin = cv2.LUT(filled, self._lut, dst=self._smallf)
                 cv2.filter2D(lin, -1, self._kernel, dst=self._bgf, borderType=cv2.BORDER_REFLECT)
@@ -205,6 +225,8 @@ class BackgroundBlur:
             np.copyto(dst, bg8)
         else:
             cv2.resize(bg8, (w, h), dst=dst, interpolation=cv2.INTER_LINEAR)
+        if p.sharp > 0:  # a weak blur: the detail finer than the working size, from the frame
+            cv2.addWeighted(image, p.sharp, dst, 1.0 - p.sharp, 0.0, dst=dst)
         return dst
 
 
@@ -318,8 +340,13 @@ class CpuCompositor:
 
     name = "cpu"
 
-    def __init__(self, cfg: ComposeConfig, frame_size: tuple[int, int]) -> None:
+    def __init__(
+        self, cfg: ComposeConfig, frame_size: tuple[int, int], *, exact: bool = False
+    ) -> None:
+        """``exact``: blur wholly at full resolution (:meth:`BlurPlan.exact`), the reference
+        the fast plans are measured against; far too slow for live use."""
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
+        self.exact = exact
         w, h = self.frame_size
         self._out = np.empty((h, w, 3), np.uint8)
         self._fill = np.empty((h, w, 3), np.uint8)
@@ -348,7 +375,8 @@ class CpuCompositor:
             cfg.blur_type,
             blur_sigma(cfg.blur, self.frame_size),
         ):
-            self._blur = BackgroundBlur(self.frame_size, cfg.blur, cfg.blur_type)
+            plan = BlurPlan.exact(self.frame_size, cfg.blur, cfg.blur_type) if self.exact else None
+            self._blur = BackgroundBlur(self.frame_size, cfg.blur, cfg.blur_type, plan)
         self._fill[...] = parse_color(cfg.color)
         self.cfg = cfg
 

@@ -146,13 +146,15 @@ class OnnxCompositor(FloatCompositor):
         ww, wh = p.work_size
         return self._runner(("fill", p), lambda: onnxgraph.fill_graph(p), (wh, ww, 3))
 
-    def _blend_runner(self, bg_size: tuple[int, int]) -> _Runner:
+    def _blend_runner(self, bg_size: tuple[int, int], sharp: float = 0.0) -> _Runner:
         from bgcam.compose import onnxgraph
 
-        p = BlurPlan.of(self.frame_size, 0, "gaussian")
+        p = BlurPlan.of(self.frame_size, 0, "gaussian")  # only its sizes are used
         w, h = self.frame_size
         return self._runner(
-            ("upblend", bg_size), lambda: onnxgraph.upblend_graph(p, bg_size), (h, w, 3)
+            ("upblend", bg_size, sharp),
+            lambda: onnxgraph.upblend_graph(p, bg_size, sharp),
+            (h, w, 3),
         )
 
     # -- Compositor ------------------------------------------------------------------------
@@ -160,13 +162,14 @@ class OnnxCompositor(FloatCompositor):
     def update(self, cfg: ComposeConfig) -> None:
         self._slot.update(cfg)
         self._plan = BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type)
-        if cfg.mode == "blur" or (cfg.mode == "replace" and self._slot.current is None):
+        p = self._plan
+        blurs = cfg.mode == "blur" or (cfg.mode == "replace" and self._slot.current is None)
+        if blurs and not p.identity:
             self._blur_runner()  # build the session now, not on the next frame
-            p = self._plan
             if p.sigma_full > 0 and p.blur_type not in LINEAR_TYPES:
                 ww, wh = p.work_size
                 self._small_bg = np.empty((wh, ww, 3), np.uint8)
-                self._blend_runner(p.work_size)
+                self._blend_runner(p.work_size, p.sharp)
         if cfg.mode == "remove":
             self._bg[...] = parse_color(cfg.color)
         if cfg.mode == "remove" or (cfg.mode == "replace" and self._slot.current is not None):
@@ -193,8 +196,11 @@ class OnnxCompositor(FloatCompositor):
                 image=image, alpha=np.ascontiguousarray(alpha), background=bg
             )
         # blur; no mask = the whole frame is background (alpha 0 everywhere)
-        a = self._zeros if alpha is None else np.ascontiguousarray(alpha)
         p = self._plan
+        if p.identity:  # strength 0: the frame itself
+            np.copyto(self._copy, image)
+            return self._copy
+        a = self._zeros if alpha is None else np.ascontiguousarray(alpha)
         runner = self._blur_runner()
         if p.sigma_full <= 0 or p.blur_type in LINEAR_TYPES:
             return runner.run(image=image, alpha=a)
@@ -204,8 +210,10 @@ class OnnxCompositor(FloatCompositor):
         if p.blur_type == "median":
             cv2.medianBlur(filled, p.median, dst=self._small_bg)
         else:
-            cv2.bilateralFilter(filled, p.bilateral_d, 60.0, p.sigma, dst=self._small_bg)
-        return self._blend_runner(p.work_size).run(image=image, alpha=a, background=self._small_bg)
+            cv2.bilateralFilter(filled, p.bilateral_d, 60.0, p.bilateral_sigma, dst=self._small_bg)
+        return self._blend_runner(p.work_size, p.sharp).run(
+            image=image, alpha=a, background=self._small_bg
+        )
 
     def _background_image(self) -> Image:
         assert self._slot.current is not None

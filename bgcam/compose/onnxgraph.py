@@ -201,7 +201,14 @@ def _background(b: _Builder, plan: BlurPlan, small: str, w: str) -> str:
         return _filled(b, plan, small, w)
     if kind in ("gaussian", "box"):
         taps = gaussian_kernel(plan.sigma) if kind == "gaussian" else [1.0 / plan.box] * plan.box
-        return b.to_u8_levels(_normalised(b, plan, small, w, taps), rounding=False)
+        if plan.normalised:
+            return b.to_u8_levels(_normalised(b, plan, small, w, taps), rounding=False)
+        # weak: the person filled in first, then a plain blur
+        filled = _filled(b, plan, small, w)
+        if len(taps) == 1:
+            return filled
+        blurred = b.sep_filter(filled, 3, taps, plan.work_size)
+        return b.to_u8_levels(blurred, rounding=True)
     if kind == "lens":
         filled = _filled(b, plan, small, w)
         lin = b.op("Pow", b.op("Div", filled, b.const(255.0)), b.const(2.2))
@@ -211,10 +218,23 @@ def _background(b: _Builder, plan: BlurPlan, small: str, w: str) -> str:
     raise ValueError(f"blur type {kind!r} has no ONNX graph; use fill_graph + upblend_graph")
 
 
-def _upblend(b: _Builder, plan: BlurPlan, image: str, bg: str, bg_size: tuple[int, int]) -> str:
-    """Upscale ``bg`` (NCHW float levels) to the frame, blend with ``image``, back to HWC uint8."""
+def _upblend(
+    b: _Builder,
+    plan: BlurPlan,
+    image: str,
+    bg: str,
+    bg_size: tuple[int, int],
+    sharp: float = 0.0,
+) -> str:
+    """Upscale ``bg`` (NCHW float levels) to the frame, mix in ``sharp`` of ``image`` (weak
+    blurs), blend with ``image``, back to HWC uint8."""
     if bg_size != plan.frame_size:
         bg = b.to_u8_levels(b.resize(bg, 3, plan.frame_size), rounding=True)
+    if sharp > 0:
+        mixed = b.op(
+            "Add", b.op("Mul", image, b.const(sharp)), b.op("Mul", bg, b.const(1.0 - sharp))
+        )
+        bg = b.to_u8_levels(mixed, rounding=True)
     a = b.op("Unsqueeze", "alpha", b.const([0, 1], np.int64))
     a8 = b.to_u8_levels(b.op("Mul", a, b.const(255.0)), rounding=True)
     fg = b.op("Round", b.op("Mul", image, b.op("Div", a8, b.const(255.0))))
@@ -234,7 +254,8 @@ def blur_graph(plan: BlurPlan) -> onnx.ModelProto:
     image = _nchw(b, "image")
     small = _shrink(b, plan, image)
     bg = _background(b, plan, small, _weights(b, plan))
-    return b.model(_inputs(plan), _upblend(b, plan, image, bg, plan.work_size), plan.frame_size)
+    out = _upblend(b, plan, image, bg, plan.work_size, plan.sharp)
+    return b.model(_inputs(plan), out, plan.frame_size)
 
 
 def fill_graph(plan: BlurPlan) -> onnx.ModelProto:
@@ -247,9 +268,13 @@ def fill_graph(plan: BlurPlan) -> onnx.ModelProto:
     return b.model(_inputs(plan), b.op("Transpose", x, perm=[1, 2, 0]), plan.work_size)
 
 
-def upblend_graph(plan: BlurPlan, bg_size: tuple[int, int]) -> onnx.ModelProto:
-    """(image, alpha, background of ``bg_size``) → out: upscale the background and blend."""
+def upblend_graph(
+    plan: BlurPlan, bg_size: tuple[int, int], sharp: float = 0.0
+) -> onnx.ModelProto:
+    """(image, alpha, background of ``bg_size``) → out: upscale the background, mix in
+    ``sharp`` of the frame, and blend."""
     b = _Builder()
     image = _nchw(b, "image")
     bg = _nchw(b, "background")
-    return b.model(_inputs(plan, bg_size), _upblend(b, plan, image, bg, bg_size), plan.frame_size)
+    out = _upblend(b, plan, image, bg, bg_size, sharp)
+    return b.model(_inputs(plan, bg_size), out, plan.frame_size)

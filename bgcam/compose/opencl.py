@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from bgcam.compose import FloatCompositor, check_inputs, register
-from bgcam.compose.plan import BlurPlan
+from bgcam.compose.plan import BlurPlan, gaussian_ksize
 from bgcam.config import ComposeConfig
 from bgcam.effects import BackgroundSlot, ImageBackground, disc_kernel, parse_color
 from bgcam.errors import BackendError
@@ -232,24 +232,36 @@ class ClBackgroundBlur:
         return self._fill8
 
     def run(self, image: UMat, alpha: UMat | None) -> UMat:
-        """The blurred background at full size (a UMat this object owns)."""
+        """The blurred background at full size (a UMat this object owns, or ``image``)."""
         p = self.plan
+        if p.identity:
+            return image
         small = self._shrink(image)
         weights = self._weights(alpha)
         kind = self.blur_type
         if p.sigma_full <= 0:
             bg8 = self._filled(small, weights) if alpha is not None else small
-        elif kind in ("gaussian", "box"):
+        elif kind in ("gaussian", "box") and p.normalised:
             blur = self._normalised(small, weights, p.sigma, box=(kind == "box"))
             cv.divide(blur, self._den4, dst=self._out4, scale=255.0, dtype=cv.CV_8U)
             cv.cvtColor(self._out4, cv.COLOR_BGRA2BGR, dst=self._bg8)
             bg8 = self._bg8
         else:
             filled = self._filled(small, weights)
-            if kind == "median":
+            if kind == "gaussian":  # weak: the filled frame, plainly blurred
+                if p.sigma > 0:
+                    k = gaussian_ksize(p.sigma)
+                    cv.GaussianBlur(
+                        filled, (k, k), p.sigma, dst=self._bg8, borderType=cv.BORDER_REFLECT
+                    )
+                else:
+                    filled.copyTo(self._bg8)
+            elif kind == "box":
+                cv.blur(filled, (p.box, p.box), dst=self._bg8, borderType=cv.BORDER_REFLECT)
+            elif kind == "median":
                 cv.medianBlur(filled, p.median, dst=self._bg8)
             elif kind == "bilateral":
-                cv.bilateralFilter(filled, p.bilateral_d, 60.0, p.sigma, dst=self._bg8)
+                cv.bilateralFilter(filled, p.bilateral_d, 60.0, p.bilateral_sigma, dst=self._bg8)
             else:  # lens: a disc in (approximately) linear light
                 cv.LUT(filled, self._lut, dst=self._lin)
                 cv.filter2D(
@@ -262,6 +274,8 @@ class ClBackgroundBlur:
         if p.work_size == p.frame_size:
             return bg8
         cv.resize(bg8, p.frame_size, dst=self._full, interpolation=cv.INTER_LINEAR)
+        if p.sharp > 0:  # a weak blur: the detail finer than the working size, from the frame
+            cv.addWeighted(image, p.sharp, self._full, 1.0 - p.sharp, 0.0, dst=self._full)
         return self._full
 
 

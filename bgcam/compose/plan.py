@@ -1,10 +1,19 @@
-"""The geometry of a background blur, shared by the accelerated compositors.
+"""The geometry of a background blur, shared by every compositor.
 
 The CPU compositor (:mod:`bgcam.compose.cpu`) defines what the output looks like; the OpenCL and
-ONNX backends must reproduce it within PSNR 40 dB. They therefore derive every size and kernel
-from the same functions in :mod:`bgcam.effects` (``blur_sigma``, ``blur_factor``, ``box_size``,
-``median_size``, ``disc_radius``), gathered here in one frozen :class:`BlurPlan`, instead of
-re-deriving them. ``tests/compose`` checks the plan against the CPU compositor's own figures.
+ONNX backends must reproduce it within PSNR 40 dB. All three derive every size and kernel from
+one frozen :class:`BlurPlan`, built from the functions in :mod:`bgcam.effects`.
+
+**Two regimes, one cost.** A blur strong enough keeps at least ``MIN_WORK_SIGMA`` working pixels
+(``COARSE_WORK_SIGMA`` for bilateral and lens) at a power-of-two reduction; it is computed
+there as it always was (``sharp = 0``). A weaker blur would need a larger working image, so it
+is computed at :func:`bgcam.effects.min_factor` instead, with its sigma reduced by the blur that
+the shrink and the bilinear upscale add (half a working pixel, :data:`RESAMPLE_SIGMA`), and the
+detail finer than that resolution comes from the sharp frame: the background is
+``sharp · frame + (1 − sharp) · upscaled`` (:func:`bgcam.effects.sharp_weight`). No strength
+works at more than the ``min_factor`` resolution, so no strength costs more than that; strength 0
+is the frame itself. The person's colours stay out of the blurred part as before (normalised
+blur, or the person region filled from its surroundings first), so there is no halo.
 """
 
 from __future__ import annotations
@@ -12,10 +21,26 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bgcam.effects import blur_factor, blur_sigma, box_size, disc_radius, median_size
+from bgcam.effects import (
+    COARSE_WORK_SIGMA,
+    MIN_WORK_SIGMA,
+    blur_factor,
+    blur_sigma,
+    box_size,
+    disc_radius,
+    median_size,
+    min_factor,
+    sharp_weight,
+)
 
 LINEAR_TYPES = frozenset({"gaussian", "box", "lens"})
 """Blur types that are linear filters after the fill: one ONNX graph computes them wholly."""
+RESAMPLE_SIGMA = 0.5
+"""The blur (working pixels) that shrinking and the bilinear upscale add, taken off weak blurs."""
+COARSE_TYPES = frozenset({"bilateral", "lens"})
+"""Blur types whose cost grows with the square of their aperture: a coarser working size."""
+MAX_MEDIAN = 5
+"""OpenCV's median filter is a sorting network up to 5x5 and ~10x dearer above."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +64,24 @@ class BlurPlan:
     median: int
     lens_radius: float
     bilateral_d: int
+    sharp: float = 0.0
+    """Weight of the sharp frame in the background (weak blurs; 1 = the frame itself)."""
+    normalised: bool = True
+    """Gaussian and box: one normalised blur (sigma ≥ 1 working pixel fills the person region);
+    else the person region is filled first (``fill_sigma``) and then blurred plainly."""
 
     @classmethod
     def of(cls, frame_size: tuple[int, int], strength: int, blur_type: str) -> BlurPlan:
         w, h = int(frame_size[0]), int(frame_size[1])
         sigma_full = blur_sigma(strength, (w, h))
-        f = blur_factor(sigma_full, (w, h)) if sigma_full > 0 else 1
+        least = COARSE_WORK_SIGMA if blur_type in COARSE_TYPES else MIN_WORK_SIGMA
+        own = blur_factor(sigma_full, (w, h), least) if sigma_full > 0 else 1
+        f = max(own, min_factor((w, h)))
         sigma = sigma_full / f
+        sharp = 0.0
+        if sigma < least and f > 1:  # a weak blur: finished with the sharp frame, its sigma
+            sharp = sharp_weight(sigma_full, f)  # less the blur of the shrink and the upscale
+            sigma = math.sqrt(max(0.0, sigma * sigma - RESAMPLE_SIGMA**2))
         return cls(
             frame_size=(w, h),
             blur_type=blur_type,
@@ -56,10 +92,45 @@ class BlurPlan:
             sigma=sigma,
             fill_sigma=max(sigma, 1.0),
             box=box_size(sigma),
+            median=min(MAX_MEDIAN, median_size(sigma)),
+            lens_radius=disc_radius(sigma),
+            bilateral_d=max(3, 2 * round(sigma) + 1),
+            sharp=sharp,
+            normalised=sigma >= 1.0,
+        )
+
+    @classmethod
+    def exact(cls, frame_size: tuple[int, int], strength: int, blur_type: str) -> BlurPlan:
+        """The same blur computed wholly at full resolution: the reference the fast plans are
+        measured against (``tests/compose``); far too slow for live use."""
+        w, h = int(frame_size[0]), int(frame_size[1])
+        sigma = blur_sigma(strength, (w, h))
+        return cls(
+            frame_size=(w, h),
+            blur_type=blur_type,
+            sigma_full=sigma,
+            factor=1,
+            work_size=(w, h),
+            pre_size=(2 * w, 2 * h),
+            sigma=sigma,
+            fill_sigma=max(sigma, 1.0),
+            box=box_size(sigma),
             median=median_size(sigma),
             lens_radius=disc_radius(sigma),
             bilateral_d=max(3, 2 * round(sigma) + 1),
+            sharp=0.0,
+            normalised=sigma >= 1.0,
         )
+
+    @property
+    def bilateral_sigma(self) -> float:
+        """The bilateral filter's spatial sigma (working pixels)."""
+        return max(self.sigma, 0.5)
+
+    @property
+    def identity(self) -> bool:
+        """The background is the frame itself (strength 0): nothing to compute."""
+        return self.sharp >= 1.0
 
 
 def gaussian_ksize(sigma: float) -> int:
