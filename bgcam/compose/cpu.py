@@ -386,7 +386,7 @@ class CpuCompositor:
     def compose(self, image: Image, alpha: Mask | None) -> Image:
         """The output frame (owned, reused by the next call); ``alpha=None`` hides everything."""
         check_inputs(self.frame_size, image, alpha)
-        if self.cfg.mode == "off":
+        if self._passes_through():
             np.copyto(self._out, image)
             return self._out
         if alpha is None:
@@ -407,7 +407,7 @@ class CpuCompositor:
         image = frame.image
         check_inputs(self.frame_size, image, None)
         check_matte(self.frame_size, alpha8_small)
-        if self.cfg.mode == "off":
+        if self._passes_through():
             np.copyto(self._out, image)
             return self._out
         out = self._background(image, alpha8_small, frame.small)
@@ -418,6 +418,14 @@ class CpuCompositor:
         else:
             self._blend_grid(image, alpha8_small, grid, out)
         return out
+
+    def _passes_through(self) -> bool:
+        """Mode off, or a blur of strength 0: the output is the frame itself."""
+        mode = self.cfg.mode
+        if mode == "off":
+            return True
+        blurs = mode == "blur" or (mode == "replace" and self._slot.current is None)
+        return blurs and self._blur is not None and self._blur.plan.identity
 
     def _background(
         self, image: Image, alpha8: npt.NDArray[np.uint8] | None, small: Image | None

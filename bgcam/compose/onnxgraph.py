@@ -268,9 +268,7 @@ def fill_graph(plan: BlurPlan) -> onnx.ModelProto:
     return b.model(_inputs(plan), b.op("Transpose", x, perm=[1, 2, 0]), plan.work_size)
 
 
-def upblend_graph(
-    plan: BlurPlan, bg_size: tuple[int, int], sharp: float = 0.0
-) -> onnx.ModelProto:
+def upblend_graph(plan: BlurPlan, bg_size: tuple[int, int], sharp: float = 0.0) -> onnx.ModelProto:
     """(image, alpha, background of ``bg_size``) → out: upscale the background, mix in
     ``sharp`` of the frame, and blend."""
     b = _Builder()

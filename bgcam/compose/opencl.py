@@ -248,6 +248,7 @@ class ClBackgroundBlur:
             bg8 = self._bg8
         else:
             filled = self._filled(small, weights)
+            bg8 = self._bg8
             if kind == "gaussian":  # weak: the filled frame, plainly blurred
                 if p.sigma > 0:
                     k = gaussian_ksize(p.sigma)
@@ -255,7 +256,7 @@ class ClBackgroundBlur:
                         filled, (k, k), p.sigma, dst=self._bg8, borderType=cv.BORDER_REFLECT
                     )
                 else:
-                    filled.copyTo(self._bg8)
+                    bg8 = filled
             elif kind == "box":
                 cv.blur(filled, (p.box, p.box), dst=self._bg8, borderType=cv.BORDER_REFLECT)
             elif kind == "median":
@@ -270,7 +271,6 @@ class ClBackgroundBlur:
                 cv.max(self._bgf, 0.0, dst=self._bgf)
                 cv.pow(self._bgf, 1.0 / 2.2, dst=self._bgf)
                 cv.convertScaleAbs(self._bgf, dst=self._bg8, alpha=255.0)
-            bg8 = self._bg8
         if p.work_size == p.frame_size:
             return bg8
         cv.resize(bg8, p.frame_size, dst=self._full, interpolation=cv.INTER_LINEAR)

@@ -149,6 +149,8 @@ def reflect_index(i: int, n: int) -> int:
 
 def gaussian_kernel(sigma: float) -> list[float]:
     """The normalised 1-D Gaussian of :func:`gaussian_ksize` taps (as ``cv2.getGaussianKernel``)."""
+    if sigma <= 0:
+        return [1.0]
     k = gaussian_ksize(sigma)
     c = (k - 1) / 2
     taps = [math.exp(-((i - c) ** 2) / (2 * sigma * sigma)) for i in range(k)]

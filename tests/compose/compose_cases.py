@@ -31,6 +31,12 @@ SIZES: list[tuple[int, int]] = [(640, 480), (960, 540)]
 
 CASES: list[tuple[str, str, int]] = [
     ("blur", "gaussian", 0),
+    ("blur", "gaussian", 3),  # weak: finished with the sharp frame
+    ("blur", "gaussian", 10),
+    ("blur", "gaussian", 20),
+    ("blur", "box", 5),
+    ("blur", "lens", 10),
+    ("blur", "median", 10),
     ("blur", "gaussian", 60),
     ("blur", "gaussian", 100),
     ("blur", "box", 35),
