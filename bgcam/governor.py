@@ -19,6 +19,13 @@ windows in a row step down one level. *Headroom* is no overload for :data:`UP_AF
 both threads under half busy; then one level up. The gap between the two thresholds and the
 waiting time are the hysteresis that keeps it from oscillating. Each step is logged with its
 reason. A level whose segmenter cannot be built here is skipped.
+
+**What the segmenter cannot fix.** When a window is overloaded while the segmentation thread is
+not the busy one, a cheaper model would not help: the governor logs what costs the output
+thread its time instead (compositing and sending per frame against the frame budget), once per
+such episode, so that a user sees it is the compositor (or the sink) and not the model. Every
+compositor setting costs about the same since issue 12 (``bgcam bench --sweep``), so this points
+at a machine that is busy with something else, or a slow sink.
 """
 
 from __future__ import annotations
@@ -82,6 +89,7 @@ class Governor:
         self._bad_windows = 0
         self._good_since = time.monotonic()
         self._unavailable: set[int] = set()
+        self._told_costs = False
 
     @property
     def current(self) -> Level:
@@ -146,12 +154,34 @@ class Governor:
         st = w["stage_ms"]
         return float(st["compose"] * w["frames_new"] + st["send"] * w["frames_out"]) / 1e3 / seconds
 
+    def output_costs(self, w: dict[str, Any], seconds: float) -> str | None:
+        """When the output thread, not segmentation, is the busy one: what costs its time."""
+        seg_busy, out_busy = self._seg_busy(w, seconds), self._out_busy(w, seconds)
+        if seg_busy > 0.9 or out_busy < max(0.5, seg_busy):
+            return None
+        st = w["stage_ms"]
+        budget = 1000.0 / self.fps
+        return (
+            f"the output thread is busy {out_busy:.0%} (compose {st['compose']:.1f} ms, "
+            f"send {st['send']:.1f} ms per frame of a {budget:.1f} ms budget; segmentation "
+            f"{seg_busy:.0%}): a cheaper segmenter cannot fix this"
+        )
+
     def observe(self, w: dict[str, Any], source_fps: float, seconds: float) -> Level | None:
         """Judge one window; return the new level when it changes, else None."""
         if not self.enabled:
             return None
         now = time.monotonic()
         reasons = self.overload_reasons(w, source_fps, seconds)
+        costs = self.output_costs(w, seconds) if reasons else None
+        if costs is not None:
+            if not self._told_costs:
+                log.warning(
+                    "governor: cannot hold %g fps (%s): %s", self.fps, "; ".join(reasons), costs
+                )
+                self._told_costs = True
+            return None
+        self._told_costs = False
         if reasons:
             self._good_since = now
             self._bad_windows += 1

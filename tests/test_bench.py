@@ -169,3 +169,31 @@ def test_bench_rejects_bad_sizes() -> None:
     assert proc.returncode == 2
     assert "--sizes: expected WIDTHxHEIGHT" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_sweep_json_has_every_cell_the_slowest_and_its_ratio(model_dir: Path) -> None:
+    from bgcam.cli.bench import print_sweep
+    from bgcam.sweep import BLUR_TYPES, MODES, STRENGTHS, run_sweep
+
+    threads = cv2.getNumThreads()
+    result = run_sweep([(160, 90)], frames=1, warmup=1)
+    assert cv2.getNumThreads() == threads
+    assert set(result) == {"160x90", "meta"}
+    res = result["160x90"]
+    cells = {(c["mode"], c["blur_type"], c["blur"]) for c in res["cells"]}
+    grid = {("blur", t, s) for t in BLUR_TYPES for s in STRENGTHS}
+    assert grid <= cells and {m for m, _, _ in cells} == {"blur", *MODES}
+    assert len(res["cells"]) == len(BLUR_TYPES) * len(STRENGTHS) + len(MODES)
+    for c in res["cells"]:
+        for key in ("ms_p50", "ms_p99", "compose_ms_p50", "compose_ms_p99"):
+            assert isinstance(c[key], float) and math.isfinite(c[key]) and c[key] >= 0
+    assert (res["default"]["blur_type"], res["default"]["blur"]) == ("gaussian", 60)
+    assert res["slowest"]["ms_p50"] == max(c["ms_p50"] for c in res["cells"])
+    assert res["slowest_ratio"] == pytest.approx(
+        res["slowest"]["ms_p50"] / res["default"]["ms_p50"], rel=0.01
+    )
+    assert "target_ms_p50" not in res  # targets exist for 720p and 1080p only
+    json.dumps(result, allow_nan=False)  # what --json prints
+    text = io.StringIO()
+    print_sweep(result, Console(file=text, width=160))
+    assert "slowest" in text.getvalue() and "lens" in text.getvalue()

@@ -79,3 +79,22 @@ def test_disabled_governor_never_changes() -> None:
     g = Governor(SegmentConfig(every=0), 30.0, enabled=False)
     bad = window(fps_out=10.0)
     assert g.observe(bad, 30.0, 2.0) is None and g.observe(bad, 30.0, 2.0) is None
+
+
+def test_output_thread_overload_is_explained_not_answered_with_a_cheaper_model(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Segmentation idle, output behind: the governor names the compositor's cost (once) and
+    keeps the model, which could not help."""
+    gov = Governor(SegmentConfig(), 30.0)
+    slow_out = window(
+        fps_out=20.0,
+        late_ticks=30,
+        stage_ms={"segment": 2.0, "refine": 1.5, "compose": 45.0, "send": 0.1},
+    )
+    with caplog.at_level("WARNING", logger="bgcam.governor"):
+        for _ in range(4):
+            assert gov.observe(slow_out, 30.0, 2.0) is None
+    assert gov.level == 0
+    told = [r.getMessage() for r in caplog.records if "cannot fix" in r.getMessage()]
+    assert len(told) == 1 and "compose 45.0 ms" in told[0] and "33.3 ms budget" in told[0]
