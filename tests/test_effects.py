@@ -134,3 +134,11 @@ def test_unreadable_backgrounds_are_user_errors(tmp_path: Path) -> None:
     fake_video.write_bytes(b"\x00" * 100)
     with pytest.raises(InputError, match="cannot be read as a video"):
         open_background(fake_video, (32, 32))
+
+
+def test_fill_color_fills_every_pixel_with_the_bgr_colour() -> None:
+    from bgcam.effects import fill_color
+
+    img = np.zeros((7, 5, 3), np.uint8)
+    assert fill_color(img, (1, 2, 3)) is img
+    assert (img.reshape(-1, 3) == [1, 2, 3]).all()

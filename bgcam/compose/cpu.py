@@ -37,7 +37,7 @@ import numpy.typing as npt
 from bgcam.compose import check_inputs, check_matte, register
 from bgcam.compose.plan import BlurPlan, gaussian_ksize
 from bgcam.config import ComposeConfig
-from bgcam.effects import BackgroundSlot, blur_sigma, disc_kernel, parse_color
+from bgcam.effects import BackgroundSlot, blur_sigma, disc_kernel, fill_color, parse_color
 from bgcam.frame import Image, Mask, ShrunkFrame, upsample_alpha8
 
 log = logging.getLogger(__name__)
@@ -350,6 +350,7 @@ class CpuCompositor:
         w, h = self.frame_size
         self._out = np.empty((h, w, 3), np.uint8)
         self._fill = np.empty((h, w, 3), np.uint8)
+        self._fill_color: tuple[int, int, int] | None = None
         self._a8 = np.empty((h, w), np.uint8)
         self._mask = np.empty((h, w), np.uint8)
         self._rows, self._cols = h // TILE, w // TILE
@@ -377,7 +378,10 @@ class CpuCompositor:
         ):
             plan = BlurPlan.exact(self.frame_size, cfg.blur, cfg.blur_type) if self.exact else None
             self._blur = BackgroundBlur(self.frame_size, cfg.blur, cfg.blur_type, plan)
-        self._fill[...] = parse_color(cfg.color)
+        color = parse_color(cfg.color)
+        if color != self._fill_color:
+            fill_color(self._fill, color)  # once per colour: not a stall on every change
+            self._fill_color = color
         self.cfg = cfg
 
     def close(self) -> None:

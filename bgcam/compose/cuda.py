@@ -32,7 +32,7 @@ import numpy as np
 from bgcam.compose import FloatCompositor, check_inputs, register
 from bgcam.compose.plan import LINEAR_TYPES, BlurPlan
 from bgcam.config import ComposeConfig
-from bgcam.effects import BackgroundSlot, parse_color
+from bgcam.effects import BackgroundSlot, fill_color, parse_color
 from bgcam.errors import BackendError
 from bgcam.frame import Image, Mask
 from bgcam.ort import CPU, CUDA, session, why_not
@@ -171,7 +171,7 @@ class OnnxCompositor(FloatCompositor):
                 self._small_bg = np.empty((wh, ww, 3), np.uint8)
                 self._blend_runner(p.work_size, p.sharp)
         if cfg.mode == "remove":
-            self._bg[...] = parse_color(cfg.color)
+            fill_color(self._bg, parse_color(cfg.color))
         if cfg.mode == "remove" or (cfg.mode == "replace" and self._slot.current is not None):
             self._blend_runner(self.frame_size)
         self.cfg = cfg

@@ -36,7 +36,13 @@ import numpy as np
 from bgcam.compose import FloatCompositor, check_inputs, register
 from bgcam.compose.plan import BlurPlan, gaussian_ksize
 from bgcam.config import ComposeConfig
-from bgcam.effects import BackgroundSlot, ImageBackground, disc_kernel, parse_color
+from bgcam.effects import (
+    BackgroundSlot,
+    ImageBackground,
+    disc_kernel,
+    fill_color,
+    parse_color,
+)
 from bgcam.errors import BackendError
 from bgcam.frame import Image, Mask
 
@@ -315,8 +321,7 @@ class OpenClCompositor(FloatCompositor):
             self._blur = ClBackgroundBlur(self.frame_size, cfg.blur, cfg.blur_type)
         if cfg.mode == "remove":
             w, h = self.frame_size
-            color = np.empty((h, w, 3), np.uint8)
-            color[...] = parse_color(cfg.color)
+            color = fill_color(np.empty((h, w, 3), np.uint8), parse_color(cfg.color))
             self._color = cv.UMat(color)
         self.cfg = cfg
 
