@@ -38,6 +38,14 @@ CHANGES: list[tuple[str, object]] = [
 ]
 
 
+def _frames_flowing(sock: Path) -> bool:
+    try:
+        with ControlClient(sock) as c:
+            return float(c.call("status").get("fps_out", 0.0)) > 0  # type: ignore[arg-type]
+    except Exception:  # not serving yet
+        return False
+
+
 @pytest.fixture
 def rundir() -> Iterator[Path]:
     d = Path(tempfile.mkdtemp(prefix="bgf-", dir="/tmp"))
@@ -106,7 +114,8 @@ def test_a_flood_of_setting_changes_keeps_every_output_frame(
 
     try:
         wait_for(sock.exists, 60, "the control socket")
-        time.sleep(1.5)  # past the warm-up
+        wait_for(lambda: _frames_flowing(sock), 60, "the first output frames")
+        time.sleep(1.0)  # past the warm-up
         threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
         for t in threads:
             t.start()
