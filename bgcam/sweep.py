@@ -7,8 +7,10 @@ same real frames as :mod:`bgcam.bench`.
 
 One engine per size is built once; each cell is applied with ``Engine.update`` (the compositor's
 own ``update``, as a hotkey or ``bgcam ctl`` does). To keep the machine's drift out of the
-comparison, the grid is walked :data:`ROUNDS` times, each cell getting a share of its frames per
-round after a short warm-up, so that load from other processes hits all cells alike.
+comparison, the grid is walked :data:`ROUNDS` times, each time in another (seeded) random order,
+each cell getting a share of its frames per round after a short warm-up, so that load from other
+processes hits all cells alike. (A fixed order was measured to bias it: on a loaded machine the
+pass-through cells, identical work, rose steadily from the first blur type to the last.)
 
 The result names the slowest cell and its ratio to the default setting's time in the same run;
 the targets (issue 12) are :data:`TARGET_MS` for every cell and :data:`TARGET_RATIO` for that ratio.
@@ -17,6 +19,7 @@ the targets (issue 12) are :data:`TARGET_MS` for every cell and :data:`TARGET_RA
 from __future__ import annotations
 
 import logging
+import random
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +37,7 @@ STRENGTHS: tuple[int, ...] = tuple(range(0, 101, 10))
 BLUR_TYPES: tuple[str, ...] = ("gaussian", "box", "median", "bilateral", "lens")
 MODES: tuple[str, ...] = ("replace", "remove", "off")
 """Modes besides blur (which is the strength × type grid)."""
-ROUNDS = 3
+ROUNDS = 6
 CELL_WARMUP = 4
 """Untimed frames after each switch of setting (the new blur's buffers, caches)."""
 
@@ -88,9 +91,13 @@ def sweep_size(
     key = size_key(size)
     with Engine(_cell_config(base, grid[0], background), size) as engine:
         _time_engine(engine, views, 0, warmup)  # model and refiner warm-up, once
+        order = list(range(len(grid)))
+        shuffle = random.Random(12)
         for r in range(ROUNDS):
             log.info("%s: sweep round %d of %d, %d cells", key, r + 1, ROUNDS, len(grid))
-            for i, cell in enumerate(grid):
+            shuffle.shuffle(order)
+            for i in order:
+                cell = grid[i]
                 engine.update(_cell_config(base, cell, background))
                 total, stages = _time_engine(engine, views, per_round, CELL_WARMUP)
                 totals[i].values += total.values
