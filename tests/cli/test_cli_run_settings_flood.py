@@ -9,14 +9,12 @@ overloaded by other work.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +27,21 @@ from tests.live_media import ROOT, astronaut_frames, models_env, wait_for, write
 CLIENTS = 8
 RATE = 10.0  # commands per second, all clients together
 FLOOD_S = 5.0
+PER_CLIENT = int(RATE * FLOOD_S) // CLIENTS
+
+CLIENT = """
+import json, socket, sys, time
+path, start, share = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
+s = socket.socket(socket.AF_UNIX)
+s.connect(path)
+f = s.makefile("rwb")
+for k, (name, arg) in enumerate(share):
+    time.sleep(max(0.0, start + k * %f - time.time()))
+    f.write(json.dumps({"id": k, "cmd": name, "arg": arg}).encode() + b"\\n")
+    f.flush()
+    reply = json.loads(f.readline())
+    print(json.dumps({"sent": [name, arg], **reply}), flush=True)
+""" % (CLIENTS / RATE)
 
 CHANGES: list[tuple[str, object]] = [
     *[("blur", s) for s in range(0, 101, 10)],
@@ -88,51 +101,49 @@ def test_a_flood_of_setting_changes_keeps_every_output_frame(
         text=True,
     )
     sock = rundir / "run" / SOCKET_NAME
-    replies: list[dict[str, object]] = []
-    errors: list[BaseException] = []
-    changes = itertools.cycle(CHANGES)
-    lock = threading.Lock()
-
-    def client(i: int) -> None:
-        try:
-            with ControlClient(sock) as c:
-                start = time.monotonic() + i / RATE
-                n = 0
-                while True:
-                    due = start + n * CLIENTS / RATE
-                    if due - (start - i / RATE) > FLOOD_S:
-                        return
-                    time.sleep(max(0.0, due - time.monotonic()))
-                    with lock:
-                        name, arg = next(changes)
-                    reply = c.call(name, arg)
-                    with lock:
-                        replies.append({"sent": (name, arg), **reply})
-                    n += 1
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
+    clients: list[subprocess.Popen[str]] = []
     try:
         wait_for(sock.exists, 60, "the control socket")
         wait_for(lambda: _frames_flowing(sock), 60, "the first output frames")
         time.sleep(1.0)  # past the warm-up
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=30)
+        # One process per client (the daemon serves at most 2 connections per process).
+        start = time.time() + 1.0
+        for i in range(CLIENTS):
+            share = [CHANGES[(i + k * CLIENTS) % len(CHANGES)] for k in range(PER_CLIENT)]
+            clients.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        CLIENT,
+                        str(sock),
+                        str(start + i / RATE),
+                        json.dumps(share),
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        outs = [c.communicate(timeout=60) for c in clients]
         _, err = proc.communicate(timeout=60)
     finally:
+        for c in clients:
+            if c.poll() is None:
+                c.kill()
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+    errors = [e for c, (_, e) in zip(clients, outs, strict=True) if c.returncode != 0 or e]
+    replies = [json.loads(line) for o, _ in outs for line in o.splitlines()]
     assert not errors, errors
     assert proc.returncode == 0, err
     assert len(replies) >= 0.9 * RATE * FLOOD_S
     for r in replies:  # each change was applied by the time its reply came
-        name, arg = r["sent"]  # type: ignore[misc]
+        name, arg = r["sent"]
+        assert r["ok"], r
         if name in ("blur", "mode"):
-            assert r[name] == arg, r
+            assert r["result"][name] == arg, r
     data = json.loads(stats.read_text())
     assert data["frames_out"] > 300
     load = os.getloadavg()[0] / (os.cpu_count() or 1)
