@@ -54,7 +54,7 @@ CHANGES: list[tuple[str, object]] = [
 def _frames_flowing(sock: Path) -> bool:
     try:
         with ControlClient(sock) as c:
-            return float(c.call("status").get("fps_out", 0.0)) > 0  # type: ignore[arg-type]
+            return float(c.call("status").get("fps_out", 0.0)) > 0
     except Exception:  # not serving yet
         return False
 
