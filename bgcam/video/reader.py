@@ -146,11 +146,14 @@ class VideoReader:
         if not _fast_path(frame, w, h):
             np.copyto(self._bgr, frame.to_ndarray(format="bgr24"))
             return self._bgr
-        i420, q = self._i420, h // 4
+        # OpenCV's I420 is the Y plane then U then V, each chroma plane (h/2)x(w/2) packed
+        # without row padding, so it is sliced from the flat buffer (h need not be a multiple
+        # of 4, so a chroma plane need not fill whole rows of width w).
+        i420, flat, c = self._i420, self._i420.reshape(-1), (h // 2) * (w // 2)
         for plane, dst in (
             (frame.planes[0], i420[:h]),
-            (frame.planes[1], i420[h : h + q].reshape(h // 2, w // 2)),
-            (frame.planes[2], i420[h + q :].reshape(h // 2, w // 2)),
+            (frame.planes[1], flat[h * w : h * w + c].reshape(h // 2, w // 2)),
+            (frame.planes[2], flat[h * w + c :].reshape(h // 2, w // 2)),
         ):
             rows = dst.shape[0]
             src = np.frombuffer(memoryview(plane), np.uint8).reshape(rows, -1)

@@ -84,3 +84,18 @@ def test_damaged_middle_stops_or_skips_without_failing(tmp_path: Path) -> None:
     result = render(Config(), tmp_path / "bad.mkv", tmp_path / "out.mp4")
     assert 0 < result.frames <= 40
     assert (tmp_path / "out.mp4").stat().st_size > 0
+
+
+@pytest.mark.parametrize("size", [(480, 270), (322, 182), (320, 240)])
+def test_heights_that_are_not_a_multiple_of_four_decode(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """4:2:0 chroma planes of (h/2)x(w/2) need not fill whole rows of the I420 buffer."""
+    clip = tmp_path / "clip.mp4"
+    make_talk(clip, n=3, size=size, audio=None)
+    info = probe_video(clip)
+    assert info is not None and info.size == size
+    got = [image.copy() for image, _ in VideoReader(clip, info)]
+    assert len(got) == 3
+    diff = np.abs(got[0].astype(int) - frame_at(0, size).astype(int))
+    assert diff.mean() < 6, "colours are wrong: the chroma planes are misplaced"
