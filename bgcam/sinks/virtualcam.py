@@ -49,6 +49,7 @@ import numpy.typing as npt
 
 from bgcam.errors import ConfigError, DeviceError
 from bgcam.frame import Image
+from bgcam.v4l2 import querycap
 
 log = logging.getLogger(__name__)
 
@@ -97,19 +98,6 @@ def list_video_devices(sysfs: Path = SYSFS_V4L, dev: Path = Path("/dev")) -> lis
     return out
 
 
-class _Capability(ctypes.Structure):
-    _fields_ = [
-        ("driver", ctypes.c_char * 16),
-        ("card", ctypes.c_char * 32),
-        ("bus_info", ctypes.c_char * 32),
-        ("version", ctypes.c_uint32),
-        ("capabilities", ctypes.c_uint32),
-        ("device_caps", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32 * 3),
-    ]
-
-
-VIDIOC_QUERYCAP = (2 << 30) | (ctypes.sizeof(_Capability) << 16) | (ord("V") << 8) | 0
 VIDIOC_STREAMOFF = (1 << 30) | (4 << 16) | (ord("V") << 8) | 19
 V4L2_BUF_TYPE_VIDEO_OUTPUT = 2
 LOOPBACK_DRIVER = "v4l2 loopback"
@@ -117,21 +105,11 @@ LOOPBACK_DRIVER = "v4l2 loopback"
 
 def query_driver(path: str) -> str | None:
     """The V4L2 driver name of ``path`` (VIDIOC_QUERYCAP), or None when it cannot be asked."""
-    try:
-        import fcntl
-
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except (ImportError, OSError):
+    cap = querycap(path)
+    if cap is None:
         return None
-    try:
-        cap = _Capability()
-        fcntl.ioctl(fd, VIDIOC_QUERYCAP, cap)
-        driver: bytes = cap.driver
-        return driver.decode(errors="replace")
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    driver: bytes = cap.driver
+    return driver.decode(errors="replace")
 
 
 def is_loopback(device: VideoDevice) -> bool:
@@ -172,20 +150,8 @@ VIDIOC_STREAMON = (1 << 30) | (4 << 16) | (ord("V") << 8) | 18
 
 def advertises_output(path: str) -> bool | None:
     """Whether ``path`` currently offers a video *output* (writer) side; None if unknown."""
-    try:
-        import fcntl
-
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except (ImportError, OSError):
-        return None
-    try:
-        cap = _Capability()
-        fcntl.ioctl(fd, VIDIOC_QUERYCAP, cap)
-        return bool(cap.device_caps & V4L2_CAP_VIDEO_OUTPUT)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    cap = querycap(path)
+    return None if cap is None else bool(cap.device_caps & V4L2_CAP_VIDEO_OUTPUT)
 
 
 def reset_device(path: str) -> bool:

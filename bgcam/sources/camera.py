@@ -23,6 +23,7 @@ from bgcam.errors import DeviceError
 from bgcam.frame import Image
 from bgcam.media import quiet_decoders
 from bgcam.sources import Source, as_image
+from bgcam.v4l2 import VIDIOC_QUERYCAP, Capability
 
 log = logging.getLogger(__name__)
 
@@ -170,18 +171,6 @@ class CameraSource(Source):
 # Listing cameras and their modes (``bgcam devices``), through the V4L2 ioctls.
 
 
-class _Capability(ctypes.Structure):
-    _fields_ = [
-        ("driver", ctypes.c_char * 16),
-        ("card", ctypes.c_char * 32),
-        ("bus_info", ctypes.c_char * 32),
-        ("version", ctypes.c_uint32),
-        ("capabilities", ctypes.c_uint32),
-        ("device_caps", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32 * 3),
-    ]
-
-
 class _FmtDesc(ctypes.Structure):
     _fields_ = [
         ("index", ctypes.c_uint32),
@@ -208,7 +197,6 @@ def _iowr(direction: int, nr: int, size: int) -> int:
     return (direction << 30) | (size << 16) | (ord("V") << 8) | nr
 
 
-VIDIOC_QUERYCAP = _iowr(2, 0, ctypes.sizeof(_Capability))
 VIDIOC_ENUM_FMT = _iowr(3, 2, ctypes.sizeof(_FmtDesc))
 VIDIOC_ENUM_FRAMESIZES = _iowr(3, 74, ctypes.sizeof(_FrmSize))
 V4L2_CAP_VIDEO_CAPTURE = 0x1
@@ -238,7 +226,7 @@ def describe_camera(path: str) -> CameraInfo | None:
     except OSError:
         return None
     try:
-        cap = _Capability()
+        cap = Capability()
         fcntl.ioctl(fd, VIDIOC_QUERYCAP, cap)
         caps = cap.device_caps if cap.capabilities & V4L2_CAP_DEVICE_CAPS else cap.capabilities
         if not caps & V4L2_CAP_VIDEO_CAPTURE:
