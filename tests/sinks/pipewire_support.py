@@ -154,9 +154,16 @@ class PipeWireSession:
             with contextlib.suppress(OSError):
                 os.kill(self._dbus_pid, signal.SIGTERM)
             self._dbus_pid = None
-        doc = self.runtime / "doc"
-        if doc.exists():
-            subprocess.run(["fusermount3", "-u", str(doc)], capture_output=True, check=False)
+        # xdg-desktop-portal starts the document portal, a FUSE mount on $XDG_RUNTIME_DIR/doc.
+        # Once its process is gone the mount answers every call, stat included, with
+        # ECONNABORTED, so it is detached lazily without looking at it first.
+        if shutil.which("fusermount3"):
+            subprocess.run(
+                ["fusermount3", "-u", "-z", str(self.runtime / "doc")],
+                capture_output=True,
+                check=False,
+                timeout=10,
+            )
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from tests.sinks.pipewire_support import SMALL, PipeWireSession, require_pipewire, wait_for
@@ -51,13 +52,22 @@ const post = (what) => fetch('/result', {method: 'POST', body: JSON.stringify(wh
 const sleep = (ms) => new Promise(r => setTimeout(r, ms));
 (async () => {
   try {
-    let devices = await navigator.mediaDevices.enumerateDevices();
-    const first = await navigator.mediaDevices.getUserMedia({video: true});
-    first.getTracks().forEach(t => t.stop());
-    devices = await navigator.mediaDevices.enumerateDevices();
-    const cams = devices.filter(d => d.kind === 'videoinput');
-    const cam = cams.find(d => d.label.includes('BgCam'));
-    if (!cam) { post({error: 'no BgCam', labels: cams.map(c => c.label)}); return; }
+    // Chromium learns the PipeWire cameras from the portal asynchronously: right after start-up
+    // the list can still be empty and getUserMedia then fails with NotFoundError. A web app
+    // retries; so does this page, for up to 30 s, and reports how many tries it took.
+    let cams = [], cam = undefined, tries = 0, last = '';
+    for (const start = Date.now(); !cam && Date.now() - start < 30000; tries++) {
+      try {
+        const first = await navigator.mediaDevices.getUserMedia({video: true});
+        first.getTracks().forEach(t => t.stop());
+        const devices = await navigator.mediaDevices.enumerateDevices();
+        cams = devices.filter(d => d.kind === 'videoinput');
+        cam = cams.find(d => d.label.includes('BgCam'));
+        if (!cam) last = 'no BgCam among ' + JSON.stringify(cams.map(c => c.label));
+      } catch (e) { last = String(e); }
+      if (!cam) await sleep(500);
+    }
+    if (!cam) { post({error: last, tries, labels: cams.map(c => c.label)}); return; }
     const stream = await navigator.mediaDevices.getUserMedia(
         {video: {deviceId: {exact: cam.deviceId}, width: 1280, height: 720}});
     const v = document.getElementById('v');
@@ -79,7 +89,7 @@ const sleep = (ms) => new Promise(r => setTimeout(r, ms));
       frames.push({w: v.videoWidth, h: v.videoHeight, grey: btoa(s)});
     }
     stream.getTracks().forEach(t => t.stop());
-    post({labels: cams.map(c => c.label), frames});
+    post({labels: cams.map(c => c.label), tries, frames});
   } catch (e) { post({error: String(e)}); }
 })();
 </script>
@@ -156,9 +166,10 @@ def test_chromium_lists_opens_and_shows_the_blurred_camera(
 ) -> None:
     session = portal_session
     clip = Clip(davis_dir, tmp_path / "clip720.avi")
-    proc = start_daemon(session, request, clip.path, "--sink", "pipewire", "--seconds", "90")
+    proc = start_daemon(session, request, clip.path, "--sink", "pipewire", "--seconds", "400")
     server = PageServer()
-    browser: subprocess.Popen[bytes] | None = None
+    problem: str | None = "not started"
+    frames: dict[str, Any] = {}
     try:
         wait_for(lambda: session.has_node("bgcam") or proc.poll() is not None, 90, "the node")
         assert proc.poll() is None, finish(proc)
@@ -196,44 +207,85 @@ def test_chromium_lists_opens_and_shows_the_blurred_camera(
             return "true" in out
 
         wait_for(camera_present, 30, "the portal's IsCameraPresent", step=0.5)
-        profile = tmp_path / "profile"
-        browser = session.spawn(
-            [
-                CHROMIUM,
-                "--headless=new",
-                "--no-sandbox",
-                "--use-fake-ui-for-media-stream",
-                "--enable-features=WebRtcPipeWireCamera",
-                f"--user-data-dir={profile}",
-                "--enable-logging=stderr",
-                server.url,
-            ],
-            "chromium.log",
-        )
-        assert server.got.wait(120), (session.root / "chromium.log").read_text()[-3000:]
+        # Chromium's PipeWire camera is still behind a feature flag, and about one start in
+        # twenty on this machine fails inside the browser (the portal hands over no camera, or
+        # "Could not start video source"), while the node and its frames are fine. A user
+        # reloads; the test starts a fresh browser, at most ATTEMPTS times, and says so.
+        for attempt in range(1, ATTEMPTS + 1):
+            frames = open_in_chromium(session, server, tmp_path / f"profile{attempt}", attempt)
+            problem = judge(frames)
+            print(f"chromium attempt {attempt}: {problem or 'ok'}")
+            if problem is None:
+                break
     finally:
-        if browser is not None and browser.poll() is None:
-            browser.terminate()
-            try:
-                browser.wait(10)
-            except subprocess.TimeoutExpired:
-                browser.kill()
         server.close()
         proc.terminate()
         out = finish(proc, 30)
-    result = server.result
-    assert result is not None
-    assert "error" not in result, result
-    assert any("BgCam" in label for label in result["labels"]), result["labels"]
-    frames = result["frames"]
-    assert all((f["w"], f["h"]) == SIZE for f in frames), [(f["w"], f["h"]) for f in frames]
-    greys = [
-        np.frombuffer(base64.b64decode(f["grey"]), np.uint8).reshape(SMALL[1], SMALL[0])
-        for f in frames
-    ]
-    changes = [float(np.mean(cv2.absdiff(a, b))) for a, b in itertools.pairwise(greys)]
-    print(f"labels {result['labels']}; frame-to-frame change {changes}")
-    assert max(changes) > 1.0  # the picture moves
+    assert problem is None, (problem, out)
+    greys = grey_frames(frames)
     diffs = [background_difference(clip, g) for g in greys]
     print(f"background difference to the raw clip: {[round(d, 1) for d in diffs]}")
     assert min(diffs) > 4.0, out
+
+
+ATTEMPTS = 3
+
+
+def open_in_chromium(
+    session: PipeWireSession, server: PageServer, profile: Path, attempt: int
+) -> dict[str, Any]:
+    """One headless chromium on the page; what the page posted (or an error with the logs)."""
+    server.result = None
+    server.got.clear()
+    log = f"chromium{attempt}.log"
+    browser = session.spawn(
+        [
+            CHROMIUM,
+            "--headless=new",
+            "--no-sandbox",
+            "--use-fake-ui-for-media-stream",
+            "--enable-features=WebRtcPipeWireCamera",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            server.url,
+        ],
+        log,
+    )
+    try:
+        got = server.got.wait(120)
+    finally:
+        browser.terminate()
+        try:
+            browser.wait(10)
+        except subprocess.TimeoutExpired:
+            browser.kill()
+            browser.wait(10)
+    result = server.result if got else None
+    if result is not None and "error" not in result:
+        return result
+    error = result["error"] if result is not None else "the page posted nothing in 120 s"
+    return {"error": error, "log": (session.root / log).read_text(errors="replace")[-2500:]}
+
+
+def grey_frames(result: dict[str, Any]) -> list[npt.NDArray[np.uint8]]:
+    return [
+        np.frombuffer(base64.b64decode(f["grey"]), np.uint8).reshape(SMALL[1], SMALL[0])
+        for f in result["frames"]
+    ]
+
+
+def judge(result: dict[str, Any]) -> str | None:
+    """What is wrong with what the page saw, or None: BgCam listed, at its size, moving."""
+    if "error" in result:
+        return f"{result['error']}\n{result['log']}"
+    if not any("BgCam" in label for label in result["labels"]):
+        return f"no BgCam among {result['labels']}"
+    sizes = [(f["w"], f["h"]) for f in result["frames"]]
+    if any(size != SIZE for size in sizes):
+        return f"frame sizes {sizes}, not {SIZE}"
+    greys = grey_frames(result)
+    changes = [float(np.mean(cv2.absdiff(a, b))) for a, b in itertools.pairwise(greys)]
+    print(f"labels {result['labels']} after {result['tries']} tries; frame change {changes}")
+    if max(changes) <= 1.0:
+        return f"the picture does not move: frame-to-frame change {changes}"
+    return None
