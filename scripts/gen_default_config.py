@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write configs/default.toml from the settings declared in bgcam/config.py.
+"""Write configs/default.toml from the settings declared in bgcam/config/sections.py.
 
 Every key is documented by its declaration's help text, so the file and the code cannot drift
 apart: tests/test_config.py fails when this script would change the file.

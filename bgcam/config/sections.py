@@ -1,36 +1,26 @@
-"""The one validated, frozen configuration object.
+"""The settings, one frozen section per stage, each key declared once (type, default, bounds, help).
 
-Every setting is declared once here (name, type, default, bounds, help text).
-``configs/default.toml`` documents each key and a test keeps the two in step. A file or a
-``--set KEY=VALUE`` override that names an unknown key, has the wrong type or is out of range
-raises :class:`ConfigError` naming the key, what was expected and what was given. A reload builds
-a new object and swaps it whole.
+:class:`bgcam.config.Config` holds one of each; :mod:`bgcam.config.reference` writes
+``configs/default.toml`` from these declarations.
 """
 
 from __future__ import annotations
 
-import difflib
 import sys
-import typing
-from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from bgcam.errors import ConfigError
-
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+    pass
 
 Mode = Literal["blur", "replace", "remove", "off"]
 MODES: tuple[Mode, ...] = ("blur", "replace", "remove", "off")
@@ -45,11 +35,13 @@ MAX_ASPECT = 4.0
 """Widest (or tallest) frame shape accepted: 4:1."""
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """A frozen config section: unknown keys and loose types are errors."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class SourceConfig(_Section):
+class SourceConfig(Section):
     """Where frames come from."""
 
     uri: str = Field(
@@ -78,7 +70,7 @@ class SourceConfig(_Section):
         return v
 
 
-class SegmentConfig(_Section):
+class SegmentConfig(Section):
     """Which model finds the person."""
 
     segmenter: SegmenterName = Field(
@@ -120,7 +112,7 @@ class SegmentConfig(_Section):
     )
 
 
-class RefineConfig(_Section):
+class RefineConfig(Section):
     """How the low-resolution model output becomes a steady, edge-aligned alpha matte."""
 
     temporal: bool = Field(True, description="motion-adaptive temporal smoothing of the mask")
@@ -184,7 +176,7 @@ class RefineConfig(_Section):
     )
 
 
-class ComposeConfig(_Section):
+class ComposeConfig(Section):
     """What happens to the background."""
 
     mode: Mode = Field("blur", description="blur | replace | remove | off")
@@ -209,7 +201,7 @@ class ComposeConfig(_Section):
         return "#" + s.lower()
 
 
-class EffectsConfig(_Section):
+class EffectsConfig(Section):
     """Studio effects on the picture itself: auto-framing and low-light correction."""
 
     autoframe: bool = Field(
@@ -243,7 +235,7 @@ class EffectsConfig(_Section):
     )
 
 
-class OutputConfig(_Section):
+class OutputConfig(Section):
     """Where frames go."""
 
     sink: str = Field(
@@ -311,7 +303,7 @@ class OutputConfig(_Section):
         return self
 
 
-class KeysConfig(_Section):
+class KeysConfig(Section):
     """Global hotkeys, in pynput's syntax."""
 
     toggle: str = Field("<ctrl>+<alt>+b", description="blur on/off")
@@ -326,7 +318,7 @@ class KeysConfig(_Section):
     )
 
 
-class ControlConfig(_Section):
+class ControlConfig(Section):
     """How the running daemon is controlled."""
 
     socket: bool = Field(True, description="serve the control socket for `bgcam ctl`")
@@ -339,7 +331,7 @@ class ControlConfig(_Section):
     keys: KeysConfig = Field(default_factory=KeysConfig)
 
 
-class WebConfig(_Section):
+class WebConfig(Section):
     """The local web control panel."""
 
     enabled: bool = Field(False, description="serve the control panel on loopback")
@@ -347,224 +339,8 @@ class WebConfig(_Section):
     preview_fps: float = Field(10.0, gt=0, le=30, description="live preview rate")
 
 
-class LogConfig(_Section):
+class LogConfig(Section):
     """What the daemon reports."""
 
     level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
     stats_interval: float = Field(5.0, ge=0, le=3600, description="seconds between stats lines")
-
-
-class Config(_Section):
-    """The whole configuration: one frozen object, built from defaults, a file and overrides."""
-
-    source: SourceConfig = Field(default_factory=SourceConfig)
-    segment: SegmentConfig = Field(default_factory=SegmentConfig)
-    refine: RefineConfig = Field(default_factory=RefineConfig)
-    compose: ComposeConfig = Field(default_factory=ComposeConfig)
-    effects: EffectsConfig = Field(default_factory=EffectsConfig)
-    output: OutputConfig = Field(default_factory=OutputConfig)
-    control: ControlConfig = Field(default_factory=ControlConfig)
-    web: WebConfig = Field(default_factory=WebConfig)
-    log: LogConfig = Field(default_factory=LogConfig)
-
-    def replace(self, **dotted: Any) -> Config:
-        """A new validated Config with ``{"compose.blur": 80}``-style keys replaced."""
-        data = self.model_dump()
-        for key, value in dotted.items():
-            _set_dotted(data, key, value)
-        return from_mapping(data)
-
-
-# --------------------------------------------------------------------------------------------
-# Loading
-
-
-def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
-    """Build the Config from defaults, an optional TOML file and ``KEY=VALUE`` overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        data = read_toml(Path(path))
-    for item in overrides:
-        key, value = parse_override(item)
-        _set_dotted(data, key, value)
-    return from_mapping(data, source=str(path) if path else None)
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML file, turning every failure into a ConfigError that names the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"config file {path} does not exist",
-            hint="pass an existing file with --config, e.g. --config configs/default.toml",
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-
-
-def parse_override(item: str) -> tuple[str, Any]:
-    """Split ``compose.blur=80`` into a key and a TOML-typed value (bare words are strings)."""
-    key, sep, raw = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. compose.blur=80")
-    raw = raw.strip()
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    if isinstance(value, str) and _is_list_key(key):
-        # A list setting takes `a,b,c` as well as the TOML list ["a", "b", "c"].
-        value = [part.strip() for part in value.split(",") if part.strip()]
-    return key, value
-
-
-def _is_list_key(key: str) -> bool:
-    """Whether the dotted ``key`` names a list setting (``segment.providers``)."""
-    *sections, name = key.split(".")
-    model = _model_at(tuple(sections))
-    field = model.model_fields.get(name) if model is not None else None
-    return field is not None and typing.get_origin(field.annotation) in (tuple, list)
-
-
-def from_mapping(data: Mapping[str, Any], source: str | None = None) -> Config:
-    """Validate a nested mapping into a Config, with errors that name key, expected and got."""
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        lines = [_describe(err) for err in exc.errors()]
-        where = f"{source}: " if source else ""
-        raise ConfigError(where + "invalid configuration\n  " + "\n  ".join(lines)) from None
-
-
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"{key}: {part!r} is a value, not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    model: type[BaseModel] = Config
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return None
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            model = ann
-        else:
-            return None
-    return model
-
-
-def _describe(err: Mapping[str, Any]) -> str:
-    loc = tuple(err["loc"])
-    key = ".".join(str(p) for p in loc)
-    given = err.get("input")
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1]) or Config
-        known = list(parent.model_fields)
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        maybe = f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])!r}?)" if close else ""
-        return f"{key}: unknown key{maybe}; expected one of: {', '.join(known)}"
-    expected = _expected(err)
-    if kind == "tuple_type" or (len(loc) > 2 and isinstance(loc[-1], int)):
-        list_key = ".".join(str(p) for p in loc if not isinstance(p, int))
-        expected += f' (e.g. --set {list_key}=A,B or {list_key} = ["A", "B"] in a file)'
-    return f"{key}: expected {expected}, got {given!r}"
-
-
-_TYPE_WORDS = {
-    "int_type": "an integer",
-    "float_type": "a number",
-    "bool_type": "true or false",
-    "string_type": "a string",
-    "tuple_type": "a list",
-    "model_type": "a table (section)",
-    "dict_type": "a table (section)",
-}
-
-
-def _expected(err: Mapping[str, Any]) -> str:
-    kind = err["type"]
-    ctx = err.get("ctx") or {}
-    if kind in _TYPE_WORDS:
-        return str(_TYPE_WORDS[kind])
-    if kind == "literal_error":
-        return "one of " + str(ctx.get("expected", ""))
-    bounds = {
-        "greater_than": "a value > {gt}",
-        "greater_than_equal": "a value ≥ {ge}",
-        "less_than": "a value < {lt}",
-        "less_than_equal": "a value ≤ {le}",
-    }
-    if kind in bounds:
-        return bounds[kind].format(**ctx)
-    if kind == "value_error":
-        return str(ctx.get("error", err["msg"]))
-    return str(err["msg"]).lower()
-
-
-def describe_keys() -> list[tuple[str, str, Any]]:
-    """Every leaf setting as (dotted key, help text, default), in declaration order."""
-    out: list[tuple[str, str, Any]] = []
-
-    def walk(model: type[BaseModel], prefix: str) -> None:
-        for name, field in model.model_fields.items():
-            ann = field.annotation
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                walk(ann, f"{prefix}{name}.")
-            else:
-                out.append((prefix + name, field.description or "", field.get_default()))
-
-    walk(Config, "")
-    return out
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (tuple, list)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
-def render_default_toml() -> str:
-    """The documented default configuration as TOML text (source of configs/default.toml)."""
-    lines = [
-        "# BgCam configuration: every key with its default and what it does.",
-        "# Copy this file, change what you need, run `bgcam run --config FILE`.",
-        "# Any key may also be set on the command line: --set compose.blur=80",
-    ]
-    section = None
-    defaults = Config()
-    for key, help_text, _ in describe_keys():
-        head, _, name = key.rpartition(".")
-        if head != section:
-            section = head
-            model = _model_at(tuple(head.split(".")))
-            doc = (model.__doc__ or "").strip().splitlines()[0] if model else ""
-            lines += ["", f"[{head}]"]
-            if doc:
-                lines.append(f"# {doc}")
-        value: Any = defaults
-        for part in key.split("."):
-            value = getattr(value, part)
-        lines.append(f"# {help_text}")
-        lines.append(f"{name} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
