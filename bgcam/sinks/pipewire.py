@@ -49,16 +49,12 @@ link leaves our node (from ``pw-dump``: PipeWire links, not node states, because
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import subprocess
-import tempfile
+import resource
 import threading
 import time
 from collections import deque
-from fractions import Fraction
-from typing import IO
 
 import cv2
 import numpy as np
@@ -66,13 +62,13 @@ import numpy.typing as npt
 
 from bgcam.errors import ConfigError, DeviceError
 from bgcam.frame import Image
+from bgcam.sinks.pipewire_child import NODE_NAME, Child, child_command
 from bgcam.sinks.pipewire_env import check_pipewire, find_node, graph, node_readers
 
 log = logging.getLogger(__name__)
 
 __all__ = ["I420Slots", "PipeWireSink", "child_command"]
 
-NODE_NAME = "bgcam"
 RESTART_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 """Seconds before restarting a child that died, one step further each time it dies young."""
 HEALTHY_AFTER = 10.0
@@ -84,42 +80,10 @@ LINGER = 2.0
 """On demand: seconds without readers before the camera counts as unused."""
 
 
-def child_command(
-    launch: str, size: tuple[int, int], fps: float, description: str, node_name: str = NODE_NAME
-) -> list[str]:
-    """The ``gst-launch-1.0`` command line of the child (see the module docstring)."""
-    w, h = size
-    rate = Fraction(fps).limit_denominator(1001)
-    caps = f"width={w},height={h},framerate={rate.numerator}/{rate.denominator}"
-    props = (
-        "props,media.class=Video/Source,media.type=Video,media.role=Camera,"
-        f'node.name={node_name},node.description="{description}"'
-    )
-    return [
-        launch,
-        "-q",
-        "--no-fault",  # die on a crash (the default handler spins forever)
-        "fdsrc",
-        "fd=0",
-        f"blocksize={w * h * 3 // 2}",
-        "!",
-        "rawvideoparse",
-        f"width={w}",
-        f"height={h}",
-        "format=i420",
-        f"framerate={rate.numerator}/{rate.denominator}",
-        "!",
-        "compositor",
-        "!",
-        f"video/x-raw,format=I420,{caps}",
-        "!",
-        "pipewiresink",
-        "mode=provide",
-        "sync=false",
-        "async=false",
-        f"client-name={node_name}",
-        f"stream-properties={props}",
-    ]
+def children_cpu_seconds() -> float:
+    """User+system CPU seconds of this process's reaped children (``pw-dump`` calls among them)."""
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
 
 
 class I420Slots:
@@ -166,88 +130,6 @@ class I420Slots:
             return memoryview(self._bufs[self._out].data).cast("B")
 
 
-PIPE_SIZE = 1 << 20
-"""Bytes the pipe to the child holds (Linux's limit for users, /proc/sys/fs/pipe-max-size): a
-720p frame crosses in two writes instead of 22 (the default 64 KiB), so the writer and the child
-are woken twice a frame, not 44 times."""
-
-
-def set_pipe_size(fd: int, size: int) -> None:
-    import fcntl
-
-    setsz = getattr(fcntl, "F_SETPIPE_SZ", None)
-    if setsz is None:
-        return
-    for n in (size, size // 2, size // 4):
-        try:
-            fcntl.fcntl(fd, setsz, n)
-            return
-        except OSError:
-            continue
-
-
-class _Child:
-    """One gst-launch-1.0 process with its stdin pipe and a file holding its stderr."""
-
-    def __init__(self, cmd: list[str]) -> None:
-        self.err: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in reap()
-        self.proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=self.err,
-            start_new_session=True,  # a Ctrl+C in the terminal reaches BgCam, not the child
-        )
-        assert self.proc.stdin is not None
-        self.fd = self.proc.stdin.fileno()
-        set_pipe_size(self.fd, PIPE_SIZE)
-        self.started = time.monotonic()
-        self.expected_exit = False
-        self.cpu = 0.0
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def cpu_seconds(self) -> float:
-        """User+system CPU seconds used so far (the last value read once it has exited)."""
-        try:
-            with open(f"/proc/{self.pid}/stat", encoding="ascii") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            self.cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            pass
-        return self.cpu
-
-    def last_error(self) -> str:
-        with contextlib.suppress(OSError):
-            self.err.seek(0)
-            lines = [ln for ln in self.err.read().decode(errors="replace").splitlines() if ln]
-            return lines[-1].strip() if lines else ""
-        return ""
-
-    def kill(self, expected: bool) -> None:
-        self.expected_exit = self.expected_exit or expected
-        self.cpu_seconds()
-        with contextlib.suppress(OSError):
-            self.proc.kill()
-
-    def reap(self, timeout: float = 1.0) -> int | None:
-        self.cpu_seconds()
-        with contextlib.suppress(OSError):
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait(timeout)
-        return code
-
-    def dispose(self) -> None:
-        self.err.close()
-
-
 class PipeWireSink:
     """Publishes the output as the PipeWire camera ``device_name`` (see the module docstring)."""
 
@@ -263,7 +145,7 @@ class PipeWireSink:
         self._slots: I420Slots | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._child: _Child | None = None
+        self._child: Child | None = None
         self._writer: threading.Thread | None = None
         self._monitor: threading.Thread | None = None
         self._last_progress = time.monotonic()
@@ -275,6 +157,7 @@ class PipeWireSink:
         self.frames_written = 0
         self.restarts = 0
         self._cpu_done = 0.0
+        self._monitor_cpu = 0.0
         self._dropped_done = 0
         self._t_open = 0.0
 
@@ -346,7 +229,9 @@ class PipeWireSink:
     # -- stats and on-demand -------------------------------------------------------------
 
     def stats(self) -> dict[str, float | int]:
-        """Counters for ``--stats-json``: frames written/dropped, restarts, the child's CPU."""
+        """Counters for ``--stats-json``: frames written/dropped, restarts, and the CPU (percent of
+        one core) of the child and of the ``pw-dump`` calls that watch the readers: processes of
+        their own, so not in the daemon's ``cpu_percent``."""
         with self._lock:
             child = self._child
         cpu = self._cpu_done + (child.cpu_seconds() if child is not None else 0.0)
@@ -357,6 +242,7 @@ class PipeWireSink:
             + (self._slots.dropped if self._slots is not None else 0),
             "restarts": self.restarts,
             "child_cpu_percent": round(cpu / wall * 100.0, 1) if wall else 0.0,
+            "monitor_cpu_percent": round(self._monitor_cpu / wall * 100.0, 1) if wall else 0.0,
         }
 
     def demand_watcher(self, linger: float = LINGER) -> PipeWireDemand:
@@ -368,7 +254,7 @@ class PipeWireSink:
         assert self._launch is not None
         cmd = child_command(self._launch, self._size, self._fps, self.description, self.node_name)
         try:
-            child = _Child(cmd)
+            child = Child(cmd)
         except OSError as exc:
             raise DeviceError(
                 f"cannot start {self._launch}: {exc}", hint="check the GStreamer installation"
@@ -378,7 +264,7 @@ class PipeWireSink:
         self._last_progress = time.monotonic()
         log.debug("pipewiresink child started (pid %d)", child.pid)
 
-    def _retire(self, child: _Child) -> None:
+    def _retire(self, child: Child) -> None:
         """Reap a dead (or killed) child; log and count it; wait the back-off if it crashed."""
         code = child.reap()
         detail = child.last_error()
@@ -473,7 +359,9 @@ class PipeWireSink:
                 child = self._child
             if child is None:
                 continue
+            before_cpu = children_cpu_seconds()
             objects = graph()
+            self._monitor_cpu += children_cpu_seconds() - before_cpu
             if objects is None:
                 continue
             node = find_node(objects, self.node_name, child.pid)

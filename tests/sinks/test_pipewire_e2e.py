@@ -137,6 +137,8 @@ def test_a_real_reader_records_the_pipewire_camera(
     sink_stats = json.loads(stats.read_text())["sink"]
     print(sink_stats)
     assert sink_stats["frames_written"] >= 150 and sink_stats["restarts"] == 0
+    # The child and the pw-dump calls run in processes of their own: their CPU is reported.
+    assert sink_stats["child_cpu_percent"] > 0.0 and sink_stats["monitor_cpu_percent"] > 0.0
     assert frames.sizes == {SIZE}
     assert len(frames.times) >= 150
     # 30 ± 1 fps; on a machine shared by many test runs (load above twice the cores) the reader

@@ -1,0 +1,137 @@
+"""The ``gst-launch-1.0`` child behind the PipeWire camera: its command line and its process.
+
+:mod:`bgcam.sinks.pipewire` explains the pipeline; this module builds the command, starts the
+process with a large stdin pipe, and reads its CPU time and last error line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import tempfile
+import time
+from fractions import Fraction
+from typing import IO
+
+NODE_NAME = "bgcam"
+
+
+def child_command(
+    launch: str, size: tuple[int, int], fps: float, description: str, node_name: str = NODE_NAME
+) -> list[str]:
+    """The ``gst-launch-1.0`` command line of the child (see the module docstring)."""
+    w, h = size
+    rate = Fraction(fps).limit_denominator(1001)
+    caps = f"width={w},height={h},framerate={rate.numerator}/{rate.denominator}"
+    props = (
+        "props,media.class=Video/Source,media.type=Video,media.role=Camera,"
+        f'node.name={node_name},node.description="{description}"'
+    )
+    return [
+        launch,
+        "-q",
+        "--no-fault",  # die on a crash (the default handler spins forever)
+        "fdsrc",
+        "fd=0",
+        f"blocksize={w * h * 3 // 2}",
+        "!",
+        "rawvideoparse",
+        f"width={w}",
+        f"height={h}",
+        "format=i420",
+        f"framerate={rate.numerator}/{rate.denominator}",
+        "!",
+        "compositor",
+        "!",
+        f"video/x-raw,format=I420,{caps}",
+        "!",
+        "pipewiresink",
+        "mode=provide",
+        "sync=false",
+        "async=false",
+        f"client-name={node_name}",
+        f"stream-properties={props}",
+    ]
+
+
+PIPE_SIZE = 1 << 20
+"""Bytes the pipe to the child holds (Linux's limit for users, /proc/sys/fs/pipe-max-size): a
+720p frame crosses in two writes instead of 22 (the default 64 KiB), so the writer and the child
+are woken twice a frame, not 44 times."""
+
+
+def set_pipe_size(fd: int, size: int) -> None:
+    import fcntl
+
+    setsz = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setsz is None:
+        return
+    for n in (size, size // 2, size // 4):
+        try:
+            fcntl.fcntl(fd, setsz, n)
+            return
+        except OSError:
+            continue
+
+
+class Child:
+    """One gst-launch-1.0 process with its stdin pipe and a file holding its stderr."""
+
+    def __init__(self, cmd: list[str]) -> None:
+        self.err: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in reap()
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=self.err,
+            start_new_session=True,  # a Ctrl+C in the terminal reaches BgCam, not the child
+        )
+        assert self.proc.stdin is not None
+        self.fd = self.proc.stdin.fileno()
+        set_pipe_size(self.fd, PIPE_SIZE)
+        self.started = time.monotonic()
+        self.expected_exit = False
+        self.cpu = 0.0
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def cpu_seconds(self) -> float:
+        """User+system CPU seconds used so far (the last value read once it has exited)."""
+        try:
+            with open(f"/proc/{self.pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            self.cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+        return self.cpu
+
+    def last_error(self) -> str:
+        with contextlib.suppress(OSError):
+            self.err.seek(0)
+            lines = [ln for ln in self.err.read().decode(errors="replace").splitlines() if ln]
+            return lines[-1].strip() if lines else ""
+        return ""
+
+    def kill(self, expected: bool) -> None:
+        self.expected_exit = self.expected_exit or expected
+        self.cpu_seconds()
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+
+    def reap(self, timeout: float = 1.0) -> int | None:
+        self.cpu_seconds()
+        with contextlib.suppress(OSError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(timeout)
+        return code
+
+    def dispose(self) -> None:
+        self.err.close()
