@@ -1,6 +1,6 @@
 """The web control panel as a Starlette application.
 
-Routes (every one needs the access token, see :class:`TokenGuard`)::
+Routes (every one needs the access token, see :class:`~bgcam.web.guard.TokenGuard`)::
 
     GET  /                  the page (static/index.html); ?token=… sets the cookie and redirects
     GET  /static/…          its script and style sheet
@@ -25,37 +25,29 @@ Uploads stop being read past :data:`MAX_UPLOAD_BYTES`; the image header is check
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
-import os
-import stat
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, get_args
 
-import cv2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.formparsers import MultiPartException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
     JSONResponse,
-    PlainTextResponse,
-    RedirectResponse,
     Response,
     StreamingResponse,
 )
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bgcam import __version__
 from bgcam.config import MODES, BlurType, Config, SegmenterName
@@ -73,40 +65,38 @@ from bgcam.errors import InputError
 from bgcam.frame import Image
 from bgcam.imageload import ImageTooLarge, image_size, read_image
 from bgcam.web.access import csrf_token
+from bgcam.web.bodies import (
+    DRAIN_BYTES,
+    MAX_UPLOAD_BYTES,
+    InMemoryForm,
+    TooLarge,
+    declared_length,
+    drain,
+    limited,
+    save_upload,
+)
+from bgcam.web.guard import ALLOWED_HOSTS, COOKIE, TokenGuard
 from bgcam.web.preview import PreviewEncoder
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DRAIN_BYTES", "MAX_UPLOAD_BYTES", "PanelPipeline", "PanelSettings", "create_app"]
+__all__ = [
+    "COOKIE",
+    "DRAIN_BYTES",
+    "MAX_UPLOAD_BYTES",
+    "PanelPipeline",
+    "PanelSettings",
+    "create_app",
+]
 
 STATIC_DIR = Path(__file__).with_name("static")
-COOKIE = "bgcam_token"
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_JSON_BYTES = 4096
 UPLOADS_AT_ONCE = 2
-DRAIN_BYTES = 64 * 1024 * 1024  # a refused body read and dropped before the 413, at most…
-DRAIN_SECONDS = 3.0  # …for at most this long…
-DRAIN_IDLE = 0.3  # …and while it keeps coming
 COMMAND_TIMEOUT = 5.0  # seconds for the pipeline to apply a command
 STATUS_TIMEOUT = 2.0
-ALLOWED_HOSTS = ("127.0.0.1", "localhost")
 # Commands the page may send. `background` takes a path: the page uploads instead. `quit` stops
 # the daemon, which a browser tab should not do by accident: `bgcam ctl quit` does.
 WEB_COMMANDS = frozenset(COMMANDS) - {"background", "quit"}
-
-SECURITY_HEADERS = [
-    (
-        b"content-security-policy",
-        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        b"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-    ),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"),
-    (b"cross-origin-resource-policy", b"same-origin"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-]
 
 
 class PanelPipeline(Protocol):
@@ -131,138 +121,6 @@ class PanelSettings:
     upload_dir: Path
     preview_fps: float = 10.0
     max_upload_bytes: int = MAX_UPLOAD_BYTES
-
-
-# --------------------------------------------------------------------------------------------
-# Guard
-
-
-def _same(given: str | None, expected: str) -> bool:
-    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
-
-
-class TokenGuard:
-    """ASGI middleware: token on every request, stricter rules for POST, security headers."""
-
-    def __init__(self, app: ASGIApp, settings: PanelSettings) -> None:
-        self.app = app
-        self.token = settings.token
-        self.csrf = csrf_token(settings.token)
-        port = settings.port
-        self.origins = {f"http://{h}:{port}" for h in ALLOWED_HOSTS}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
-            await send(message)
-
-        denial = self._check(Request(scope))
-        if denial is not None:
-            await denial(scope, receive, send_with_headers)
-            return
-        await self.app(scope, receive, send_with_headers)
-
-    def _check(self, request: Request) -> Response | None:
-        headers = request.headers
-        auth = headers.get("authorization", "")
-        bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-        header_ok = _same(bearer, self.token) or _same(headers.get("x-bgcam-token"), self.token)
-        cookie_ok = _same(request.cookies.get(COOKIE), self.token)
-        if request.method in ("GET", "HEAD"):
-            query = request.query_params.get("token")
-            if query is not None and _same(query, self.token):
-                if request.url.path == "/":
-                    # Move the token from the address bar into an HttpOnly cookie.
-                    resp = RedirectResponse("/", status_code=303)
-                    resp.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
-                    return resp
-                return None
-            if header_ok or cookie_ok:
-                return None
-            return _unauthorized()
-        origin = headers.get("origin")
-        if origin is not None and origin not in self.origins:
-            return PlainTextResponse(f"forbidden: requests from {origin} are refused", 403)
-        if header_ok or (cookie_ok and _same(headers.get("x-bgcam-csrf"), self.csrf)):
-            return None
-        if cookie_ok:
-            return PlainTextResponse("forbidden: a POST needs the X-BgCam-CSRF header", 403)
-        return _unauthorized()
-
-
-def _unauthorized() -> Response:
-    return PlainTextResponse(
-        "401 unauthorized: the access token is missing or wrong.\n"
-        "Open the panel with `bgcam open` (it adds the token to the address).\n",
-        401,
-        headers={"www-authenticate": 'Bearer realm="bgcam"'},
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _InMemoryForm(MultiPartParser):
-    """Starlette's form parser, keeping an upload (at most MAX_UPLOAD_BYTES) in memory: spooled
-    to disk past 1 MB, every chunk would make a round trip through the thread pool."""
-
-    spool_max_size = MAX_UPLOAD_BYTES + 64 * 1024
-
-
-def _limited(receive: Receive, limit: int) -> Receive:
-    """``receive`` that raises _TooLarge once more than ``limit`` body bytes have arrived."""
-    total = 0
-
-    async def wrapped() -> Message:
-        nonlocal total
-        message = await receive()
-        if message["type"] == "http.request":
-            total += len(message.get("body", b""))
-            if total > limit:
-                raise _TooLarge
-        return message
-
-    return wrapped
-
-
-async def _drain(receive: Receive) -> None:
-    """Read and drop the rest of a refused body, so the client reads our 413 instead of a reset.
-
-    Bounded: at most :data:`DRAIN_BYTES` and :data:`DRAIN_SECONDS`, and only while the body
-    keeps coming; past that the connection is closed with the body unread (a client that sends
-    that much after a refusal gets a reset).
-    """
-    total = 0
-    loop = asyncio.get_running_loop()
-    end = loop.time() + DRAIN_SECONDS
-    while total <= DRAIN_BYTES and loop.time() < end:
-        try:
-            # A client that stops sending (waiting for our answer) gets it at once.
-            message = await asyncio.wait_for(receive(), min(DRAIN_IDLE, end - loop.time()))
-        except asyncio.TimeoutError:
-            return
-        if message["type"] != "http.request":
-            return
-        total += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return
-
-
-def _declared_length(request: Request) -> int | None:
-    try:
-        return int(request.headers["content-length"])
-    except (KeyError, ValueError):
-        return None
 
 
 class _Json(JSONResponse):
@@ -354,15 +212,15 @@ class Panel:
     async def command(self, request: Request) -> Response:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return _error(415, "send the command as JSON (Content-Type: application/json)")
-        declared = _declared_length(request)
+        declared = declared_length(request)
         if declared is not None and declared > MAX_JSON_BYTES:
-            await _drain(request.receive)
+            await drain(request.receive)
             return _error(413, f"request body over {MAX_JSON_BYTES} bytes")
         try:
-            raw = await Request(request.scope, _limited(request.receive, MAX_JSON_BYTES)).body()
+            raw = await Request(request.scope, limited(request.receive, MAX_JSON_BYTES)).body()
             body = wire.loads(raw)
-        except _TooLarge:
-            await _drain(request.receive)
+        except TooLarge:
+            await drain(request.receive)
             return _error(413, f"request body over {MAX_JSON_BYTES} bytes")
         except ValueError as exc:
             return _error(400, f"malformed request: not JSON ({exc})")
@@ -390,17 +248,17 @@ class Panel:
         ctype = request.headers.get("content-type", "")
         if not ctype.startswith("multipart/form-data"):
             return _error(415, "send the image as multipart/form-data (field 'image')")
-        declared = _declared_length(request)
+        declared = declared_length(request)
         if declared is not None and declared > limit + 64 * 1024:  # room for the form framing
-            await _drain(request.receive)
+            await drain(request.receive)
             return _error(413, too_big)
-        limited = Request(request.scope, _limited(request.receive, limit + 64 * 1024))
-        parser = _InMemoryForm(limited.headers, limited.stream(), max_files=1, max_fields=1)
+        bounded = Request(request.scope, limited(request.receive, limit + 64 * 1024))
+        parser = InMemoryForm(bounded.headers, bounded.stream(), max_files=1, max_fields=1)
         try:
             async with self.uploads:  # a few at a time: each may hold MAX_UPLOAD_BYTES
                 form = await parser.parse()
-        except _TooLarge:
-            await _drain(request.receive)
+        except TooLarge:
+            await drain(request.receive)
             return _error(413, too_big)
         except MultiPartException as exc:
             return _error(400, f"malformed upload: {exc.message}")
@@ -428,7 +286,8 @@ class Panel:
                 "nothing was saved",
             )
         cmd = Command(
-            "background", str(await run_in_threadpool(_save, data, image, self.settings.upload_dir))
+            "background",
+            str(await run_in_threadpool(save_upload, data, image, self.settings.upload_dir)),
         )
         path = Path(str(cmd.arg))
         try:  # decoded and fitted here for the daemon's frame size, not on the output thread
@@ -475,28 +334,6 @@ class Panel:
             self.viewers -= 1
 
 
-def _save(data: bytes, image: Image, directory: Path) -> Path:
-    """Store a decoded upload (re-encoded: PNG stays PNG, the rest becomes JPEG).
-
-    The folder is private (0700) and so is each file (0600): backgrounds are often personal.
-    """
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if stat.S_IMODE(directory.stat().st_mode) != 0o700:
-        os.chmod(directory, 0o700)
-    ext = ".png" if data.startswith(b"\x89PNG") else ".jpg"
-    params = [] if ext == ".png" else [cv2.IMWRITE_JPEG_QUALITY, 95]
-    ok, buf = cv2.imencode(ext, image, params)
-    if not ok:  # pragma: no cover - a decoded BGR image always encodes
-        raise OSError(f"could not encode the background as {ext}")
-    path = directory / f"background-{hashlib.sha256(data).hexdigest()[:16]}{ext}"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(buf.tobytes())
-    os.replace(tmp, path)
-    return path
-
-
 def create_app(
     pipeline: PanelPipeline, settings: PanelSettings, stopping: threading.Event
 ) -> tuple[Starlette, Panel]:
@@ -513,6 +350,6 @@ def create_app(
     ]
     middleware = [
         Middleware(TrustedHostMiddleware, allowed_hosts=list(ALLOWED_HOSTS)),
-        Middleware(TokenGuard, settings=settings),
+        Middleware(TokenGuard, token=settings.token, port=settings.port),
     ]
     return Starlette(routes=routes, middleware=middleware), panel
