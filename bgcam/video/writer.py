@@ -5,6 +5,11 @@ variable-frame-rate input keeps its timing. The colour conversion is OpenCV's BG
 buffers owned by the encoder (no allocation per frame); the output is tagged with the matrix that
 conversion uses (BT.601, limited range) unless the caller passes the input's own tags.
 
+Encoding runs on a thread of its own (PyAV releases the GIL inside the encoder), so on a machine
+with two cores it overlaps the next frame's processing instead of adding to it. ``write`` converts
+into one of :data:`SLOTS` buffers and returns; it waits only when all are still queued. An
+encoding or muxing error is raised by the next ``write`` or by ``close``.
+
 :class:`AudioTrack` copies (or, when the container cannot hold the codec, re-encodes) the audio
 stream of another file into the same output, interleaved with the video as it is written.
 """
@@ -12,6 +17,8 @@ stream of another file into the same output, interleaved with the video as it is
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +38,10 @@ BT601 = (6, 6, 6)
 """(colorspace, primaries, transfer) of SMPTE 170M / BT.601: what OpenCV's I420 conversion uses."""
 AUDIO_LEAD = 0.5
 """Seconds of audio muxed ahead of the video written so far (keeps the file interleaved)."""
+SLOTS = 3
+"""I420 buffers between ``write`` and the encoding thread."""
+JOIN_TIMEOUT = 60.0
+"""Seconds ``close`` waits for the frames still queued (three at most) to be encoded."""
 
 
 def rate_of(fps: float) -> Fraction:
@@ -182,49 +193,82 @@ class VideoEncoder:
                 f"cannot set up the {spec.video_codec} encoder for {self.label}: {exc}",
                 hint="try another container, e.g. -o out.mkv",
             ) from None
-        self._i420 = np.empty((h * 3 // 2, w), np.uint8)
+        self._slots = [np.empty((h * 3 // 2, w), np.uint8) for _ in range(SLOTS)]
+        self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for i in range(SLOTS):
+            self._free.put(i)
+        self._todo: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+        self._error: OutputError | None = None
         self._frame = av.VideoFrame(w, h, "yuv420p")
         self._last_pts = -1
         self.frames = 0
         self.end_time = 0.0
+        self._thread = threading.Thread(target=self._encode_loop, name="encoder", daemon=True)
+        self._thread.start()
 
-    def _fill(self, image: Image) -> Any:
+    def _fill(self, i420: np.ndarray[Any, np.dtype[np.uint8]]) -> Any:
         w, h = self.size
-        cv2.cvtColor(image[:h, :w], cv2.COLOR_BGR2YUV_I420, dst=self._i420)
         frame = self._frame
         frame.make_writable()  # a new buffer only if the encoder still holds the old one
         q = h // 4
         for plane, rows, src in (
-            (frame.planes[0], h, self._i420[:h]),
-            (frame.planes[1], h // 2, self._i420[h : h + q].reshape(h // 2, w // 2)),
-            (frame.planes[2], h // 2, self._i420[h + q :].reshape(h // 2, w // 2)),
+            (frame.planes[0], h, i420[:h]),
+            (frame.planes[1], h // 2, i420[h : h + q].reshape(h // 2, w // 2)),
+            (frame.planes[2], h // 2, i420[h + q :].reshape(h // 2, w // 2)),
         ):
             dst = np.frombuffer(memoryview(plane), np.uint8).reshape(rows, -1)
             dst[:, : src.shape[1]] = src
         return frame
 
+    def _encode_loop(self) -> None:
+        """The encoding thread: frames from ``_todo`` into the file, until ``None``."""
+        while (item := self._todo.get()) is not None:
+            slot, pts = item
+            try:
+                if self._error is None:
+                    frame = self._fill(self._slots[slot])
+                    frame.pts = pts
+                    if self.audio is not None:
+                        self.audio.feed_until(float(pts * self.time_base) + AUDIO_LEAD)
+                    self._out.mux(self._stream.encode(frame))
+            except Exception as exc:  # any failure ends the file with an error, never a hang
+                self._error = _av_error(self.label, "write", exc)
+            finally:
+                self._free.put(slot)
+
+    def _stop_thread(self) -> None:
+        if self._thread.is_alive():
+            self._todo.put(None)
+            self._thread.join(JOIN_TIMEOUT)
+        if self._thread.is_alive() and self._error is None:
+            self._error = OutputError(
+                f"the encoder of {self.label} did not finish in {JOIN_TIMEOUT:g} s",
+                hint="try another container (-o out.mkv) or a lower resolution",
+            )
+
     def write(self, image: Image, pts: int | None = None) -> None:
-        """Encode one frame shown at ``pts`` (``time_base`` units); times must increase."""
+        """Queue one frame shown at ``pts`` (``time_base`` units); times must increase."""
+        if self._error is not None:
+            raise self._error
         ih, iw = image.shape[:2]
         if iw < self.size[0] or ih < self.size[1]:
             raise ValueError(f"video frame: expected size {self.size}, got {(iw, ih)}")
         pts = pts if pts is not None and self._timed else self.frames
         pts = max(pts, self._last_pts + 1)  # a repeated or out-of-order time: the next tick
         self._last_pts = pts
-        frame = self._fill(image)
-        frame.pts = pts
-        try:
-            if self.audio is not None:
-                self.audio.feed_until(float(pts * self.time_base) + AUDIO_LEAD)
-            self._out.mux(self._stream.encode(frame))
-        except av.FFmpegError as exc:
-            raise _av_error(self.label, "write", exc) from None
+        w, h = self.size
+        slot = self._free.get()
+        cv2.cvtColor(image[:h, :w], cv2.COLOR_BGR2YUV_I420, dst=self._slots[slot])
+        self._todo.put((slot, pts))
         self.frames += 1
         self.end_time = float((pts + 1) * self.time_base)
 
     def close(self, audio_until: float | None = None) -> None:
         """Flush the encoder, add the rest of the audio (up to ``audio_until`` seconds), close."""
         try:
+            self._stop_thread()
+            if self._error is not None:
+                raise self._error
             self._out.mux(self._stream.encode(None))
             if self.audio is not None:
                 self.audio.finish(audio_until)
@@ -235,6 +279,7 @@ class VideoEncoder:
 
     def abandon(self) -> None:
         """Close the file without flushing (the caller removes it)."""
+        self._stop_thread()
         if self.audio is not None:
             self.audio.close()
         try:
