@@ -33,9 +33,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from bgcam.config import Config, SegmentConfig
+from bgcam.stats import RunStats
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class Governor:
             log.info("governor: now at %s", self.current.label)
         return self.current
 
-    def overload_reasons(self, w: dict[str, Any], source_fps: float, seconds: float) -> list[str]:
+    def overload_reasons(self, w: RunStats, source_fps: float, seconds: float) -> list[str]:
         reasons = []
         ticks = w["frames_out"] + w["late_ticks"]
         if w["frames_out"] > 5 and w["fps_out"] < 0.97 * self.fps:
@@ -145,16 +145,16 @@ class Governor:
         return reasons
 
     @staticmethod
-    def _seg_busy(w: dict[str, Any], seconds: float) -> float:
+    def _seg_busy(w: RunStats, seconds: float) -> float:
         st = w["stage_ms"]
         return float((st["segment"] + st["refine"]) * w["segmentations"] / 1000.0 / seconds)
 
     @staticmethod
-    def _out_busy(w: dict[str, Any], seconds: float) -> float:
+    def _out_busy(w: RunStats, seconds: float) -> float:
         st = w["stage_ms"]
         return float(st["compose"] * w["frames_new"] + st["send"] * w["frames_out"]) / 1e3 / seconds
 
-    def output_costs(self, w: dict[str, Any], seconds: float) -> str | None:
+    def output_costs(self, w: RunStats, seconds: float) -> str | None:
         """When the output thread, not segmentation, is the busy one: what costs its time."""
         seg_busy, out_busy = self._seg_busy(w, seconds), self._out_busy(w, seconds)
         if seg_busy > 0.9 or out_busy < max(0.5, seg_busy):
@@ -167,7 +167,7 @@ class Governor:
             f"{seg_busy:.0%}): a cheaper segmenter cannot fix this"
         )
 
-    def observe(self, w: dict[str, Any], source_fps: float, seconds: float) -> Level | None:
+    def observe(self, w: RunStats, source_fps: float, seconds: float) -> Level | None:
         """Judge one window; return the new level when it changes, else None."""
         if not self.enabled:
             return None

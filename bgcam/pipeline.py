@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
 
 import cv2
 
@@ -33,7 +32,7 @@ from bgcam.ondemand import watch_for
 from bgcam.segment import Segmenter, create_segmenter, roi_status
 from bgcam.sinks import Sink
 from bgcam.sources import OpenCancelled, Source
-from bgcam.stats import Stats, format_line
+from bgcam.stats import RunStats, Stats, format_line
 from bgcam.status import DaemonStatus, SourceStatus
 from bgcam.studio import studio_status
 
@@ -132,10 +131,7 @@ class Pipeline:
     def settling(self) -> Future[None] | None:
         return self._changes.settling if self._changes is not None else None
 
-    def status(self) -> dict[str, Any]:
-        return self.snapshot().to_json()
-
-    def snapshot(self) -> DaemonStatus:
+    def status(self) -> DaemonStatus:
         cfg, engine, src, sink = self._cfg, self.engine, self._source, self._sink
         return DaemonStatus(
             state=self.state.label,
@@ -253,7 +249,7 @@ class Pipeline:
             self._cv_threads = None
         self.lifecycle.to(PipelineState.STOPPED)
 
-    def run(self, seconds: float | None = None) -> dict[str, Any]:
+    def run(self, seconds: float | None = None) -> RunStats:
         """Start, run until stopped (``seconds``, a command, a signal, the end of a file), close.
 
         Returns the run's stats (what ``--stats-json`` writes).

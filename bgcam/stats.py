@@ -12,10 +12,11 @@ busy cores = 200).
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +26,53 @@ WINDOWS = ("log", "gov")
 """Independent windows: the stats log line and the quality governor each take their own."""
 BIN_MS = 0.25
 MAX_MS = 2000.0
+
+if sys.version_info >= (3, 11):
+    from typing import NotRequired
+else:  # pragma: no cover - exercised on Python 3.10 only
+    from typing_extensions import NotRequired
+
+
+class StageMs(TypedDict):
+    """Mean milliseconds per call of each stage (0 when it did not run)."""
+
+    segment: float
+    refine: float
+    studio: float
+    compose: float
+    send: float
+
+
+class RunStats(TypedDict):
+    """The figures of a window or of the whole run: the one declaration of the stats keys.
+
+    ``--stats-json``, ``bgcam status``, the web panel, the quality governor and the stats log
+    line all read these; the JSON forms are this dict as it is.
+    """
+
+    seconds: float
+    fps_out: float
+    fps_in: float
+    """Frames the source delivered per second, the dropped ones included."""
+    latency_ms_p50: float
+    latency_ms_p99: float
+    latency_ms_max: float
+    cpu_percent: float
+    frames_out: int
+    frames_new: int
+    """Output frames made from a new source frame."""
+    frames_repeated: int
+    """Output ticks that sent the last frame again (no new source frame)."""
+    frames_dropped: int
+    """Source frames replaced by a newer one before the output took them."""
+    frames_placeholder: int
+    frames_unmasked: int
+    late_ticks: int
+    segmentations: int
+    segment_errors: int
+    stage_ms: StageMs
+    sink: NotRequired[dict[str, Any]]
+    """The sink's own figures, at the end of a run where it has them (the PipeWire camera)."""
 
 
 def _cpu_seconds() -> float:
@@ -147,28 +195,36 @@ class Stats:
                 else:
                     c.segmentations += 1
 
-    def take_window(self, name: str) -> dict[str, Any]:
+    def take_window(self, name: str) -> RunStats:
         """The figures of window ``name`` ("log" or "gov"); starts a new one."""
         with self._lock:
             w, self.windows[name] = self.windows[name], Counters()
         return summarize(w)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> RunStats:
         with self._lock:
             return summarize(self.run)
 
 
-def summarize(c: Counters) -> dict[str, Any]:
+def summarize(c: Counters) -> RunStats:
     now = time.monotonic()
     wall = max(now - c.t0, 1e-6)
     if c.t_first_out is not None and c.t_last_out is not None and c.frames_out > 1:
         fps_out = (c.frames_out - 1) / max(c.t_last_out - c.t_first_out, 1e-6)
     else:
         fps_out = 0.0
-    stage = {
-        name: round(c.stage_ms[name] / c.stage_n[name], 2) if c.stage_n[name] else 0.0
-        for name in STAGES
-    }
+
+    def mean(name: str) -> float:
+        n = c.stage_n[name]
+        return round(c.stage_ms[name] / n, 2) if n else 0.0
+
+    stage = StageMs(
+        segment=mean("segment"),
+        refine=mean("refine"),
+        studio=mean("studio"),
+        compose=mean("compose"),
+        send=mean("send"),
+    )
     return {
         "seconds": round(wall, 2),
         "fps_out": round(fps_out, 2),
@@ -190,7 +246,7 @@ def summarize(c: Counters) -> dict[str, Any]:
     }
 
 
-def format_line(s: dict[str, Any]) -> str:
+def format_line(s: RunStats) -> str:
     """One log line from a summary."""
     st = s["stage_ms"]
     return (

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bgcam.config import Config
+from bgcam.stats import RunStats
 
 __all__ = ["DaemonStatus", "SourceStatus"]
 
@@ -41,13 +42,15 @@ class DaemonStatus:
     size: tuple[int, int]
     on_demand: str | None
     """How on-demand watches for readers (None: off)."""
-    stats: dict[str, Any]
+    stats: RunStats
     config: Config
     roi: dict[str, Any] | None = None
     """The ROI segmenter's crop (:meth:`bgcam.segment.roi.RoiSegmenter.status`); None: off."""
     studio: dict[str, Any] = field(default_factory=dict)
     """The studio effects' state (:meth:`bgcam.studio.Studio.status`): ``autoframe`` (on, zoom,
     crop, person) and ``light`` (mode, gain, highlights)."""
+    saved: str | None = None
+    """The file a ``save`` command wrote (only in its reply)."""
 
     def to_json(self) -> dict[str, Any]:
         src = self.source
@@ -69,4 +72,6 @@ class DaemonStatus:
         }
         out.update(self.stats)
         out["config"] = self.config.model_dump(mode="json")
+        if self.saved is not None:
+            out["saved"] = self.saved
         return out

@@ -182,10 +182,10 @@ def test_paced_output_repeats_and_commands(clip: tuple[Path, list[Image]]) -> No
     try:
         wait_for(lambda: len(sink.frames) > 30, 20, "frames")
         fut = pipe.commands.submit(Command("mode", "blur"))
-        assert fut.result(10)["mode"] == "blur"
+        assert fut.result(10).mode == "blur"
         fut = pipe.commands.submit(Command("pause"))
         status = fut.result(10)
-        assert status["paused"] is True
+        assert status.paused is True
         assert pipe.source.state is SourceState.STOPPED  # camera released while paused
         image, seq = pipe.latest_output()
         assert image is not None and image.shape == (180, 320, 3) and seq > 0
@@ -307,11 +307,11 @@ def test_a_model_swap_never_blocks_the_output_clock(clip: tuple[Path, list[Image
         reply = pipe.commands.submit(Command("segmenter", "hsv")).result(20)
         t1 = time.monotonic()
         during = [t for t in sink.times[n0:] if t0 <= t <= t1]
-        assert reply["config"]["segment"]["segmenter"] == "hsv"
+        assert reply.config.segment.segmenter == "hsv"
         assert built == ["bgcam-build"]
         # The segmentation thread swaps it in before its next frame, and closes the old one.
         wait_for(lambda: seg.closed_once, 10, "the old segmenter to be closed")
-        assert pipe.status()["segmenter"] == "hsv"
+        assert pipe.status().segmenter == "hsv"
         assert t1 - t0 >= 1.0  # the reply waited for the build…
         # …while the output kept sending: no gap near the 1 s build (a blocked clock shows one).
         gaps = np.diff([t0, *during, t1])
@@ -331,17 +331,17 @@ def test_roi_is_reported_and_hot_swapped(clip: tuple[Path, list[Image]], model_d
     thread = threading.Thread(target=lambda: pipe.run(seconds=60))
     thread.start()
     try:
-        wait_for(lambda: pipe.stats.summary().get("segmentations", 0) > 3, 60, "segmentations")
+        wait_for(lambda: pipe.stats.summary()["segmentations"] > 3, 60, "segmentations")
         status = pipe.commands.submit(Command("status")).result(10)
-        roi = status["roi"]
+        roi = status.roi
         assert roi is not None and roi["shape"] in ("square", "wide", "whole")
         assert roi["crop"] is None or len(roi["crop"]) == 4
         off = pipe.commands.submit(Command("roi", "off")).result(10)
-        assert off["config"]["segment"]["roi"] is False
-        wait_for(lambda: pipe.status()["roi"] is None, 20, "the whole-frame segmenter")
+        assert off.config.segment.roi is False
+        wait_for(lambda: pipe.status().roi is None, 20, "the whole-frame segmenter")
         before = len(sink.frames)
         pipe.commands.submit(Command("roi", "on")).result(10)
-        wait_for(lambda: pipe.status()["roi"] is not None, 20, "the ROI segmenter")
+        wait_for(lambda: pipe.status().roi is not None, 20, "the ROI segmenter")
         wait_for(lambda: len(sink.frames) > before + 10, 20, "frames after the swaps")
     finally:
         pipe.request_stop()
@@ -388,15 +388,18 @@ def test_autoframe_live_with_mode_off_and_switched_off_by_command(
     thread.start()
     try:
         # Mode off, yet the matte is made: auto-framing needs it. It zooms in on the person.
-        wait_for(lambda: pipe.status()["autoframe"]["zoom"] > 1.8, 30, "the zoom")
+        wait_for(lambda: pipe.status().studio["autoframe"]["zoom"] > 1.8, 30, "the zoom")
         status = pipe.status()
-        assert status["autoframe"]["on"] is True and status["autoframe"]["person"] is True
-        x, _y, w, _h = status["autoframe"]["crop"]
+        assert (
+            status.studio["autoframe"]["on"] is True
+            and status.studio["autoframe"]["person"] is True
+        )
+        x, _y, w, _h = status.studio["autoframe"]["crop"]
         assert abs(x + w / 2 - 0.28 * 320) < 0.1 * 320  # centred on the person
-        assert status["light"] == {"mode": "off", "gain": 1.0, "highlights": None}
+        assert status.studio["light"] == {"mode": "off", "gain": 1.0, "highlights": None}
         reply = pipe.commands.submit(Command("autoframe", "off")).result(10)
-        assert reply["autoframe"]["on"] is False
-        wait_for(lambda: pipe.status()["autoframe"]["zoom"] == 1.0, 30, "the full view")
+        assert reply.studio["autoframe"]["on"] is False
+        wait_for(lambda: pipe.status().studio["autoframe"]["zoom"] == 1.0, 30, "the full view")
     finally:
         pipe.request_stop()
         thread.join(20)
@@ -414,7 +417,7 @@ def test_light_live_measures_the_person_on_the_mattes_own_frame(tmp_path: Path) 
     thread = threading.Thread(target=lambda: pipe.run(seconds=60))
     thread.start()
     try:
-        wait_for(lambda: pipe.status()["light"]["gain"] > 1.5, 30, "the gain")
+        wait_for(lambda: pipe.status().studio["light"]["gain"] > 1.5, 30, "the gain")
         n = len(sink.frames)
         wait_for(lambda: len(sink.frames) > n + 5, 20, "frames")
     finally:
@@ -439,19 +442,21 @@ def test_studio_settings_hot_reload_from_the_config_file(
     thread = threading.Thread(target=lambda: pipe.run(seconds=60))
     thread.start()
     try:
-        wait_for(lambda: pipe.status()["frames_out"] > 5, 30, "frames")
-        assert pipe.status()["autoframe"]["on"] is False
+        wait_for(lambda: pipe.status().stats["frames_out"] > 5, 30, "frames")
+        assert pipe.status().studio["autoframe"]["on"] is False
         file.write_text(
             '[effects]\nautoframe = true\nautoframe_zoom = 1.5\nlight = "auto"\n', encoding="utf-8"
         )
         reply = pipe.commands.submit(Command("reload")).result(10)
-        assert reply["autoframe"]["on"] is True and reply["light"]["mode"] == "auto"
-        wait_for(lambda: pipe.status()["autoframe"]["zoom"] > 1.4, 30, "the zoom")
-        assert pipe.status()["autoframe"]["zoom"] <= 1.5 + 1e-6  # the reloaded cap
+        assert reply.studio["autoframe"]["on"] is True and reply.studio["light"]["mode"] == "auto"
+        wait_for(lambda: pipe.status().studio["autoframe"]["zoom"] > 1.4, 30, "the zoom")
+        assert pipe.status().studio["autoframe"]["zoom"] <= 1.5 + 1e-6  # the reloaded cap
         file.write_text('[effects]\nlight = "dim"\n', encoding="utf-8")
         with pytest.raises(Exception, match=r"effects\.light"):
             pipe.commands.submit(Command("reload")).result(10)
-        assert pipe.status()["light"]["mode"] == "auto"  # a bad file keeps the running config
+        assert (
+            pipe.status().studio["light"]["mode"] == "auto"
+        )  # a bad file keeps the running config
     finally:
         pipe.request_stop()
         thread.join(20)

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,6 +22,9 @@ from bgcam.config import Config, load_config
 from bgcam.control.runtime import start_controls
 from bgcam.errors import BgCamError
 from bgcam.outpath import check_output
+
+if TYPE_CHECKING:
+    from bgcam.stats import RunStats
 
 log = logging.getLogger("bgcam.run")
 
@@ -154,7 +157,7 @@ class _StatsReport:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.pipeline: Any = None
-        self.summary: dict[str, Any] | None = None
+        self.summary: RunStats | None = None
         self.error: BaseException | None = None
 
     def write(self) -> None:

@@ -12,12 +12,13 @@ import queue
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from bgcam.config import MODES, Config, SegmenterName
 from bgcam.errors import BgCamError
+from bgcam.status import DaemonStatus
 
 BLUR_STEP = 10
 
@@ -163,12 +164,9 @@ def prepare(cmd: Command, frame_size: tuple[int, int] | None) -> None:
         raise CommandError(f"background: {exc.message}") from None
 
 
-def frame_size(status: dict[str, Any]) -> tuple[int, int] | None:
+def frame_size(status: DaemonStatus) -> tuple[int, int] | None:
     """The output frame size from a ``status`` reply (None before the pipeline has one)."""
-    size = status.get("size")
-    if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) for v in size):
-        return int(size[0]), int(size[1])
-    return None
+    return status.size if status.size[0] > 0 and status.size[1] > 0 else None
 
 
 class Daemon(Protocol):
@@ -191,10 +189,8 @@ class Daemon(Protocol):
         """Write run-time changes back; return the file written."""
         ...
 
-    def status(self) -> dict[str, Any]:
-        """JSON-able state. Control surfaces read these keys when present: ``frames_out``
-        (int), ``fps_out`` (float), ``mode``, ``blur``, ``paused``, ``state`` ("idle" when
-        on-demand has released the camera); see ``bgcam.control.runtime``."""
+    def status(self) -> DaemonStatus:
+        """What the daemon is doing now (every command's reply)."""
         ...
 
     def request_stop(self) -> None: ...
@@ -212,7 +208,7 @@ class ToggleMemory:
     last_on: str = "blur"
 
 
-def execute(daemon: Daemon, cmd: Command, memory: ToggleMemory) -> dict[str, Any]:
+def execute(daemon: Daemon, cmd: Command, memory: ToggleMemory) -> DaemonStatus:
     """Run one command against the daemon; return the reply payload (raise CommandError)."""
     cfg = daemon.config
     compose = cfg.compose
@@ -263,7 +259,8 @@ def execute(daemon: Daemon, cmd: Command, memory: ToggleMemory) -> dict[str, Any
         elif name == "reload":
             daemon.apply_config(daemon.reload_config())
         elif name == "save":
-            return {"saved": str(daemon.save_config())}
+            saved = daemon.save_config()
+            return replace(daemon.status(), saved=str(saved))
         elif name == "quit":
             daemon.request_stop()
         return daemon.status()
@@ -278,25 +275,25 @@ class CommandQueue:
     """A bounded queue of commands, each with a Future the submitter can wait on."""
 
     maxsize: int = 64
-    _q: queue.Queue[tuple[Command, Future[dict[str, Any]]]] = field(init=False)
+    _q: queue.Queue[tuple[Command, Future[DaemonStatus]]] = field(init=False)
     _hooks: list[Callable[[], None]] = field(init=False, default_factory=list)
-    _held: tuple[Command, Future[dict[str, Any]], Future[None]] | None = field(
+    _held: tuple[Command, Future[DaemonStatus], Future[None]] | None = field(
         init=False, default=None
     )
 
     def __post_init__(self) -> None:
         self._q = queue.Queue(maxsize=self.maxsize)
 
-    def submit(self, cmd: Command) -> Future[dict[str, Any]]:
+    def submit(self, cmd: Command) -> Future[DaemonStatus]:
         """Enqueue ``cmd`` without blocking; raise CommandError when the queue is full."""
-        fut: Future[dict[str, Any]] = Future()
+        fut: Future[DaemonStatus] = Future()
         try:
             self._q.put_nowait((cmd, fut))
         except queue.Full:
             raise CommandError("busy: too many commands waiting; try again") from None
         return fut
 
-    def call(self, cmd: Command, timeout: float) -> dict[str, Any]:
+    def call(self, cmd: Command, timeout: float) -> DaemonStatus:
         """Submit ``cmd`` and wait for its reply: the one submit-and-wait of every control surface.
 
         A command the daemon has not started within ``timeout`` is withdrawn (it will never be
@@ -314,7 +311,7 @@ class CommandQueue:
         except FutureTimeout:
             raise _timeout(cmd, 2 * timeout, started=True) from None
 
-    async def acall(self, cmd: Command, timeout: float) -> dict[str, Any]:
+    async def acall(self, cmd: Command, timeout: float) -> DaemonStatus:
         """:meth:`call` for an asyncio event loop (waits without blocking it or using a thread)."""
         fut = self.submit(cmd)
         inner = asyncio.wrap_future(fut)
@@ -328,7 +325,7 @@ class CommandQueue:
                     raise _timeout(cmd, timeout, started=False) from None
         raise _timeout(cmd, 2 * timeout, started=True)
 
-    def drain(self) -> list[tuple[Command, Future[dict[str, Any]]]]:
+    def drain(self) -> list[tuple[Command, Future[DaemonStatus]]]:
         """Everything waiting now, oldest first, with a reply still held (at the end)."""
         items = []
         if self._held is not None:

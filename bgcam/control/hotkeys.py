@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from bgcam.config import ControlConfig
 from bgcam.control.commands import Command, CommandError, CommandQueue
+from bgcam.status import DaemonStatus
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def _submitter(commands: CommandQueue, name: str, combo: str) -> Callable[[], No
     return fire
 
 
-def _report(fut: Future[dict[str, Any]], name: str, combo: str) -> None:
+def _report(fut: Future[DaemonStatus], name: str, combo: str) -> None:
     exc = fut.exception()
     if exc is not None:
         log.warning("hotkey %s (%s): %s", combo, name, exc)

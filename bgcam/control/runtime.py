@@ -19,8 +19,8 @@ What starts, each only when it applies:
 
 Everything talks to the pipeline through ``pipeline.commands`` (a :class:`CommandQueue`), except
 a stop signal, which calls ``pipeline.request_stop()`` directly so it works even when the queue is
-full. The pipeline's ``status()`` keys read here: ``frames_out`` (int) and ``fps_out`` (float);
-``state == "idle"`` (on-demand, no reader) also counts as ready.
+full. Ready means frames flow (the status's ``frames_out``), or ``state == "idle"`` (on-demand,
+no reader).
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bgcam.control.commands import Command, CommandError, CommandQueue, ControlledPipeline
 from bgcam.control.hotkeys import Hotkeys, start_hotkeys
 from bgcam.control.signals import SignalDispatcher
 from bgcam.control.socket import ControlServer
 from bgcam.service import SystemdNotifier
+from bgcam.status import DaemonStatus
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class ServiceWatcher:
             self._notifier.notify("STOPPING=1")
         self._thread.join(timeout)
 
-    def _ask(self, wait: float) -> dict[str, Any] | None:
+    def _ask(self, wait: float) -> DaemonStatus | None:
         try:
             return self._commands.call(Command("status"), wait)
         except CommandError:
@@ -150,11 +150,10 @@ class ServiceWatcher:
             if self._stop.is_set():
                 break
             if status is not None:
-                frames = status.get("frames_out")
-                flowing = frames is None or (isinstance(frames, int) and frames > 0)
+                flowing = status.stats["frames_out"] > 0
                 text = _status_line(status)
                 msgs = []
-                if not self.ready and (flowing or status.get("state") == "idle"):
+                if not self.ready and (flowing or status.state == "idle"):
                     self.ready = True
                     msgs.append("READY=1")
                 if self.ready:
@@ -173,19 +172,9 @@ def _stopping(notifier: SystemdNotifier) -> None:
     notifier.notify("STOPPING=1")
 
 
-def _status_line(status: dict[str, Any]) -> str:
-    parts = []
-    fps = status.get("fps_out")
-    if isinstance(fps, (int, float)):
-        parts.append(f"{fps:.1f} fps")
-    cfg = status.get("config")
-    mode = status.get("mode")
-    if mode is None and isinstance(cfg, dict):
-        mode = cfg.get("compose", {}).get("mode")
-    if mode:
-        parts.append(f"mode {mode}")
-    if status.get("paused"):
+def _status_line(status: DaemonStatus) -> str:
+    parts = [f"{status.stats['fps_out']:.1f} fps", f"mode {status.mode}"]
+    if status.paused:
         parts.append("paused")
-    if status.get("state"):
-        parts.append(str(status["state"]))
-    return ", ".join(parts) or "running"
+    parts.append(status.state)
+    return ", ".join(parts)

@@ -161,8 +161,7 @@ class SignalDispatcher:
         except CommandError as exc:
             log.error("%s failed, keeping the running configuration: %s", what, exc)
             return
-        mode = _mode_of(result)
-        log.info("%s%s", ok, f" (mode {mode})" if mode else "")
+        log.info("%s (mode %s)", ok, result.mode)
 
 
 class HandlerGuard:
@@ -217,10 +216,3 @@ class HandlerGuard:
                 if replaced and self._libc.sigaction(num, saved, None) == 0:
                     changed.append(num)
         return changed
-
-
-def _mode_of(status: dict[str, Any]) -> str | None:
-    mode = status.get("mode")
-    if mode is None and isinstance(status.get("config"), dict):
-        mode = status["config"].get("compose", {}).get("mode")
-    return str(mode) if mode is not None else None

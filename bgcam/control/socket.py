@@ -403,7 +403,7 @@ class ControlServer:
         except Exception as exc:  # the pipeline hit an unexpected error running it
             log.exception("control socket: %s failed", cmd.name)
             return _reply(req_id, error=f"{cmd.name}: internal error: {exc}")
-        return _reply(req_id, result=result)
+        return _reply(req_id, result=result.to_json())
 
 
 def _too_long() -> str:

@@ -64,6 +64,7 @@ from bgcam.control.commands import (
 from bgcam.errors import InputError
 from bgcam.frame import Image
 from bgcam.imageload import ImageTooLarge, image_size, read_image
+from bgcam.status import DaemonStatus
 from bgcam.web.access import csrf_token
 from bgcam.web.bodies import (
     DRAIN_BYTES,
@@ -134,7 +135,7 @@ def _error(status: int, message: str) -> Response:
     return _Json({"ok": False, "error": message}, status, headers=headers)
 
 
-def _settings(cfg: Config, stats: dict[str, Any]) -> dict[str, Any]:
+def _settings(cfg: Config, status: DaemonStatus) -> dict[str, Any]:
     c = cfg.compose
     return {
         "mode": c.mode,
@@ -145,7 +146,7 @@ def _settings(cfg: Config, stats: dict[str, Any]) -> dict[str, Any]:
         "roi": cfg.segment.roi,
         "roi_margin": cfg.segment.roi_margin,
         "roi_full_every": cfg.segment.roi_full_every,
-        "paused": bool(stats.get("paused", False)),
+        "paused": status.paused,
         "autoframe": cfg.effects.autoframe,
         "light": cfg.effects.light,
     }
@@ -168,16 +169,18 @@ class Panel:
         self.viewers = 0
         self.uploads = asyncio.Semaphore(UPLOADS_AT_ONCE)
 
+    def _answer(self, status: DaemonStatus) -> Response:
+        settings = _settings(self.pipeline.config, status)
+        return _Json({"ok": True, "stats": status.to_json(), "settings": settings})
+
     async def _reply(self, cmd: Command) -> Response:
         try:
-            stats = await self.pipeline.commands.acall(cmd, COMMAND_TIMEOUT)
+            status = await self.pipeline.commands.acall(cmd, COMMAND_TIMEOUT)
         except CommandTimeout as exc:
             return _error(504, str(exc))
         except CommandError as exc:
             return _error(400, str(exc))
-        return _Json(
-            {"ok": True, "stats": stats, "settings": _settings(self.pipeline.config, stats)}
-        )
+        return self._answer(status)
 
     # -- pages -------------------------------------------------------------------------------
     async def index(self, request: Request) -> Response:
@@ -201,12 +204,10 @@ class Panel:
 
     async def status(self, request: Request) -> Response:
         try:
-            stats = await self.pipeline.commands.acall(Command("status"), STATUS_TIMEOUT)
+            status = await self.pipeline.commands.acall(Command("status"), STATUS_TIMEOUT)
         except CommandError as exc:
             return _error(503, str(exc))
-        return _Json(
-            {"ok": True, "stats": stats, "settings": _settings(self.pipeline.config, stats)}
-        )
+        return self._answer(status)
 
     # -- changes -----------------------------------------------------------------------------
     async def command(self, request: Request) -> Response:

@@ -53,7 +53,7 @@ def pipeline(model_dir: Path) -> Iterator[Pipeline]:
 
 def test_call_returns_the_status_after_the_change(pipeline: Pipeline) -> None:
     reply = pipeline.commands.call(Command("blur", 70), 10)
-    assert reply["blur"] == 70 and pipeline.config.compose.blur == 70
+    assert reply.blur == 70 and pipeline.config.compose.blur == 70
     with pytest.raises(CommandError, match="background: no such file"):
         pipeline.commands.call(Command("background", "/nonexistent.png"), 10)
 
@@ -69,7 +69,7 @@ def test_a_command_nobody_applies_is_withdrawn() -> None:
 
 def test_a_reply_waits_for_the_build_and_later_commands_wait_too(pipeline: Pipeline) -> None:
     cmds = pipeline.commands
-    assert cmds.submit(Command("segmenter", "hsv")).result(10)["segmenter"] == "hsv"  # no change
+    assert cmds.submit(Command("segmenter", "hsv")).result(10).segmenter == "hsv"  # no change
     t0 = time.monotonic()
     fut = cmds.submit(Command("segmenter", "onnx"))
     after = cmds.submit(Command("blur", 20))
@@ -77,8 +77,8 @@ def test_a_reply_waits_for_the_build_and_later_commands_wait_too(pipeline: Pipel
     assert not after.done()  # held until the build is in use: commands stay in order
     reply = fut.result(30)
     assert time.monotonic() - t0 >= 1.5
-    assert reply["config"]["segment"]["segmenter"] == "onnx"
-    assert after.result(10)["blur"] == 20
+    assert reply.config.segment.segmenter == "onnx"
+    assert after.result(10).blur == 20
 
 
 def test_call_on_a_running_build_waits_then_says_still_running(pipeline: Pipeline) -> None:
@@ -90,6 +90,6 @@ def test_call_on_a_running_build_waits_then_says_still_running(pipeline: Pipelin
 
 def test_acall_has_the_same_rules(pipeline: Pipeline) -> None:
     reply = asyncio.run(pipeline.commands.acall(Command("mode", "remove"), 10))
-    assert reply["mode"] == "remove"
+    assert reply.mode == "remove"
     with pytest.raises(CommandTimeout, match="not applied"):
         asyncio.run(CommandQueue().acall(Command("toggle"), 0.05))

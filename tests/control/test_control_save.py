@@ -95,7 +95,7 @@ def test_ctl_save_in_a_running_daemon(rundir: Path, tmp_path: Path, clip: Path) 
     try:
         with ControlClient(rundir / "control.sock") as c:
             c.call("blur", 45)
-            assert c.call("save") == {"saved": str(path)}
+            assert c.call("save")["saved"] == str(path)
     finally:
         proc.finish()
     text = path.read_text(encoding="utf-8")
@@ -110,7 +110,7 @@ def test_ctl_save_without_a_config_file_writes_the_user_config(rundir: Path, cli
         with ControlClient(rundir / "control.sock") as c:
             c.call("blur", 15)
             c.call("mode", "remove")
-            assert c.call("save") == {"saved": str(target)}
+            assert c.call("save")["saved"] == str(target)
     finally:
         proc.finish()
     saved = load_config(target)
