@@ -49,6 +49,23 @@ def sink_names() -> list[str]:
     return ["auto", "file:PATH", "null", "pipewire", "preview", "virtualcam"]
 
 
+PLAIN_SINKS = frozenset({"auto", "null", "pipewire", "preview", "virtualcam"})
+
+
+def split_sinks(spec: str) -> list[str]:
+    """The sinks of ``a,b,…``. A ``file:`` path may hold commas: a part after it that names no
+    sink (``null``, ``pipewire``, … or ``file:…``) belongs to that path."""
+    parts: list[str] = []
+    for raw in spec.split(","):
+        part = raw.strip()
+        names_a_sink = part in PLAIN_SINKS or part.startswith("file:")
+        if parts and parts[-1].startswith("file:") and not names_a_sink:
+            parts[-1] += "," + raw
+        else:
+            parts.append(part)
+    return parts
+
+
 def create_sink(
     spec: str,
     device: str = "",
@@ -58,13 +75,14 @@ def create_sink(
 ) -> Sink:
     """The sink named by ``spec`` (``output.sink``), not yet opened.
 
-    ``a,b`` feeds several sinks the same composed frame (:class:`~bgcam.sinks.multi.MultiSink`);
+    ``a,b`` feeds several sinks the same composed frame (:class:`~bgcam.sinks.multi.MultiSink`,
+    split by :func:`split_sinks`);
     ``auto`` is resolved here (:func:`~bgcam.sinks.auto.resolve_auto`).
     """
-    if "," in spec:
+    parts = split_sinks(spec)
+    if len(parts) > 1:
         from bgcam.sinks.multi import MultiSink
 
-        parts = [p.strip() for p in spec.split(",")]
         if len(set(parts)) != len(parts) or "" in parts or "auto" in parts:
             raise ConfigError(
                 f"output.sink: expected distinct sinks separated by commas, got {spec!r}",
@@ -76,6 +94,7 @@ def create_sink(
                 for p in parts
             ]
         )
+    spec = parts[0]
     if spec == "auto":
         from bgcam.sinks.auto import resolve_auto
 

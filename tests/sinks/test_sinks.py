@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bgcam.errors import ConfigError, DeviceError, OutputError
-from bgcam.sinks import create_sink
+from bgcam.sinks import create_sink, split_sinks
 from bgcam.sinks.file import FileSink
 from bgcam.sinks.null import NullSink
 from bgcam.sinks.preview import PreviewSink
@@ -125,3 +125,30 @@ def test_null_sink_counts() -> None:
     sink.open((4, 2), 30)
     sink.send(np.zeros((2, 4, 3), np.uint8))
     assert sink.frames == 1
+
+
+@pytest.mark.parametrize(
+    ("spec", "parts"),
+    [
+        ("null", ["null"]),
+        ("virtualcam, pipewire", ["virtualcam", "pipewire"]),
+        ("file:talk,take 2.mp4", ["file:talk,take 2.mp4"]),
+        ("file:a,b.mp4,null", ["file:a,b.mp4", "null"]),
+        ("null,file:a,b.mp4,file:c.mkv", ["null", "file:a,b.mp4", "file:c.mkv"]),
+        ("null,,pipewire", ["null", "", "pipewire"]),
+    ],
+)
+def test_split_sinks_keeps_commas_inside_file_paths(spec: str, parts: list[str]) -> None:
+    assert split_sinks(spec) == parts
+
+
+def test_a_file_sink_path_with_a_comma_is_written_whole(tmp_path: Path) -> None:
+    target = tmp_path / "talk, take 2.mp4"
+    sink = create_sink(f"null,file:{target}")
+    frames = astronaut_frames(5, (64, 48))
+    sink.open((64, 48), 30.0)
+    for f in frames:
+        sink.send(f)
+    sink.close()
+    assert target.is_file() and target.stat().st_size > 0
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
