@@ -11,29 +11,27 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
-
-import cv2
 
 from bgcam.config import Config, load_config
 from bgcam.control.commands import CommandQueue, ToggleMemory
 from bgcam.engine import Engine, SegmenterFactory
 from bgcam.frame import Image
 from bgcam.governor import WINDOW, Governor
+from bgcam.live import devices
 from bgcam.live.cards import LastOutput
 from bgcam.live.changes import StageChanges
 from bgcam.live.clock import OutputClock, Periodic
-from bgcam.live.devices import Camera, open_ends, open_source
 from bgcam.live.masks import MaskExchange
-from bgcam.live.output import Output
+from bgcam.live.output import Output, wants_matte
 from bgcam.live.state import Lifecycle, PipelineState
-from bgcam.live.worker import SegmentationWorker, opencv_threads
-from bgcam.ondemand import watch_for
+from bgcam.live.worker import SegmentationWorker
 from bgcam.segment import Segmenter, create_segmenter, roi_status
 from bgcam.sinks import Sink
 from bgcam.sources import OpenCancelled, Source
 from bgcam.stats import RunStats, Stats, format_line
-from bgcam.status import DaemonStatus, SourceStatus
+from bgcam.status import DaemonStatus
 from bgcam.studio import studio_status
 
 log = logging.getLogger(__name__)
@@ -68,18 +66,17 @@ class Pipeline:
         self.abandoned_open: Source | None = None
         """The source whose start-up open a stop gave up (its helper thread may still run)."""
         self._source, self._sink = source, sink
-        self._segmenter, self._build_segmenter = segmenter, build_segmenter
+        self._new_engine = partial(Engine, segmenter=segmenter, build_segmenter=build_segmenter)
         self._demand_path = demand_path
         self.engine: Engine | None = None
         self.size: tuple[int, int] = (0, 0)
         self.lifecycle = Lifecycle(PipelineState.STARTING)
-        self._camera = Camera(self.lifecycle, lambda: self._source)
+        self._camera = devices.Camera(self.lifecycle, lambda: self._source)
         self.governor = Governor(cfg.segment, cfg.output.fps, enabled=cfg.output.governor)
         self._masks = MaskExchange()
         self._worker: SegmentationWorker | None = None
         self._changes: StageChanges | None = None
         self._last = LastOutput()
-        self._cv_threads: int | None = None
 
     # -- the Daemon protocol -------------------------------------------------------------
 
@@ -141,11 +138,7 @@ class Pipeline:
             segmenter=engine.segmenter.name if engine is not None else cfg.segment.segmenter,
             segment_every=self.governor.every(cfg.segment)[0],
             governor=self.governor.current.label,
-            source=SourceStatus(
-                src.uri if src else cfg.source.uri,
-                src.kind if src else None,
-                src.state.value if src else None,
-            ),
+            source=devices.source_status(src, cfg),
             sink=sink.name if sink else cfg.output.sink,
             device=sink.device if sink else None,
             size=self.size,
@@ -168,57 +161,34 @@ class Pipeline:
         self.lifecycle.to(PipelineState.STARTING)
         cfg = self._cfg
         # A stop (TERM, INT, `ctl quit`) while the source opens ends the start at once.
-        source, sink, size = open_ends(
+        source, sink, size = devices.open_ends(
             cfg, self._source, self._sink, cancelled=lambda: self.stop_requested
         )
         self._source, self._sink, self.size = source, sink, size
         try:
-            self.engine = engine = Engine(
-                self.governor.overlay(cfg),
-                size,
-                segmenter=self._segmenter,
-                build_segmenter=self._build_segmenter,
-            )
+            self.engine = engine = self._new_engine(self.governor.overlay(cfg), size)
             sink.open(size, cfg.output.fps)
         except BaseException:
             source.stop()
             if self.engine is not None:
                 self.engine.close()
             raise
-        demand_watcher = getattr(sink, "demand_watcher", None)
-        if cfg.output.on_demand and demand_watcher is not None and self._demand_path is None:
-            # The sink knows its readers (PipeWire links; several sinks: any of theirs).
-            self._camera.demand = demand_watcher()
-            if self._camera.demand is not None:
-                log.info(
-                    "on-demand: watching for readers through the %s", self._camera.demand.method
-                )
-        elif cfg.output.on_demand:
-            path = self._demand_path or sink.device or (cfg.output.device or None)
-            self._camera.demand = watch_for(path, cfg.output.sink)
+        self._camera.watch_readers(cfg.output, sink, self._demand_path)
         self.stats.restart()
-        self._cv_threads = cv2.getNumThreads()
-        cv2.setNumThreads(opencv_threads())
         self._worker = SegmentationWorker(
             engine,
             self._masks,
             self.stats,
             source=lambda: self._source,
             schedule=lambda: self.governor.every(self._cfg.segment),
-            active=self._wants_mattes,
+            active=lambda: wants_matte(self._cfg),
         )
         self._worker.start()
         self._changes = StageChanges(
             engine, self._worker, self.governor, config=lambda: self._cfg, adopt=self._adopt
         )
         source.start()
-        first = None
-        for _ in range(20):  # the first frame (within 2 s), so the output starts with it
-            first = source.wait_newer(-1, 0.1)
-            if first is not None or self.stop_requested:
-                break
-        if first is None and not self.stop_requested:
-            log.warning("no frame from %s within 2 s of starting", source.uri)
+        devices.first_frame(source, cancelled=lambda: self.stop_requested)
         self.lifecycle.to(RUNNING)
         log.info("running: %s → %s, %dx%d at %g fps, mode %s", source.uri, sink.name, *size,
                  cfg.output.fps, cfg.compose.mode)  # fmt: skip
@@ -233,10 +203,7 @@ class Pipeline:
         stopped = self._worker.stop(1.0) if self._worker is not None else True
         self._worker = None
         if self._sink is not None:
-            try:
-                self._sink.close()
-            except Exception as exc:
-                log.warning("closing the %s sink failed: %s", self._sink.name, exc)
+            devices.close_sink(self._sink)
         self._camera.close()
         if self.engine is not None and stopped:
             self.engine.close()  # joins a build under way
@@ -244,9 +211,6 @@ class Pipeline:
             self._changes.close()
             self._changes = None
         self.engine = None
-        if self._cv_threads is not None:
-            cv2.setNumThreads(self._cv_threads)
-            self._cv_threads = None
         self.lifecycle.to(PipelineState.STOPPED)
 
     def run(self, seconds: float | None = None) -> RunStats:
@@ -275,7 +239,9 @@ class Pipeline:
         """Take a command's config once its stages are in use."""
         old = self._cfg
         if cfg.source != old.source:
-            self._replace_source(cfg)
+            # an open error reaches the command's reply, with the old source still running
+            running = self.state is RUNNING
+            self._source = devices.replace_source(self._source, cfg, self.size, running)
         self._cfg = cfg
         if cfg.segment != old.segment:
             self.governor.reset(cfg.segment)
@@ -283,15 +249,6 @@ class Pipeline:
             log.warning("output.* changes take effect at the next start of bgcam run")
         if cfg.log != old.log:
             logging.getLogger("bgcam").setLevel(cfg.log.level.upper())
-
-    def _replace_source(self, cfg: Config) -> None:
-        new = open_source(cfg, self.size)  # errors reach the command's reply; the old one runs
-        if self._source is not None:
-            self._source.stop()
-        self._source = new
-        if self.state is RUNNING:
-            new.start()
-        log.info("source now %s", new.uri)
 
     # -- the output thread ---------------------------------------------------------------
 
@@ -305,7 +262,7 @@ class Pipeline:
             self.stats,
             self._last,
             every=lambda: self.governor.every(self._cfg.segment)[0],
-            masking=self._wants_mattes,
+            masking=lambda: wants_matte(self._cfg),
             fail_closed=lambda: self._cfg.compose.mode != "off",
         )
         clock = OutputClock(cfg.output.fps)
@@ -333,12 +290,6 @@ class Pipeline:
                 self.stats.late()
             # A late tick is made up by sending the next one at once: the rate stays exact.
             clock.sleep(lambda: self.stop_requested)
-
-    def _wants_mattes(self) -> bool:
-        """Segment while the mode uses the matte, or a studio effect does (auto-framing finds
-        the person in it, low-light correction measures them)."""
-        cfg = self._cfg
-        return cfg.compose.mode != "off" or cfg.effects.autoframe or cfg.effects.light != "off"
 
     def _govern(self, seconds: float) -> None:
         w = self.stats.take_window("gov")

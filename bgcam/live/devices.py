@@ -9,13 +9,22 @@ from collections.abc import Callable
 from bgcam.config import Config, OutputConfig
 from bgcam.errors import BgCamError, combine
 from bgcam.live.state import Lifecycle, PipelineState
-from bgcam.ondemand import DemandWatcher
+from bgcam.ondemand import DemandWatcher, watch_for
 from bgcam.sinks import Sink, create_sink
 from bgcam.sources import OpenCancelled, Source, create_source
+from bgcam.status import SourceStatus
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Camera", "open_ends", "open_source", "output_size"]
+__all__ = [
+    "Camera",
+    "close_sink",
+    "first_frame",
+    "open_ends",
+    "output_size",
+    "replace_source",
+    "source_status",
+]
 
 
 def output_size(out: OutputConfig, native: tuple[int, int]) -> tuple[int, int]:
@@ -70,12 +79,40 @@ def open_ends(
     return source, sink, size
 
 
-def open_source(cfg: Config, size: tuple[int, int]) -> Source:
-    """A new source for ``cfg.source``, opened (not started) and scaled to ``size``."""
+def close_sink(sink: Sink) -> None:
+    """Close ``sink``; a failure is logged, never raised (the rest must still be released)."""
+    try:
+        sink.close()
+    except Exception as exc:
+        log.warning("closing the %s sink failed: %s", sink.name, exc)
+
+
+def first_frame(source: Source, cancelled: Callable[[], bool], seconds: float = 2.0) -> None:
+    """Wait for the started source's first frame, so the output starts with it (log if late)."""
+    for _ in range(round(seconds / 0.1)):
+        if source.wait_newer(-1, 0.1) is not None or cancelled():
+            return
+    log.warning("no frame from %s within %g s of starting", source.uri, seconds)
+
+
+def replace_source(old: Source | None, cfg: Config, size: tuple[int, int], start: bool) -> Source:
+    """A new source for ``cfg.source``, opened and scaled to ``size``, then ``old`` stopped and
+    the new one started if ``start``. An open error is raised with ``old`` still running."""
     new = create_source(cfg.source)
     new.open()
     new.target_size = size
+    if old is not None:
+        old.stop()
+    if start:
+        new.start()
+    log.info("source now %s", new.uri)
     return new
+
+
+def source_status(source: Source | None, cfg: Config) -> SourceStatus:
+    if source is None:
+        return SourceStatus(cfg.source.uri, None, None)
+    return SourceStatus(source.uri, source.kind, source.state.value)
 
 
 class Camera:
@@ -86,6 +123,19 @@ class Camera:
         self._lifecycle = lifecycle
         self._source = source
         self.demand: DemandWatcher | None = None
+
+    def watch_readers(self, cfg: OutputConfig, sink: Sink, path: str | None) -> None:
+        """With ``output.on_demand``: follow the readers of ``sink`` (or of the device ``path``)."""
+        if not cfg.on_demand:
+            return
+        demand_watcher = getattr(sink, "demand_watcher", None)
+        if demand_watcher is not None and path is None:
+            # The sink knows its readers (PipeWire links; several sinks: any of theirs).
+            self.demand = demand_watcher()
+            if self.demand is not None:
+                log.info("on-demand: watching for readers through the %s", self.demand.method)
+        else:
+            self.demand = watch_for(path or sink.device or (cfg.device or None), cfg.sink)
 
     def close(self) -> None:
         if self.demand is not None:

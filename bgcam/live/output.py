@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from bgcam.config import Config
 from bgcam.engine import Engine
 from bgcam.frame import Frame, Image, ShrunkFrame
 from bgcam.live.cards import Cards, LastOutput
@@ -23,7 +24,7 @@ from bgcam.stats import Stats
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LOST_GRACE", "STALL", "Output"]
+__all__ = ["LOST_GRACE", "STALL", "Output", "wants_matte"]
 
 LOST_GRACE = 0.5
 """Seconds of a lost source before the placeholder replaces the repeated last frame."""
@@ -31,6 +32,12 @@ STALL = 2.0
 """Seconds without a new frame, source nominally running, before the placeholder shows."""
 IDLE_CARD_PERIOD = 1.0
 """Seconds between cards while on-demand idles (nobody reads them)."""
+
+
+def wants_matte(cfg: Config) -> bool:
+    """Segment while the mode uses the matte, or a studio effect does (auto-framing finds the
+    person in it, low-light correction measures them)."""
+    return cfg.compose.mode != "off" or cfg.effects.autoframe or cfg.effects.light != "off"
 
 
 class Output:

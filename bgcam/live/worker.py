@@ -119,9 +119,14 @@ class SegmentationWorker:
         self._slot_lock = threading.Lock()
         self._slot: StageSwap | None = None
         self._thread: threading.Thread | None = None
+        self._cv_threads: int | None = None
         self._failing = False
 
     def start(self) -> None:
+        """Start the thread; OpenCV's pool is limited to :func:`opencv_threads` until stop."""
+        if self._cv_threads is None:
+            self._cv_threads = cv2.getNumThreads()
+            cv2.setNumThreads(opencv_threads())
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="bgcam-segment", daemon=True)
         self._thread.start()
@@ -129,6 +134,9 @@ class SegmentationWorker:
     def stop(self, timeout: float = 1.0) -> bool:
         """Stop and join; False when the thread is still stuck in a stage after ``timeout``."""
         self._stop.set()
+        if self._cv_threads is not None:
+            cv2.setNumThreads(self._cv_threads)
+            self._cv_threads = None
         thread, self._thread = self._thread, None
         if thread is None:
             return True
