@@ -130,12 +130,13 @@ class Pipeline:
 
     def status(self) -> DaemonStatus:
         cfg, engine, src, sink = self._cfg, self.engine, self._source, self._sink
+        seg = self._worker.segmenter if self._worker is not None else None
         return DaemonStatus(
             state=self.state.label,
             paused=self.state.paused,
             mode=cfg.compose.mode,
             blur=cfg.compose.blur,
-            segmenter=engine.segmenter.name if engine is not None else cfg.segment.segmenter,
+            segmenter=seg.name if seg is not None else cfg.segment.segmenter,
             segment_every=self.governor.every(cfg.segment)[0],
             governor=self.governor.current.label,
             source=devices.source_status(src, cfg),
@@ -145,7 +146,7 @@ class Pipeline:
             on_demand=None if self._camera.demand is None else self._camera.demand.method,
             stats=self.stats.summary(),
             config=cfg,
-            roi=roi_status(engine.segmenter if engine is not None else None),
+            roi=roi_status(seg),
             studio=engine.studio.status() if engine is not None else studio_status(cfg),
         )
 
@@ -214,10 +215,8 @@ class Pipeline:
         self.lifecycle.to(PipelineState.STOPPED)
 
     def run(self, seconds: float | None = None) -> RunStats:
-        """Start, run until stopped (``seconds``, a command, a signal, the end of a file), close.
-
-        Returns the run's stats (what ``--stats-json`` writes).
-        """
+        """Start, run until stopped (``seconds``, a command, a signal, the end of a file), close;
+        return the run's stats (what ``--stats-json`` writes)."""
         try:
             self.start()
             self._loop(seconds)

@@ -22,6 +22,7 @@ import numpy as np
 from bgcam.engine import Engine, StageSwap
 from bgcam.frame import Image
 from bgcam.live.masks import MaskExchange
+from bgcam.segment import Segmenter
 from bgcam.sources import Source
 from bgcam.stats import Stats
 
@@ -146,6 +147,15 @@ class SegmentationWorker:
             return False
         self._drop_slot()
         return True
+
+    @property
+    def segmenter(self) -> Segmenter:
+        """The segmenter of the next segmentation: one handed over and not yet taken, else the
+        engine's (so a command's reply already names the model it swapped in)."""
+        with self._slot_lock:
+            if self._slot is not None and self._slot.segmenter is not None:
+                return self._slot.segmenter
+        return self._engine.segmenter
 
     def hand_over(self, swap: StageSwap) -> None:
         """Swap in ``swap``'s segment-side stages before the next frame (any thread). A swap
