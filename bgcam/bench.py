@@ -163,7 +163,7 @@ ALTERNATE_BLOCK = 40
 """Frames of one pipeline timed before switching to the other (see the module docstring)."""
 
 
-def _time_engine(
+def time_engine(
     engine: Engine,
     frames: Sequence[Image],
     n: int,
@@ -196,7 +196,7 @@ def _time_engine(
 
 
 @contextmanager
-def _one_thread() -> Iterator[None]:
+def one_thread() -> Iterator[None]:
     old = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
@@ -239,7 +239,7 @@ def bench_size(base: Config, size: tuple[int, int], frames: int, warmup: int) ->
                     naive_stages[name].add(naive.times[name])
 
         log.info("%s: default pipeline and naive reference, %d frames each", key, frames)
-        total, stages = _time_engine(engine, views, frames, warmup, alongside=run_naive)
+        total, stages = time_engine(engine, views, frames, warmup, alongside=run_naive)
         default_seg, default_backend = engine.segmenter.name, engine.compositor.name
 
     ours = _summary("", total, stages)
@@ -273,7 +273,7 @@ def bench_size(base: Config, size: tuple[int, int], frames: int, warmup: int) ->
             cfg = base.replace(**{"segment.segmenter": seg_name, "compose.backend": backend})
             with Engine(cfg, size) as eng:
                 log.info("%s: %s + %s, %d frames", key, seg_name, backend, frames)
-                t, s = _time_engine(eng, views, frames, warmup)
+                t, s = time_engine(eng, views, frames, warmup)
             per[seg_name][backend] = _summary("", t, s)
     result["segmenters"] = per
     result["roi"] = _bench_roi(base, size, views, frames, warmup)
@@ -295,7 +295,7 @@ def _bench_roi(
             cfg = base.replace(**{"segment.roi": roi})
             with Engine(cfg, size) as eng:
                 log.info("%s: roi %s, %s person, %d frames", size_key(size), roi, framing, frames)
-                t, s = _time_engine(eng, frames_of, frames, warmup)
+                t, s = time_engine(eng, frames_of, frames, warmup)
             out[framing]["on" if roi else "off"] = _summary("", t, s)
     return out
 
@@ -438,7 +438,7 @@ def run_bench(
     """Run the whole benchmark; one JSON-ready dict keyed by ``"WxH"`` plus ``"meta"``."""
     base = (base or Config()).replace(**{"segment.threads": 1, "segment.every": 1})
     out: dict[str, Any] = {}
-    with _one_thread():
+    with one_thread():
         for size in sizes:
             out[size_key(size)] = bench_size(base, size, frames, warmup)
     out["meta"] = {

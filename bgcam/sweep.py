@@ -27,7 +27,7 @@ from typing import Any
 
 import cv2
 
-from bgcam.bench import Samples, _one_thread, _time_engine, bench_frames, bench_photo, size_key
+from bgcam.bench import Samples, bench_frames, bench_photo, one_thread, size_key, time_engine
 from bgcam.config import Config
 from bgcam.engine import Engine
 
@@ -90,7 +90,7 @@ def sweep_size(
     per_round = max(1, -(-frames // ROUNDS))
     key = size_key(size)
     with Engine(_cell_config(base, grid[0], background), size) as engine:
-        _time_engine(engine, views, 0, warmup)  # model and refiner warm-up, once
+        time_engine(engine, views, 0, warmup)  # model and refiner warm-up, once
         order = list(range(len(grid)))
         shuffle = random.Random(12)
         for r in range(ROUNDS):
@@ -99,7 +99,7 @@ def sweep_size(
             for i in order:
                 cell = grid[i]
                 engine.update(_cell_config(base, cell, background))
-                total, stages = _time_engine(engine, views, per_round, CELL_WARMUP)
+                total, stages = time_engine(engine, views, per_round, CELL_WARMUP)
                 totals[i].values += total.values
                 composes[i].values += stages["compose"].values
     rows = []
@@ -146,7 +146,7 @@ def run_sweep(
         background = str(Path(tmp) / "background.png")
         # A real picture for replace mode: the bench photo, mirrored.
         cv2.imwrite(background, cv2.flip(bench_photo(), 1))
-        with _one_thread():
+        with one_thread():
             for size in sizes:
                 out[size_key(size)] = sweep_size(base, size, frames, warmup, background)
     out["meta"] = {
