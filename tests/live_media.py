@@ -7,6 +7,7 @@ can be told to go silent after the headers (a read that blocks).
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -147,6 +148,17 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str =
 def models_env(request: pytest.FixtureRequest) -> str:
     """The model dir from the suite's ``model_dir`` fixture (tests/conftest.py)."""
     return str(request.getfixturevalue("model_dir"))
+
+
+def daemon_env(rundir: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment of a `bgcam run` subprocess: the suite's models, a runtime dir
+    (``RUNDIR/run``) and config home of its own, no X display (no hotkeys)."""
+    env = dict(os.environ)
+    env["BGCAM_MODEL_DIR"] = models_env(request)
+    env["BGCAM_RUNTIME_DIR"] = str(rundir / "run")
+    env["XDG_CONFIG_HOME"] = str(rundir / "config")
+    env.pop("DISPLAY", None)
+    return env
 
 
 def client_ready(socket_path: Path | None = None) -> bool:

@@ -27,7 +27,7 @@ from bgcam.control.socket import SOCKET_NAME, ControlClient
 from tests.live_media import (
     DaemonProcess,
     astronaut_frames,
-    models_env,
+    daemon_env,
     wait_for,
     write_clip,
 )
@@ -64,11 +64,7 @@ def _ctl(env: dict[str, str], *args: str) -> dict[str, Any]:
 def test_ctl_segmenter_hsv_and_back_repeats_or_drops_no_frame(
     rundir: Path, request: pytest.FixtureRequest
 ) -> None:
-    env = dict(os.environ)
-    env["BGCAM_MODEL_DIR"] = models_env(request)
-    env["BGCAM_RUNTIME_DIR"] = str(rundir / "run")
-    env["XDG_CONFIG_HOME"] = str(rundir / "config")
-    env.pop("DISPLAY", None)
+    env = daemon_env(rundir, request)
     clip = write_clip(rundir / "in.avi", astronaut_frames(30), fps=30)
     stats = rundir / "stats.json"
     argv = [sys.executable, "-m", "bgcam", "run", "--source", str(clip), "--sink", "null",

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from bgcam.control.socket import SOCKET_NAME, ControlClient
-from tests.live_media import ROOT, astronaut_frames, models_env, wait_for, write_clip
+from tests.live_media import ROOT, astronaut_frames, daemon_env, wait_for, write_clip
 
 CLIENTS = 8
 RATE = 10.0  # commands per second, all clients together
@@ -69,11 +69,7 @@ def rundir() -> Iterator[Path]:
 def test_a_flood_of_setting_changes_keeps_every_output_frame(
     rundir: Path, request: pytest.FixtureRequest
 ) -> None:
-    env = dict(os.environ)
-    env["BGCAM_MODEL_DIR"] = models_env(request)
-    env["BGCAM_RUNTIME_DIR"] = str(rundir / "run")
-    env["XDG_CONFIG_HOME"] = str(rundir / "config")
-    env.pop("DISPLAY", None)
+    env = daemon_env(rundir, request)
     clip = write_clip(rundir / "in.avi", astronaut_frames(30), fps=30)
     stats = rundir / "stats.json"
     proc = subprocess.Popen(
