@@ -5,10 +5,10 @@ The ladder, cheapest last, built from the user's ``[segment]`` settings:
 1. as configured;
 2. with ``segment.every = 0`` (automatic) only: segment every 2nd, then every 3rd frame (the
    temporal smoother carries the mask in between; the pipeline still segments every frame while
-   the picture moves, see :mod:`bgcam.pipeline`);
+   the picture moves, see :mod:`bgcam.live.worker`);
 3. a cheaper model: the landscape model instead of the square one, else the same model on
-   onnxruntime instead of MediaPipe (measured faster here); with ``segment.roi`` also whole
-   frames (ROI's square crops run the general model, ~1 ms dearer);
+   onnxruntime instead of MediaPipe (faster); with ``segment.roi`` also whole frames (ROI's
+   square crops run the general model, which costs more; figures in docs/BENCHMARKS.md);
 4. the ``hsv`` segmenter (no neural network at all).
 
 Every :data:`WINDOW` seconds the pipeline hands over the figures of the last window. *Overload* is
