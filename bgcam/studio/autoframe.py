@@ -12,9 +12,13 @@
 - the zoom makes the box at most :data:`FILL_WIDTH` (half) of the crop's width (and fits a
   whole person between the margins). So someone who fills the frame is not zoomed, someone
   who sits back is zoomed in a little;
-- while the person walks across (their box centre moves faster than :data:`STILL_SPEED`,
-  averaged over :data:`SPEED_TIME`), the view widens in proportion (:data:`WIDEN_SPEED`), so
-  they stay in the picture instead of the frame chasing them; swaying averages out;
+- the box aimed at is the union of the boxes of the last :data:`HOLD` (0.1 s): a limb the
+  matte finds only on every other frame, or a matte that alternates between two shapes (seen
+  with region tracking on a still scene), neither moves the frame nor looks like motion;
+- while the person walks across (their held box centre, low-passed over
+  :data:`POSITION_TIME`, moves faster than :data:`STILL_SPEED`, averaged over
+  :data:`SPEED_TIME`), the view widens in proportion (:data:`WIDEN_SPEED`), so they stay in
+  the picture instead of the frame chasing them; swaying averages out;
 - the zoom is at most ``effects.autoframe_zoom`` (default 2x: beyond that the bilinear
   upscaling would show) and at least 1x; the crop always lies inside the frame (no borders), so
   near the frame's edge the person is as centred as the frame allows;
@@ -48,6 +52,7 @@ background of the framed picture with an exactly aligned matte. At 1x nothing is
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import cv2
@@ -84,7 +89,13 @@ def edge_accel_bound(max_zoom: float) -> float:
 SNAP = 1e-4
 """Within this share of the frame (0.13 px at 1280), and moving less than that in a step, the
 crop stops exactly at its goal."""
-SPEED_TIME = 0.5
+HOLD = 0.1
+"""Seconds over which the boxes are united before aiming: a limb the matte finds only on some
+frames (or a matte that alternates between two shapes frame by frame) neither moves nor
+shrinks the frame; the person's real moves come through with this much delay at most."""
+POSITION_TIME = 0.1
+"""Seconds over which the (held) box centre is low-passed before its velocity is taken."""
+SPEED_TIME = 0.3
 """Seconds over which the person's velocity is averaged."""
 STILL_SPEED = 0.03
 """Below this speed (frame widths per s) the person counts as staying where they are."""
@@ -92,6 +103,8 @@ WIDEN_SPEED = 0.25
 """A person crossing the frame this many frame widths per second faster than
 :data:`STILL_SPEED` doubles the crop's size (the view widens, as an operator's does for a
 moving subject, so they stay in the picture); slower, proportionally less."""
+HOLD_MAX = 64
+"""At most this many boxes are held (a source faster than 400 fps holds less than HOLD)."""
 MAX_STEP = 0.1
 """Longest time step integrated at once (s): a stalled source resumes without a jump."""
 
@@ -177,7 +190,10 @@ class Framer:
         self._px, self._py = pan(), pan()
         self._s = Follower(1.0, settle=settle, accel=ACCEL_SIZE, snap=SNAP, speed=SPEED_SIZE)
         self._missing = LOST_AFTER
-        self._last_cx: float | None = None
+        self._clock = 0.0
+        self._held: deque[tuple[float, Box]] = deque(maxlen=HOLD_MAX)
+        self._pos: float | None = None
+        self._last_pos: float | None = None
         self.velocity = 0.0
         """The person box's horizontal velocity, frame widths per s (smoothed)."""
         self.crop = FULL
@@ -194,7 +210,13 @@ class Framer:
         for f, v in ((self._px, 0.5), (self._py, 0.5), (self._s, 1.0)):
             f.reset(v)
         self._missing = LOST_AFTER
+        self._forget()
         self.crop = FULL
+
+    def _forget(self) -> None:
+        self._held.clear()
+        self._pos = self._last_pos = None
+        self.velocity = 0.0
 
     def release(self) -> None:
         """Ease back to the full view (nobody in view, or auto-framing switched off)."""
@@ -203,12 +225,15 @@ class Framer:
 
     def update(self, box: Box | None, dt: float) -> Crop:
         """Move the goal for ``box`` (None: nobody in view) and advance ``dt`` seconds."""
+        self._clock += max(dt, 0.0)
         if box is None:
             self._missing += dt
             if self._missing >= LOST_AFTER:
                 self.release()
+                self._forget()
         else:
             self._missing = 0.0
+            box = self._hold(box)
             self._track(box, dt)
             if self.cut_in:
                 self.cut_in = False
@@ -225,13 +250,32 @@ class Framer:
         self.crop = Crop.from_pan(px, py, s)
         return self.crop
 
+    def _hold(self, box: Box) -> Box:
+        """The union of ``box`` and the boxes of the last :data:`HOLD` seconds."""
+        held = self._held
+        while held and self._clock - held[0][0] > HOLD:
+            held.popleft()
+        held.append((self._clock, box))
+        if len(held) == 1:
+            return box
+        x0, y0, x1, y1, area = box.x0, box.y0, box.x1, box.y1, box.area
+        for _, b in held:
+            x0, y0, x1, y1 = min(x0, b.x0), min(y0, b.y0), max(x1, b.x1), max(y1, b.y1)
+            area = max(area, b.area)
+        return Box(x0, y0, x1, y1, area)
+
     def _track(self, box: Box, dt: float) -> None:
-        """Update :attr:`velocity` from the box centre's move (smoothed over SPEED_TIME, signed:
-        swaying back and forth averages out, walking across does not)."""
-        if self._last_cx is not None and dt > 0:
+        """Update :attr:`velocity` from the box centre's move: the centre low-passed over
+        POSITION_TIME (a box that jitters frame by frame has no speed), its change averaged
+        over SPEED_TIME (signed: swaying back and forth averages out, walking across does not)."""
+        if self._pos is None:
+            self._pos = box.cx
+        elif dt > 0:
+            self._pos += min(1.0, dt / POSITION_TIME) * (box.cx - self._pos)
+        if self._last_pos is not None and dt > 0:
             k = min(1.0, dt / SPEED_TIME)
-            self.velocity += k * ((box.cx - self._last_cx) / dt - self.velocity)
-        self._last_cx = box.cx
+            self.velocity += k * ((self._pos - self._last_pos) / dt - self.velocity)
+        self._last_pos = self._pos
 
     def _aim(self, box: Box) -> None:
         dz = self.dead_zone

@@ -85,6 +85,20 @@ def test_small_moves_inside_the_dead_zone_do_not_move_the_frame() -> None:
     assert np.abs(np.diff(e, axis=0)).max() == 0.0
 
 
+def test_a_matte_that_alternates_frame_by_frame_neither_moves_nor_widens_the_frame() -> None:
+    # Region tracking on a still scene was seen to alternate the matte between two shapes every
+    # frame (an arm found, then lost): the box centre jumps by 10 % of the width each frame.
+    framer = Framer(max_zoom=2.0, settle=1.0, dead_zone=0.05)
+    finder = BoxFinder()
+    plain = finder.find(person_matte(0.5, scale=0.6))
+    assert plain is not None
+    arm = Box(plain.x0 - 0.2, plain.y0, plain.x1, plain.y1, plain.area)
+    e = np.array([edges(framer.update(arm if i % 2 else plain, DT)) for i in range(240)])
+    assert abs(framer.velocity) < 0.01  # no motion read into the flicker
+    assert e[-1, 2] - e[-1, 0] < 0.9  # still framed (zoomed in on them, arm included)
+    assert np.abs(np.diff(e[90:], axis=0)).max() == 0.0  # from 3 s on: not a pixel of motion
+
+
 def test_eases_back_to_full_view_when_nobody_is_in_view() -> None:
     framer = Framer(max_zoom=2.0, settle=1.0, dead_zone=0.05)
     follow(framer, [0.3] * 90)
