@@ -6,8 +6,9 @@ For each frame size, :func:`run_bench` times
   ``bgcam run`` uses), segmenting every frame;
 * every other available segmenter × compositor backend (those that cannot be created here are
   listed as skipped, with the reason);
-* the **studio effects** alone (:func:`bench_studio`: auto-framing, low-light correction, both,
-  and off), on the default pipeline's mattes;
+* the **studio effects** (:func:`bench_studio`: auto-framing, low-light correction, both,
+  and off, taking turns frame by frame), alone and with the compositor after them, on the
+  default pipeline's mattes;
 * a **naive reference**: what typical tools do — the raw model (default segmenter and runtime),
   its output resized to the frame, a full-resolution ``cv2.GaussianBlur`` of the same strength
   (:func:`bgcam.effects.blur_sigma`, the compositor's own scale) and a float32 alpha blend in numpy.
@@ -331,9 +332,12 @@ def bench_studio(
     base: Config, size: tuple[int, int], views: Sequence[Image], n: int, warmup: int
 ) -> dict[str, Any]:
     """Milliseconds per frame of :meth:`bgcam.studio.Studio.process` (between refining and
-    compositing), per :data:`STUDIO_VARIANTS`. The person's matte is shrunk into the middle
-    of the frame, so auto-framing works zoomed in (its costly case: a crop of every frame);
-    the light correction's gain is above 1 (a dim picture: its one table pass runs)."""
+    compositing), per :data:`STUDIO_VARIANTS`, and of the whole compose side (the effects plus
+    the default compositor on what they return: auto-framing also changes what the compositor
+    is given). The person's matte is shrunk into the middle of the frame, so auto-framing works
+    zoomed in (its costly case: a crop of every frame); the light correction's gain is above 1
+    (a dim picture: its pass runs). The variants take turns frame by frame, so load from other
+    processes hits them alike and their differences stay meaningful."""
     from bgcam.studio import Studio
 
     w, h = size
@@ -349,19 +353,33 @@ def bench_studio(
             )
             dim = cast(Image, cv2.convertScaleAbs(view, alpha=0.4))
             inputs.append((dim, far, cast(Image, cv2.resize(dim, (mw, mh)))))
-    out: dict[str, Any] = {}
-    for label, overrides in STUDIO_VARIANTS.items():
-        studio = Studio(base.replace(**overrides).effects, size)
-        samples = Samples()
+    studios = {k: Studio(base.replace(**o).effects, size) for k, o in STUDIO_VARIANTS.items()}
+    compositors = {k: compose.create_compositor(base.compose, size) for k in studios}
+    alone = {k: Samples() for k in studios}
+    side = {k: Samples() for k in studios}
+    try:
         for i in range(warmup + n):
             image, a8, small = inputs[i % len(inputs)]
-            t0 = time.perf_counter()
-            studio.process(image, a8, small, i / 30.0)
-            t1 = time.perf_counter()
-            if i >= warmup:
-                samples.add((t1 - t0) * 1e3)
-        out[f"{label}_ms_p50"] = round(samples.p(50), 3)
-        out[f"{label}_ms_p99"] = round(samples.p(99), 3)
+            for label, studio in studios.items():
+                t0 = time.perf_counter()
+                framed, matte, hint = studio.process(image, a8, small, i / 30.0)
+                t1 = time.perf_counter()
+                if matte is None:
+                    compositors[label].compose(framed, None)
+                else:
+                    compositors[label].compose_matte(ShrunkFrame(framed, hint), matte)
+                t2 = time.perf_counter()
+                if i >= warmup:
+                    alone[label].add((t1 - t0) * 1e3)
+                    side[label].add((t2 - t0) * 1e3)
+    finally:
+        for c in compositors.values():
+            c.close()
+    out: dict[str, Any] = {}
+    for label, studio in studios.items():
+        out[f"{label}_ms_p50"] = round(alone[label].p(50), 3)
+        out[f"{label}_ms_p99"] = round(alone[label].p(99), 3)
+        out[f"{label}_compose_ms_p50"] = round(side[label].p(50), 3)
         out[f"{label}_zoom"] = round(studio.crop.zoom, 2)
         out[f"{label}_gain"] = round(studio.light.gain, 2)
     log.debug("%s: studio effects %s (%dx%d)", size_key(size), out, w, h)

@@ -111,13 +111,24 @@ def print_table(result: dict[str, Any], console: Console) -> None:
     for key, res in result.items():
         st = res.get("studio") if isinstance(res, dict) else None
         if st:
+            variants = ("off", "autoframe", "light", "both")
             console.print(
                 f"{key} studio effects (ms p50/p99): "
                 + ", ".join(
                     f"{name} {st[f'{name}_ms_p50']:.2f}/{st[f'{name}_ms_p99']:.2f}"
-                    for name in ("off", "autoframe", "light", "both")
+                    for name in variants
                 )
             )
+            if "off_compose_ms_p50" in st:
+                off = st["off_compose_ms_p50"]
+                console.print(
+                    f"{key} effects + compositing (ms p50): off {off:.2f}, "
+                    + ", ".join(
+                        f"{name} {st[f'{name}_compose_ms_p50']:.2f} "
+                        f"({st[f'{name}_compose_ms_p50'] - off:+.2f})"
+                        for name in variants[1:]
+                    )
+                )
     meta = result["meta"]
     console.print(
         f"[dim]{meta['frames']} frames after {meta['warmup']} warm-up, {meta['cpu']} "
