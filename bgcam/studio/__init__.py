@@ -137,7 +137,9 @@ class Studio:
             else:
                 out = self._warp.image(image, crop)
             matte = None if alpha8 is None else self._warp.alpha(alpha8, crop)
-            hint = None  # the compositor shrinks the framed picture itself
+            # The shrunk picture cropped alike, not the framed picture shrunk again. The light
+            # (below) then brightens this framed copy; the original ``small`` is left alone.
+            hint = None if small is None else self._warp.small(small, crop)
         elif lit:
             out = self.light.apply(image, self._lit)  # never write into the caller's frame
         if lit and hint is not None:

@@ -45,7 +45,14 @@ def test_both_on_frame_and_light_without_touching_the_callers_frame() -> None:
     assert np.array_equal(image, before)  # the source's frame is never written
     assert out.shape == image.shape and out is not image
     assert a8 is not None and a8.shape == matte.shape and a8 is not matte
-    assert hint is None  # the framed picture is shrunk by the compositor itself
+    # The compositor's shrunk picture: the shrunk frame cropped alike (not the framed frame
+    # shrunk again), brightened like the picture.
+    assert hint is not None and hint.shape == small.shape and hint is not small
+    ref = CropWarp(SIZE).small(small, studio.crop)
+    lit = cv2.convertScaleAbs(ref, alpha=studio.light.gain)
+    assert np.abs(hint.astype(int) - lit).max() <= 1
+    framed_small = cv2.resize(out, small.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(framed_small.astype(float) - hint).mean() < 4.0  # close to shrinking it
     assert studio.crop.zoom > 1.5
     assert out.mean() > 1.5 * image.mean()  # brightened
     status = studio.status()
@@ -89,7 +96,7 @@ def test_relighting_only_the_cropped_part_gives_the_same_picture() -> None:
     image, matte, small, _ = frames(studio, 45, x=0.2)  # still moving towards the person
     out, _a8, _hint = studio.process(image, matte, small, 45 * DT)
     assert not studio.crop.is_full and studio.light.gain > 1.5
-    lit = cv2.LUT(image, studio.light.lut)
+    lit = cv2.convertScaleAbs(image, alpha=studio.light.gain)
     ref = CropWarp(SIZE).image(lit, studio.crop)
     assert np.array_equal(out, ref)
 
