@@ -1,13 +1,12 @@
 """Low-light correction: brighten an underexposed person with one cheap pass.
 
 **What is measured.** Only the person (matte ≥ 128), on the refiner's working-size copy of the
-frame (320x180 at 720p; shrinking averages sensor noise away), every other pixel of it in each
-direction (:data:`MEASURE_WIDTH`): the grey level below which :data:`PERCENTILE` (99 %) of the
-person's pixels lie, the person's *highlights*. A properly exposed person's highlights sit near
-white whatever they wear (on the davis-dev clips the 99th percentile is 204–254 while the
-median is 53–146), so this is the exposure cue: a person whose highlights are at 80 is
-underexposed by about :data:`TARGET_LEVEL` / 80. A bright window or lamp behind them is not
-part of the person and does not dim them.
+frame (320x180 at 720p; shrinking averages sensor noise away): the grey level below which
+:data:`PERCENTILE` (99 %) of the person's pixels lie, the person's *highlights*. A properly
+exposed person's highlights sit near white whatever they wear (on the davis-dev clips the 99th
+percentile is 204–254 while the median is 53–146), so this is the exposure cue: a person whose
+highlights are at 80 is underexposed by about :data:`TARGET_LEVEL` / 80. A bright window or
+lamp behind them is not part of the person and does not dim them.
 
 **The curve.** ``gain`` = ``TARGET_LEVEL / highlights``, at least 1 (never darker) and at most
 ``effects.light_max_gain``, raised to ``effects.light_strength`` (0 = off, 1 = full). Every
@@ -28,8 +27,8 @@ accelerates gently: noise, a person moving or a window brightening do not make i
 While nobody is in view the gain is held. The first measurement is taken at once (the
 picture starts right rather than brightening over two seconds).
 
-**Cost.** Off: nothing runs. On: a histogram of a 160-pixel-wide plane (µs) and one saturating
-scale pass over the frame (or over the part of it the auto-framing crop reads).
+**Cost.** Off: nothing runs. On: a histogram at the working size (under 0.1 ms) and one
+saturating scale pass over the frame (or over the part of it the auto-framing crop reads).
 """
 
 from __future__ import annotations
@@ -54,9 +53,6 @@ SETTLE = 2.0
 """Seconds the applied gain takes to settle on a new goal."""
 ACCEL = 0.5
 """Bound on the log-gain's acceleration per s² (a change by e^0.5 takes at least 2 s)."""
-MEASURE_WIDTH = 160
-"""The exposure is measured on a plane at most about this wide (the working-size frame and
-matte, every ``n``-th pixel): a 99th percentile needs no more, and it costs a quarter."""
 
 
 def tone_curve(gain: float) -> npt.NDArray[np.uint8]:
@@ -74,8 +70,6 @@ class LightCorrector:
         self.strength = strength
         self.max_gain = max_gain
         self._log_gain = Follower(0.0, settle=SETTLE, accel=ACCEL, snap=1e-4)
-        self._part = np.empty((1, 1, 3), np.uint8)
-        self._part_a = np.empty((1, 1), np.uint8)
         self._grey = np.empty((1, 1), np.uint8)
         self._mask = np.empty((1, 1), np.uint8)
         self._hist = np.empty((256, 1), np.float32)
@@ -101,24 +95,15 @@ class LightCorrector:
         h, w = alpha8.shape
         if small.shape[:2] != (h, w):
             raise ValueError(f"small: expected shape ({h}, {w}, 3), got {small.shape}")
-        n = max(1, round(w / MEASURE_WIDTH))
-        pw, ph = max(1, w // n), max(1, h // n)
-        if self._grey.shape != (ph, pw):
-            self._part = np.empty((ph, pw, 3), np.uint8)
-            self._part_a = np.empty((ph, pw), np.uint8)
-            self._grey = np.empty((ph, pw), np.uint8)
-            self._mask = np.empty((ph, pw), np.uint8)
-        part, part_a = small, alpha8
-        if n > 1:  # every n-th pixel (nearest): no averaging across the person's edge
-            cv2.resize(small, (pw, ph), dst=self._part, interpolation=cv2.INTER_NEAREST)
-            cv2.resize(alpha8, (pw, ph), dst=self._part_a, interpolation=cv2.INTER_NEAREST)
-            part, part_a = self._part, self._part_a
-        cv2.cvtColor(part, cv2.COLOR_BGR2GRAY, dst=self._grey)
-        cv2.threshold(part_a, 127, 255, cv2.THRESH_BINARY, dst=self._mask)
+        if self._grey.shape != (h, w):
+            self._grey = np.empty((h, w), np.uint8)
+            self._mask = np.empty((h, w), np.uint8)
+        cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._grey)
+        cv2.threshold(alpha8, 127, 255, cv2.THRESH_BINARY, dst=self._mask)
         hist = cv2.calcHist([self._grey], [0], self._mask, [256], [0, 256], hist=self._hist)
         cum = np.cumsum(hist.reshape(-1), out=self._cum)
         total = float(cum[-1])
-        if total < MIN_AREA * ph * pw:
+        if total < MIN_AREA * h * w:
             return
         level = float(np.searchsorted(cum, PERCENTILE * total)) + 0.5
         first = self.highlights is None
