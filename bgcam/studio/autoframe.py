@@ -95,7 +95,7 @@ frames (or a matte that alternates between two shapes frame by frame) neither mo
 shrinks the frame; the person's real moves come through with this much delay at most."""
 POSITION_TIME = 0.1
 """Seconds over which the (held) box centre is low-passed before its velocity is taken."""
-SPEED_TIME = 0.3
+SPEED_TIME = 0.5
 """Seconds over which the person's velocity is averaged."""
 STILL_SPEED = 0.03
 """Below this speed (frame widths per s) the person counts as staying where they are."""
