@@ -151,7 +151,7 @@ def _umat(h: int, w: int, typ: int) -> UMat:
 
 
 class ClBackgroundBlur:
-    """:class:`bgcam.compose.cpu.BackgroundBlur` on UMat buffers of one frame size and setting."""
+    """:class:`bgcam.compose.blur.BackgroundBlur` on UMat buffers of one frame size and setting."""
 
     def __init__(self, frame_size: tuple[int, int], strength: int, blur_type: str) -> None:
         self.plan = p = BlurPlan.of(frame_size, strength, blur_type)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from bgcam.compose import create_compositor
-from bgcam.compose.cpu import CpuCompositor, _TileGrid
+from bgcam.compose.cpu import CpuCompositor
+from bgcam.compose.tiles import TileGrid
 from bgcam.config import ComposeConfig
 from bgcam.effects import blur_sigma, cover_resize
 from bgcam.errors import InputError
@@ -121,7 +122,7 @@ def test_silhouette_tiles_are_upsampled_bit_exactly(factor: int) -> None:
     rng = np.random.default_rng(factor)
     size = (1280, 720)
     small = (size[0] // factor, size[1] // factor)
-    grid = _TileGrid.of(size, small)
+    grid = TileGrid.of(size, small)
     assert grid is not None and grid.s == factor
     rows, cols = size[1] // 16, size[0] // 16
     for a8s in (

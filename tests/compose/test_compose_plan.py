@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bgcam.compose.cpu import BackgroundBlur
+from bgcam.compose.blur import BackgroundBlur
 from bgcam.compose.plan import BlurPlan, gaussian_kernel, gaussian_ksize, reflect_index
 
 

@@ -1,0 +1,211 @@
+"""The halo-free background blur of the CPU compositor, at a reduced working resolution.
+
+The background is blurred with the person masked out: ``blur(I · w) / blur(w)`` with
+``w = (1 − dilate(α))²`` (a normalised, mask-weighted blur), so a background pixel next to the
+person only averages other background pixels, and the region behind the person is filled in from
+its surroundings. Median, bilateral and lens blurs are not linear, so the person region is first
+filled from that normalised blur and then filtered. Sizes and kernels come from one
+:class:`~bgcam.compose.plan.BlurPlan`; the blur runs at its working size and is upsampled once,
+straight into the output buffer.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from bgcam.compose.plan import BlurPlan, gaussian_ksize
+from bgcam.effects import disc_kernel
+from bgcam.frame import Image
+
+log = logging.getLogger(__name__)
+
+_F32 = npt.NDArray[np.float32]
+
+
+class BackgroundBlur:
+    """A halo-free blur of the background at a reduced working resolution.
+
+    ``run(image, alpha8, dst)`` writes the blurred background at full size into ``dst``;
+    ``alpha8`` (the person's alpha, uint8 0–255, at frame size or any smaller size) ``None``
+    blurs the whole frame. ``small``, when given, is ``image`` already shrunk (bilinear) to some
+    size (:class:`~bgcam.frame.ShrunkFrame`); it is used when that is the size this blur starts
+    from (:attr:`pre_size`).
+    """
+
+    def __init__(
+        self,
+        frame_size: tuple[int, int],
+        strength: int,
+        blur_type: str,
+        plan: BlurPlan | None = None,
+    ) -> None:
+        self.plan = p = plan or BlurPlan.of(frame_size, strength, blur_type)
+        self.frame_size = p.frame_size
+        self.blur_type = blur_type
+        self.sigma_full = p.sigma_full
+        self.factor = p.factor
+        self.work_size = (ww, wh) = p.work_size
+        self.sigma = p.sigma
+        self.pre_size = p.pre_size
+        """Bilinear to here first, then an exact 2x box average (factor ≥ 4)."""
+        self._pre = np.empty((self.pre_size[1], self.pre_size[0], 3), np.uint8)
+        self._small = np.empty((wh, ww, 3), np.uint8)
+        self._smallf = np.empty((wh, ww, 3), np.float32)
+        self._a8 = np.empty((wh, ww), np.uint8)
+        self._a8d = np.empty((wh, ww), np.uint8)
+        self._a = np.empty((wh, ww), np.float32)
+        self._bgra = np.empty((wh, ww, 4), np.uint8)
+        self._w4 = np.empty((wh, ww, 4), np.float32)
+        self._stack = np.empty((wh, ww, 4), np.float32)
+        self._blur = np.empty((wh, ww, 4), np.float32)
+        self._den = np.empty((wh, ww), np.float32)
+        self._bgf = np.empty((wh, ww, 3), np.float32)
+        self._bg8 = np.empty((wh, ww, 3), np.uint8)
+        self._fill8 = np.empty((wh, ww, 3), np.uint8)
+        self._kernel = np.array([[1.0]], np.float32)
+        self._k3 = np.ones((3, 3), np.uint8)
+        self._fill_sigma = p.fill_sigma
+        levels = np.arange(256, dtype=np.float32)
+        self._identity = levels.reshape(1, 256)
+        # w = (1 - a)^2 for a = i / 255: the background weight of an alpha level.
+        self._weight_lut = ((np.float32(1.0) - levels / np.float32(255.0)) ** 2).reshape(1, 256)
+        if blur_type == "lens":
+            self._kernel = disc_kernel(p.lens_radius)
+            self._lut = ((levels / 255.0) ** 2.2).astype(np.float32)
+        self._kernel_box = p.box
+        self._kernel_median = p.median
+        log.debug(
+            "blur %s strength %d: sigma %.1f px, computed at 1/%d (%dx%d), sharp weight %.2f",
+            blur_type,
+            strength,
+            p.sigma_full,
+            p.factor,
+            ww,
+            wh,
+            p.sharp,
+        )
+
+    def _shrink(self, image: Image, small: Image | None) -> Image:
+        f = self.factor
+        if f == 1:
+            np.copyto(self._small, image)
+            return self._small
+        if f == 2:
+            if small is not None and small.shape[:2] == self._small.shape[:2]:
+                return small
+            cv2.resize(image, self.work_size, dst=self._small, interpolation=cv2.INTER_LINEAR)
+            return self._small
+        # Bilinear to twice the working size (a 2x2 sample of each block), then an exact
+        # 2x box average: anti-aliased enough for a blur, far cheaper than INTER_AREA.
+        pre = self._pre
+        if small is not None and small.shape[:2] == pre.shape[:2]:
+            pre = small
+        else:
+            cv2.resize(image, self.pre_size, dst=pre, interpolation=cv2.INTER_LINEAR)
+        cv2.resize(pre, self.work_size, dst=self._small, interpolation=cv2.INTER_AREA)
+        return self._small
+
+    def _weights(self, alpha8: npt.NDArray[np.uint8] | None) -> _F32:
+        """w = (1 - dilate(alpha))^2 at the working size: 1 on clear background."""
+        a = self._a
+        if alpha8 is None:
+            a.fill(1.0)
+            return a
+        if alpha8.shape == self._a8.shape:
+            np.copyto(self._a8, alpha8)
+        else:
+            cv2.resize(alpha8, self.work_size, dst=self._a8, interpolation=cv2.INTER_LINEAR)
+        cv2.dilate(self._a8, self._k3, dst=self._a8d, borderType=cv2.BORDER_REPLICATE)
+        cv2.LUT(self._a8d, self._weight_lut, dst=a)
+        return a
+
+    def _normalised(self, small: Image, weights: _F32, sigma: float, box: bool) -> _F32:
+        """blur(I·w) / blur(w) as float32 (h, w, 3)."""
+        stack, blurred, den = self._stack, self._blur, self._den
+        # stack = (B w, G w, R w, w): the image with an opaque fourth channel, times w.
+        cv2.cvtColor(small, cv2.COLOR_BGR2BGRA, dst=self._bgra)
+        cv2.LUT(self._bgra, self._identity, dst=stack)
+        cv2.merge([weights, weights, weights, weights], dst=self._w4)
+        cv2.multiply(stack, self._w4, dst=stack)
+        if box:
+            k = self._kernel_box
+            cv2.blur(stack, (k, k), dst=blurred, borderType=cv2.BORDER_REFLECT)
+        else:
+            cv2.GaussianBlur(stack, (0, 0), sigma, dst=blurred, borderType=cv2.BORDER_REFLECT)
+        # Divide the colour channels by the blurred weight (255 · w in the fourth channel).
+        cv2.extractChannel(blurred, 3, dst=den)
+        np.maximum(den, np.float32(1e-6 * 255.0), out=den)
+        cv2.divide(255.0, den, dst=den)
+        cv2.merge([den, den, den, den], dst=self._w4)
+        cv2.multiply(blurred, self._w4, dst=blurred)
+        cv2.cvtColor(blurred, cv2.COLOR_BGRA2BGR, dst=self._bgf)
+        return self._bgf
+
+    def _filled(self, small: Image, weights: _F32) -> Image:
+        """The small frame with the person replaced by the surrounding background (uint8)."""
+        nb = self._normalised(small, weights, self._fill_sigma, box=False)
+        # filled = nb + w * (small - nb)
+        np.subtract(small, nb, out=self._smallf)
+        np.multiply(self._smallf, weights[..., None], out=self._smallf)
+        np.add(self._smallf, nb, out=self._smallf)
+        np.clip(self._smallf, 0.0, 255.0, out=self._smallf)
+        self._fill8[...] = self._smallf
+        return self._fill8
+
+    def run(
+        self,
+        image: Image,
+        alpha8: npt.NDArray[np.uint8] | None,
+        dst: Image,
+        *,
+        small: Image | None = None,
+    ) -> Image:
+        """Write the blurred background of ``image`` at full size into ``dst``."""
+        p = self.plan
+        if p.identity:
+            np.copyto(dst, image)
+            return dst
+        small = self._shrink(image, small)
+        weights = self._weights(alpha8)
+        kind = self.blur_type
+        if kind in ("gaussian", "box") and p.normalised:
+            bgf = self._normalised(small, weights, p.sigma, box=(kind == "box"))
+            cv2.convertScaleAbs(bgf, dst=self._bg8)  # rounded, saturated (bgf ≥ 0)
+            bg8 = self._bg8
+        else:
+            filled = self._filled(small, weights)
+            if kind == "gaussian":  # weak: the filled frame, plainly blurred
+                if p.sigma > 0:
+                    k = gaussian_ksize(p.sigma)
+                    cv2.GaussianBlur(
+                        filled, (k, k), p.sigma, dst=self._bg8, borderType=cv2.BORDER_REFLECT
+                    )
+                else:
+                    np.copyto(self._bg8, filled)
+            elif kind == "box":
+                cv2.blur(filled, (p.box, p.box), dst=self._bg8, borderType=cv2.BORDER_REFLECT)
+            elif kind == "median":
+                cv2.medianBlur(filled, self._kernel_median, dst=self._bg8)
+            elif kind == "bilateral":
+                cv2.bilateralFilter(filled, p.bilateral_d, 60.0, p.bilateral_sigma, dst=self._bg8)
+            else:  # lens: a disc in (approximately) linear light, so highlights bloom
+                lin = cv2.LUT(filled, self._lut, dst=self._smallf)
+                cv2.filter2D(lin, -1, self._kernel, dst=self._bgf, borderType=cv2.BORDER_REFLECT)
+                np.maximum(self._bgf, 0.0, out=self._bgf)
+                cv2.pow(self._bgf, 1.0 / 2.2, dst=self._bgf)
+                np.multiply(self._bgf, np.float32(255.0), out=self._bgf)
+                np.clip(self._bgf, 0.0, 255.0, out=self._bgf)
+                self._bg8[...] = self._bgf
+            bg8 = self._bg8
+        w, h = self.frame_size
+        if bg8.shape[:2] == (h, w):
+            np.copyto(dst, bg8)
+        else:
+            cv2.resize(bg8, (w, h), dst=dst, interpolation=cv2.INTER_LINEAR)
+        if p.sharp > 0:  # a weak blur: the detail finer than the working size, from the frame
+            cv2.addWeighted(image, p.sharp, dst, 1.0 - p.sharp, 0.0, dst=dst)
+        return dst

@@ -1,0 +1,128 @@
+"""The frame's 16x16 tiles: where the CPU compositor's soft blend is computed.
+
+The person is copied over the background where alpha is 1, and the soft blend only in the tiles
+that hold a fractional alpha (the silhouette's edge band, a few percent of the frame).
+:class:`TileGrid` finds those tiles from the refiner's working-size alpha without building the
+frame-size one (see :mod:`bgcam.compose.cpu`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from bgcam.frame import Image
+
+TILE = 16
+"""Side of the square tiles in which the soft blend is computed."""
+
+
+def tile_view(a: npt.NDArray[np.uint8], rows: int, cols: int) -> npt.NDArray[np.uint8]:
+    """A (rows, cols, TILE, TILE[, C]) view of the top-left tiles of ``a`` (no copy)."""
+    s = a.strides
+    shape = (rows, cols, TILE, TILE, *a.shape[2:])
+    strides = (s[0] * TILE, s[1] * TILE, s[0], s[1], *s[2:])
+    view: npt.NDArray[np.uint8] = np.lib.stride_tricks.as_strided(
+        a, shape=shape, strides=strides, writeable=True
+    )
+    return view
+
+
+def blend_exact(out: Image, image: Image, a8: npt.NDArray[np.uint8]) -> None:
+    """out = out + (image − out) · a8 / 255 (rounded), in place, for small regions."""
+    o = out.astype(np.int32)
+    o += ((image.astype(np.int32) - o) * a8[..., None].astype(np.int32) + 127) // 255
+    out[...] = o
+
+
+def alpha_rect(
+    a8s: npt.NDArray[np.uint8], s: int, x0: int, y0: int, x1: int, y1: int
+) -> npt.NDArray[np.uint8]:
+    """``upsample_alpha8(a8s)[y0:y1, x0:x1]`` for an upsample by the integer ``s`` (x0 and y0
+    multiples of s), computed from the part of ``a8s`` it depends on (plus one pixel).
+
+    Bit-exact: an upsample by an integer factor commutes with shifts by whole source pixels.
+    """
+    sh, sw = a8s.shape
+    sx0, sy0 = max(0, x0 // s - 1), max(0, y0 // s - 1)
+    sx1, sy1 = min(sw, -(-x1 // s) + 1), min(sh, -(-y1 // s) + 1)
+    part = a8s[sy0:sy1, sx0:sx1]
+    up = cv2.resize(part, ((sx1 - sx0) * s, (sy1 - sy0) * s), interpolation=cv2.INTER_LINEAR)
+    ox, oy = x0 - sx0 * s, y0 - sy0 * s
+    return cast(npt.NDArray[np.uint8], up[oy : oy + y1 - y0, ox : ox + x1 - x0])
+
+
+@dataclass(slots=True)
+class TileGrid:
+    """How the frame's 16x16 tiles sit on a working-size alpha that is the frame / ``s``.
+
+    Each tile of the upsampled alpha depends only on a window of ``m + 2`` x ``m + 2`` small
+    pixels (m = TILE / s): its own m x m block and a one-pixel ring. ``pad`` is the small alpha
+    with that ring added at the borders; ``lo`` / ``hi`` its minimum / maximum over each window.
+    """
+
+    small_size: tuple[int, int]
+    s: int
+    m: int
+    pad: npt.NDArray[np.uint8]
+    lo: npt.NDArray[np.uint8]
+    hi: npt.NDArray[np.uint8]
+    kernel: npt.NDArray[np.uint8]
+
+    @classmethod
+    def of(cls, frame_size: tuple[int, int], small_size: tuple[int, int]) -> TileGrid | None:
+        """The grid, or None unless the frame is exactly s > 1 times ``small_size``, s | TILE."""
+        (w, h), (sw, sh) = frame_size, small_size
+        s = w // sw
+        if s < 2 or TILE % s or (w, h) != (sw * s, sh * s):
+            return None
+        m = TILE // s
+        pad, lo, hi = (np.empty((sh + 2, sw + 2), np.uint8) for _ in range(3))
+        return cls((sw, sh), s, m, pad, lo, hi, np.ones((m + 2, m + 2), np.uint8))
+
+    def classify(
+        self, a8s: npt.NDArray[np.uint8], rows: int, cols: int
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+        """Per tile, the minimum and maximum of the upsampled alpha, found on the small one.
+
+        A bilinear upsample never leaves the range of the pixels it interpolates, and it reaches
+        0 or 255 across a whole tile exactly when all pixels of its window are 0 or 255.
+        """
+        cv2.copyMakeBorder(a8s, 1, 1, 1, 1, cv2.BORDER_REPLICATE, dst=self.pad)
+        cv2.erode(
+            self.pad, self.kernel, dst=self.lo, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE
+        )
+        cv2.dilate(
+            self.pad, self.kernel, dst=self.hi, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE
+        )
+        m = self.m
+        return self.lo[: rows * m : m, : cols * m : m], self.hi[: rows * m : m, : cols * m : m]
+
+    def tiles(
+        self, ty: npt.NDArray[np.intp], tx: npt.NDArray[np.intp], rows: int, cols: int
+    ) -> npt.NDArray[np.uint8]:
+        """The upsampled alpha of tiles (ty, tx), shape (n, TILE, TILE), bit-exact.
+
+        Their windows are stacked into one tall image and upsampled in one call: the interior of
+        each upsampled window depends on that window alone.
+        """
+        m, s, k = self.m, self.s, self.m + 2
+        st = self.pad.strides
+        windows = np.lib.stride_tricks.as_strided(
+            self.pad, shape=(rows, cols, k, k), strides=(st[0] * m, st[1] * m, st[0], st[1])
+        )
+        n = len(ty)
+        stack = windows[ty, tx].reshape(n * k, k)
+        up = cv2.resize(stack, (k * s, n * k * s), interpolation=cv2.INTER_LINEAR)
+        inner = up.reshape(n, k * s, k * s)[:, s : s + TILE, s : s + TILE]
+        return cast(npt.NDArray[np.uint8], inner)
+
+
+def copy_block(image: Image, out: Image, r0: int, r1: int, c0: int, c1: int) -> None:
+    """Copy tile rows r0..r1 (inclusive), tile columns c0..c1 (exclusive) of image into out."""
+    ys, xs = slice(r0 * TILE, (r1 + 1) * TILE), slice(c0 * TILE, c1 * TILE)
+    np.copyto(out[ys, xs], image[ys, xs])
