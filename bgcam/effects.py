@@ -269,11 +269,24 @@ class BackgroundSlot:
 
         The new file is opened before the old one is closed, so a bad path keeps the old one.
         """
+        return self.adopt(cfg, self.opened(cfg))
+
+    def opened(self, cfg: ComposeConfig) -> Background | None:
+        """The background ``cfg`` asks for, newly opened, or None when the current one stays.
+
+        Reads nothing but the current path: it may run on a builder thread while the slot is in
+        use (the caller owns the result until :meth:`adopt`, and closes it if it drops it).
+        """
         if cfg.mode != "replace" or not cfg.background:
-            return False
+            return None
         if self.current is not None and cfg.background == self.path:
+            return None
+        return open_background(cfg.background, self.frame_size)
+
+    def adopt(self, cfg: ComposeConfig, new: Background | None) -> bool:
+        """Put ``new`` (from :meth:`opened` for ``cfg``) in place of the current background."""
+        if new is None:
             return False
-        new = open_background(cfg.background, self.frame_size)
         self.close()
         self.current, self.path = new, cfg.background
         return True

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from bgcam.compose import Compositor, create_compositor
+from bgcam.compose import Compositor, Prepared, create_compositor
 from bgcam.config import ComposeConfig, Config, SegmentConfig
 from bgcam.frame import Image, Mask, ShrunkFrame, upsample_alpha8
 from bgcam.refine import MaskRefiner
@@ -31,7 +31,14 @@ from bgcam.studio import Studio
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Engine", "SegmenterFactory", "StageSwap", "StageTimes"]
+__all__ = [
+    "Engine",
+    "SegmenterFactory",
+    "StageSwap",
+    "StageTimes",
+    "builds_models",
+    "builds_off_thread",
+]
 
 SegmenterFactory = Callable[[SegmentConfig, tuple[int, int]], Segmenter]
 
@@ -64,6 +71,8 @@ class StageSwap:
     refiner: MaskRefiner | None = None
     compositor: Compositor | None = None
     compose: ComposeConfig | None = None
+    prepared: Prepared | None = None
+    """The slow parts of the ``compose`` change (a new blur, background), already built."""
 
     @property
     def segment_side(self) -> bool:
@@ -76,9 +85,19 @@ class StageSwap:
 
     def discard(self) -> None:
         self.discard_segment_side()
+        if self.prepared is not None:
+            self.prepared.discard()
+            self.prepared = None
         if self.compositor is not None:
             self.compositor.close()
             self.compositor = None
+
+
+def builds_off_thread(old: Config, new: Config) -> bool:
+    """Should moving from ``old`` to ``new`` be built off the output thread? Every change that
+    builds a stage (a model load) or touches the compositor (a new blur, a background file):
+    the output keeps its rate meanwhile, and the change lands at the next frame after."""
+    return builds_models(old, new) or new.compose != old.compose
 
 
 def builds_models(old: Config, new: Config) -> bool:
@@ -248,6 +267,7 @@ class Engine:
                     swap.compositor = create_compositor(cfg.compose, size)
                 else:
                     swap.compose = cfg.compose
+                    swap.prepared = self.compositor.prepare(cfg.compose)
         except BaseException:
             swap.discard()
             raise
@@ -279,7 +299,13 @@ class Engine:
             swap.compositor = None
             old.close()
         elif swap.compose is not None:
-            self.compositor.update(swap.compose)
+            prepared, swap.prepared = swap.prepared, None
+            try:
+                self.compositor.update(swap.compose, prepared)
+            except BaseException:
+                if prepared is not None:
+                    prepared.discard()
+                raise
         self.studio.update(swap.cfg.effects)
         self.cfg = swap.cfg
 

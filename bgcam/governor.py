@@ -25,7 +25,8 @@ not the busy one, a cheaper model would not help: the governor logs what costs t
 thread its time instead (compositing and sending per frame against the frame budget), once per
 such episode, so that a user sees it is the compositor (or the sink) and not the model. Every
 compositor setting costs about the same since issue 12 (``bgcam bench --sweep``), so this points
-at a machine that is busy with something else, or a slow sink.
+at a machine that is busy with something else, or a slow sink. When the compositor itself is over
+its budget, :mod:`bgcam.governor_compose` moves the blur to a smaller image (same look, cheaper).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import time
 from dataclasses import dataclass
 
 from bgcam.config import Config, SegmentConfig
+from bgcam.governor_compose import ComposeGovernor
 from bgcam.stats import RunStats
 
 log = logging.getLogger(__name__)
@@ -81,15 +83,32 @@ def build_levels(seg: SegmentConfig) -> list[Level]:
 
 
 class Governor:
-    def __init__(self, seg: SegmentConfig, fps: float, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        seg: SegmentConfig,
+        fps: float,
+        *,
+        enabled: bool = True,
+        compose_budget_ms: float = 0.0,
+    ) -> None:
         self.fps = fps
         self.enabled = enabled
+        self.compose = ComposeGovernor(fps, compose_budget_ms, enabled=enabled)
+        """The compositor's side: a cheaper blur of the same look when compositing is too dear."""
         self.levels = build_levels(seg)
         self.level = 0
         self._bad_windows = 0
         self._good_since = time.monotonic()
         self._unavailable: set[int] = set()
         self._told_costs = False
+
+    @classmethod
+    def of(cls, cfg: Config) -> Governor:
+        """The governor of ``cfg``'s segmentation and output settings."""
+        out = cfg.output
+        return cls(
+            cfg.segment, out.fps, enabled=out.governor, compose_budget_ms=out.compose_budget_ms
+        )
 
     @property
     def current(self) -> Level:

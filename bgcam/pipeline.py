@@ -72,7 +72,7 @@ class Pipeline:
         self.size: tuple[int, int] = (0, 0)
         self.lifecycle = Lifecycle(PipelineState.STARTING)
         self._camera = devices.Camera(self.lifecycle, lambda: self._source)
-        self.governor = Governor(cfg.segment, cfg.output.fps, enabled=cfg.output.governor)
+        self.governor = Governor.of(cfg)
         self._masks = MaskExchange()
         self._worker: SegmentationWorker | None = None
         self._changes: StageChanges | None = None
@@ -295,5 +295,6 @@ class Pipeline:
         changes = self._changes
         if changes is None or changes.building or self.state is not RUNNING:
             return
+        changes.govern_compose(w)
         if self.governor.observe(w, self.source.fps, seconds) is not None:
             changes.govern()

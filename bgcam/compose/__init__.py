@@ -4,19 +4,53 @@
 (1 = person) and returns the output frame (a buffer the compositor owns and reuses). ``alpha=None``
 means no usable mask: the whole frame is treated as background (fail closed: nothing leaks).
 Backends (cpu, opencl, cuda) are registered by name; ``auto`` picks by measurement.
+
+**Settings changes off the output thread.** ``prepare(cfg)`` builds what a change needs that is
+slow (a new blur's buffers and kernels, a background file opened, compositing sessions) and
+touches nothing in use, so it runs on the engine's builder thread while frames keep coming;
+``update(cfg, prepared)`` then only puts those parts in place, between two frames.
+``update(cfg)`` without it prepares on the spot.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from bgcam.config import ComposeConfig
+from bgcam.effects import Background
 from bgcam.errors import BackendError
 from bgcam.frame import Image, Mask, ShrunkFrame, upsample_alpha8
+
+
+class Prepared(Protocol):
+    """The slow parts of one settings change, built by :meth:`Compositor.prepare`."""
+
+    cfg: ComposeConfig
+
+    def discard(self) -> None:
+        """Close what was built (the change was dropped)."""
+        ...
+
+
+@dataclass(slots=True)
+class SlotPrepared:
+    """A change prepared by a backend whose slow parts are a new background file and, for
+    some, sessions built for the new setting (``parts``, keyed as the backend caches them)."""
+
+    cfg: ComposeConfig
+    background: Background | None = None
+    parts: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+    def discard(self) -> None:
+        if self.background is not None:
+            self.background.close()
+            self.background = None
+        self.parts.clear()
 
 
 class Compositor(Protocol):
@@ -34,8 +68,19 @@ class Compositor(Protocol):
         """
         ...
 
-    def update(self, cfg: ComposeConfig) -> None:
-        """Apply new settings (mode, strength, type, background) between frames."""
+    def prepare(self, cfg: ComposeConfig) -> Prepared:
+        """Build what moving to ``cfg`` needs, touching nothing in use (any thread)."""
+        ...
+
+    def update(self, cfg: ComposeConfig, prepared: Prepared | None = None) -> None:
+        """Apply new settings (mode, strength, type, background) between frames, with the
+        parts ``prepared`` for ``cfg`` (else they are built now)."""
+        ...
+
+    def economise(self, level: int) -> str | None:
+        """The governor's cheaper path of the same look: blur at ``2 ** level`` less resolution
+        than planned (0: as planned). Returns what the blur now does in plain words, or None
+        when ``level`` gives no coarser working size (nothing changes then)."""
         ...
 
     def close(self) -> None: ...

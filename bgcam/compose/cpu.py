@@ -23,20 +23,37 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from bgcam.compose import check_inputs, check_matte, register
+from bgcam.compose import Prepared, check_inputs, check_matte, register
 from bgcam.compose.blur import BackgroundBlur
-from bgcam.compose.plan import BlurPlan
+from bgcam.compose.plan import BlurPlan, describe_blur
 from bgcam.compose.tiles import TILE, TileGrid, alpha_rect, blend_exact, copy_block, tile_view
 from bgcam.config import ComposeConfig
-from bgcam.effects import BackgroundSlot, blur_sigma, fill_color, parse_color
+from bgcam.effects import Background, BackgroundSlot, blur_sigma, fill_color, parse_color
 from bgcam.frame import Image, Mask, ShrunkFrame, upsample_alpha8
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class CpuPrepared:
+    """What :meth:`CpuCompositor.prepare` built for ``cfg`` (None: keep the current one)."""
+
+    cfg: ComposeConfig
+    blur: BackgroundBlur | None
+    economy: int
+    background: Background | None = None
+    fill: tuple[tuple[int, int, int], Image] | None = None
+
+    def discard(self) -> None:
+        if self.background is not None:
+            self.background.close()
+            self.background = None
 
 
 class CpuCompositor:
@@ -69,24 +86,62 @@ class CpuCompositor:
         self._grid_small: tuple[int, int] | None = None
         self._blur: BackgroundBlur | None = None
         self._slot = BackgroundSlot(self.frame_size)
+        self.economy = 0
+        """The governor's cheaper path: the blur at ``2 ** economy`` less resolution."""
         self.cfg = cfg
         self.update(cfg)
 
-    def update(self, cfg: ComposeConfig) -> None:
-        """Apply new settings; a new background file is opened before the old one is dropped."""
-        self._slot.update(cfg)
-        blur = self._blur
-        if blur is None or (blur.blur_type, blur.sigma_full) != (
-            cfg.blur_type,
-            blur_sigma(cfg.blur, self.frame_size),
-        ):
-            plan = BlurPlan.exact(self.frame_size, cfg.blur, cfg.blur_type) if self.exact else None
-            self._blur = BackgroundBlur(self.frame_size, cfg.blur, cfg.blur_type, plan)
+    def prepare(self, cfg: ComposeConfig) -> CpuPrepared:
+        """The new blur, background and fill colour that ``cfg`` needs (any thread: reads only
+        the current setting's identity, builds into new buffers)."""
+        economy = self.economy
+        prepared = CpuPrepared(cfg, self._new_blur(cfg, economy), economy)
+        prepared.background = self._slot.opened(cfg)
         color = parse_color(cfg.color)
-        if color != self._fill_color:
-            fill_color(self._fill, color)  # once per colour: not a stall on every change
-            self._fill_color = color
+        if color != self._fill_color:  # once per colour: not a stall on every change
+            w, h = self.frame_size
+            prepared.fill = (color, fill_color(np.empty((h, w, 3), np.uint8), color))
+        return prepared
+
+    def update(self, cfg: ComposeConfig, prepared: Prepared | None = None) -> None:
+        """Apply new settings with what :meth:`prepare` built for them (else built now); a new
+        background file is opened before the old one is dropped."""
+        if not isinstance(prepared, CpuPrepared) or prepared.cfg != cfg:
+            prepared = self.prepare(cfg)
+        self._slot.adopt(cfg, prepared.background)
+        prepared.background = None
+        if prepared.blur is not None and prepared.economy == self.economy:
+            self._blur = prepared.blur
+        else:  # the governor moved meanwhile (rare): the blur of its level, built now
+            self._blur = self._new_blur(cfg, self.economy) or self._blur
+        if prepared.fill is not None:
+            self._fill_color, self._fill = prepared.fill
         self.cfg = cfg
+
+    def economise(self, level: int) -> str | None:
+        """Blur at ``2 ** level`` times less resolution than planned (the governor's cheaper
+        path of the same look; 0: as planned). Returns what the blur now does, in plain words,
+        or None when level > 0 gives no coarser working size than the current one."""
+        cfg, current = self.cfg, self._blur
+        plan = BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type, coarser=level)
+        if level > 0 and current is not None and plan.factor <= current.plan.factor:
+            return None
+        self.economy = level
+        self._blur = BackgroundBlur(self.frame_size, cfg.blur, cfg.blur_type, plan)
+        return describe_blur(plan)
+
+    def _new_blur(self, cfg: ComposeConfig, economy: int) -> BackgroundBlur | None:
+        """The blur of ``cfg`` at ``economy``, or None when the current one is that blur."""
+        blur = self._blur
+        key = (cfg.blur_type, blur_sigma(cfg.blur, self.frame_size), economy)
+        if blur is not None and (blur.blur_type, blur.sigma_full, blur.plan.coarser) == key:
+            return None
+        plan = (
+            BlurPlan.exact(self.frame_size, cfg.blur, cfg.blur_type)
+            if self.exact
+            else BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type, coarser=economy)
+        )
+        return BackgroundBlur(self.frame_size, cfg.blur, cfg.blur_type, plan)
 
     def close(self) -> None:
         self._slot.close()

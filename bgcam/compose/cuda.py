@@ -23,14 +23,14 @@ from __future__ import annotations
 import functools
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cv2
 import numpy as np
 
-from bgcam.compose import FloatCompositor, check_inputs, register
-from bgcam.compose.plan import LINEAR_TYPES, BlurPlan
+from bgcam.compose import FloatCompositor, Prepared, SlotPrepared, check_inputs, register
+from bgcam.compose.plan import LINEAR_TYPES, BlurPlan, describe_blur
 from bgcam.config import ComposeConfig
 from bgcam.effects import BackgroundSlot, fill_color, parse_color
 from bgcam.errors import BackendError
@@ -91,6 +91,10 @@ class _Runner:
         return self.out
 
 
+_Spec = tuple[tuple[Any, ...], Callable[[], Any], tuple[int, ...]]
+"""A session: its cache key, how to build its graph, the shape of its output."""
+
+
 class OnnxCompositor(FloatCompositor):
     """Modes blur / replace / remove / off as ONNX graphs on ``providers`` (first must run)."""
 
@@ -112,6 +116,7 @@ class OnnxCompositor(FloatCompositor):
         self._plan = BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type)
         self._small_bg: Image | None = None
         self._slot = BackgroundSlot(self.frame_size)
+        self.economy = 0
         self.cfg = cfg
         self.update(cfg)
         first = next(iter(self._runners.values()), None) or self._blend_runner(self.frame_size)
@@ -129,52 +134,98 @@ class OnnxCompositor(FloatCompositor):
         runner = self._runners.get(key)
         if runner is None:
             runner = _Runner(build().SerializeToString(), self.providers, out_shape)
-            self._runners[key] = runner
-            if len(self._runners) > _CACHE_SIZE:
-                self._runners.popitem(last=False)
+            self._keep(key, runner)
         else:
             self._runners.move_to_end(key)
         return runner
 
-    def _blur_runner(self) -> _Runner:
+    def _keep(self, key: tuple[Any, ...], runner: _Runner) -> None:
+        self._runners[key] = runner
+        self._runners.move_to_end(key)
+        if len(self._runners) > _CACHE_SIZE:
+            self._runners.popitem(last=False)
+
+    def _blur_spec(self, p: BlurPlan) -> _Spec:
         from bgcam.compose import onnxgraph
 
-        p = self._plan
         w, h = self.frame_size
         if p.sigma_full <= 0 or p.blur_type in LINEAR_TYPES:
-            return self._runner(("blur", p), lambda: onnxgraph.blur_graph(p), (h, w, 3))
+            return ("blur", p), lambda: onnxgraph.blur_graph(p), (h, w, 3)
         ww, wh = p.work_size
-        return self._runner(("fill", p), lambda: onnxgraph.fill_graph(p), (wh, ww, 3))
+        return ("fill", p), lambda: onnxgraph.fill_graph(p), (wh, ww, 3)
 
-    def _blend_runner(self, bg_size: tuple[int, int], sharp: float = 0.0) -> _Runner:
+    def _blend_spec(self, bg_size: tuple[int, int], sharp: float = 0.0) -> _Spec:
         from bgcam.compose import onnxgraph
 
         p = BlurPlan.of(self.frame_size, 0, "gaussian")  # only its sizes are used
         w, h = self.frame_size
-        return self._runner(
+        return (
             ("upblend", bg_size, sharp),
             lambda: onnxgraph.upblend_graph(p, bg_size, sharp),
             (h, w, 3),
         )
 
+    def _blur_runner(self) -> _Runner:
+        return self._runner(*self._blur_spec(self._plan))
+
+    def _blend_runner(self, bg_size: tuple[int, int], sharp: float = 0.0) -> _Runner:
+        return self._runner(*self._blend_spec(bg_size, sharp))
+
+    def _specs(self, cfg: ComposeConfig, p: BlurPlan, replacing: bool) -> list[_Spec]:
+        """The sessions that ``cfg`` composes with (``replacing``: a background is open)."""
+        specs = []
+        blurs = cfg.mode == "blur" or (cfg.mode == "replace" and not replacing)
+        if blurs and not p.identity:
+            specs.append(self._blur_spec(p))
+            if p.sigma_full > 0 and p.blur_type not in LINEAR_TYPES:
+                specs.append(self._blend_spec(p.work_size, p.sharp))
+        if cfg.mode == "remove" or (cfg.mode == "replace" and replacing):
+            specs.append(self._blend_spec(self.frame_size))
+        return specs
+
     # -- Compositor ------------------------------------------------------------------------
 
-    def update(self, cfg: ComposeConfig) -> None:
-        self._slot.update(cfg)
-        self._plan = BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type)
-        p = self._plan
-        blurs = cfg.mode == "blur" or (cfg.mode == "replace" and self._slot.current is None)
-        if blurs and not p.identity:
-            self._blur_runner()  # build the session now, not on the next frame
-            if p.sigma_full > 0 and p.blur_type not in LINEAR_TYPES:
-                ww, wh = p.work_size
-                self._small_bg = np.empty((wh, ww, 3), np.uint8)
-                self._blend_runner(p.work_size, p.sharp)
+    def prepare(self, cfg: ComposeConfig) -> SlotPrepared:
+        """The background file and the sessions ``cfg`` needs that are not built yet (any
+        thread: onnxruntime builds sessions anywhere; the cache is only read)."""
+        prepared = SlotPrepared(cfg, self._slot.opened(cfg))
+        p = BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type, coarser=self.economy)
+        replacing = prepared.background is not None or self._slot.current is not None
+        for key, build, shape in self._specs(cfg, p, replacing):
+            if key not in self._runners:
+                prepared.parts[key] = _Runner(build().SerializeToString(), self.providers, shape)
+        return prepared
+
+    def update(self, cfg: ComposeConfig, prepared: Prepared | None = None) -> None:
+        if not isinstance(prepared, SlotPrepared) or prepared.cfg != cfg:
+            prepared = self.prepare(cfg)
+        self._slot.adopt(cfg, prepared.background)
+        prepared.background = None
+        for key, runner in prepared.parts.items():
+            self._keep(key, runner)
+        prepared.parts.clear()
+        self.cfg = cfg
+        self._set_plan(cfg, self.economy)
         if cfg.mode == "remove":
             fill_color(self._bg, parse_color(cfg.color))
-        if cfg.mode == "remove" or (cfg.mode == "replace" and self._slot.current is not None):
-            self._blend_runner(self.frame_size)
-        self.cfg = cfg
+
+    def economise(self, level: int) -> str | None:
+        cfg = self.cfg
+        plan = BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type, coarser=level)
+        if level > 0 and plan.factor <= self._plan.factor:
+            return None
+        self.economy = level
+        self._set_plan(cfg, level)
+        return describe_blur(plan)
+
+    def _set_plan(self, cfg: ComposeConfig, economy: int) -> None:
+        """Use the plan of ``cfg`` at ``economy``, its sessions built now if not yet."""
+        self._plan = p = BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type, coarser=economy)
+        if p.sigma_full > 0 and p.blur_type not in LINEAR_TYPES:
+            ww, wh = p.work_size
+            self._small_bg = np.empty((wh, ww, 3), np.uint8)
+        for spec in self._specs(cfg, p, self._slot.current is not None):
+            self._runner(*spec)  # built now, not on the next frame (cached when prepared)
 
     def close(self) -> None:
         self._slot.close()

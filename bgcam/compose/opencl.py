@@ -33,8 +33,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bgcam.compose import FloatCompositor, check_inputs, register
-from bgcam.compose.plan import BlurPlan, gaussian_ksize
+from bgcam.compose import FloatCompositor, Prepared, SlotPrepared, check_inputs, register
+from bgcam.compose.plan import BlurPlan, describe_blur, gaussian_ksize
 from bgcam.config import ComposeConfig
 from bgcam.effects import (
     BackgroundSlot,
@@ -153,8 +153,10 @@ def _umat(h: int, w: int, typ: int) -> UMat:
 class ClBackgroundBlur:
     """:class:`bgcam.compose.blur.BackgroundBlur` on UMat buffers of one frame size and setting."""
 
-    def __init__(self, frame_size: tuple[int, int], strength: int, blur_type: str) -> None:
-        self.plan = p = BlurPlan.of(frame_size, strength, blur_type)
+    def __init__(
+        self, frame_size: tuple[int, int], strength: int, blur_type: str, coarser: int = 0
+    ) -> None:
+        self.plan = p = BlurPlan.of(frame_size, strength, blur_type, coarser=coarser)
         self.blur_type = blur_type
         self.sigma_full = p.sigma_full
         ww, wh = p.work_size
@@ -303,6 +305,7 @@ class OpenClCompositor(FloatCompositor):
         self._blur: ClBackgroundBlur | None = None
         self._slot = BackgroundSlot(self.frame_size)
         self._background_u: UMat | None = None
+        self.economy = 0
         self.cfg = cfg
         self.update(cfg)
         log.debug(
@@ -312,18 +315,38 @@ class OpenClCompositor(FloatCompositor):
             self.device.version,
         )
 
-    def update(self, cfg: ComposeConfig) -> None:
-        if self._slot.update(cfg):
+    def prepare(self, cfg: ComposeConfig) -> SlotPrepared:
+        """A new background file opened (any thread); the blur's device buffers are made by
+        :meth:`update` on the thread that composes."""
+        return SlotPrepared(cfg, self._slot.opened(cfg))
+
+    def update(self, cfg: ComposeConfig, prepared: Prepared | None = None) -> None:
+        if not isinstance(prepared, SlotPrepared) or prepared.cfg != cfg:
+            prepared = self.prepare(cfg)
+        if self._slot.adopt(cfg, prepared.background):
             self._background_u = None
-        blur = self._blur
-        plan = BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type)
-        if blur is None or (blur.blur_type, blur.sigma_full) != (cfg.blur_type, plan.sigma_full):
-            self._blur = ClBackgroundBlur(self.frame_size, cfg.blur, cfg.blur_type)
+        prepared.background = None
+        self.cfg = cfg
+        self._set_blur(cfg, self.economy)
         if cfg.mode == "remove":
             w, h = self.frame_size
             color = fill_color(np.empty((h, w, 3), np.uint8), parse_color(cfg.color))
             self._color = cv.UMat(color)
-        self.cfg = cfg
+
+    def economise(self, level: int) -> str | None:
+        cfg, blur = self.cfg, self._blur
+        plan = BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type, coarser=level)
+        if level > 0 and blur is not None and plan.factor <= blur.plan.factor:
+            return None
+        self.economy = level
+        self._set_blur(cfg, level)
+        return describe_blur(plan)
+
+    def _set_blur(self, cfg: ComposeConfig, economy: int) -> None:
+        blur = self._blur
+        plan = BlurPlan.of(self.frame_size, cfg.blur, cfg.blur_type, coarser=economy)
+        if blur is None or blur.plan != plan:
+            self._blur = ClBackgroundBlur(self.frame_size, cfg.blur, cfg.blur_type, economy)
 
     def close(self) -> None:
         self._slot.close()

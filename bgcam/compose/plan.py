@@ -39,6 +39,8 @@ RESAMPLE_SIGMA = 0.5
 """The blur (working pixels) that shrinking and the bilinear upscale add, taken off weak blurs."""
 COARSE_TYPES = frozenset({"bilateral", "lens"})
 """Blur types whose cost grows with the square of their aperture: a coarser working size."""
+MIN_COARSE_ROWS = 24
+"""The governor's cheaper path (``coarser``) keeps at least this many working rows."""
 MAX_MEDIAN = 5
 """OpenCV's median filter is a sorting network up to 5x5 and ~10x dearer above."""
 
@@ -66,17 +68,27 @@ class BlurPlan:
     bilateral_d: int
     sharp: float = 0.0
     """Weight of the sharp frame in the background (weak blurs; 1 = the frame itself)."""
+    coarser: int = 0
+    """Powers of two below the planned working size (the governor's cheaper path)."""
     normalised: bool = True
     """Gaussian and box: one normalised blur (sigma ≥ 1 working pixel fills the person region);
     else the person region is filled first (``fill_sigma``) and then blurred plainly."""
 
     @classmethod
-    def of(cls, frame_size: tuple[int, int], strength: int, blur_type: str) -> BlurPlan:
+    def of(
+        cls, frame_size: tuple[int, int], strength: int, blur_type: str, *, coarser: int = 0
+    ) -> BlurPlan:
+        """The plan of a blur; ``coarser``: that many powers of two below its working size
+        (while at least :data:`MIN_COARSE_ROWS` rows remain), the same look, cheaper."""
         w, h = int(frame_size[0]), int(frame_size[1])
         sigma_full = blur_sigma(strength, (w, h))
         least = COARSE_WORK_SIGMA if blur_type in COARSE_TYPES else MIN_WORK_SIGMA
         own = blur_factor(sigma_full, (w, h), least) if sigma_full > 0 else 1
         f = max(own, min_factor((w, h)))
+        for _ in range(coarser):
+            if min(w, h) // (f * 2) < MIN_COARSE_ROWS:
+                break
+            f *= 2
         sigma = sigma_full / f
         sharp = 0.0
         if sigma < least and f > 1:  # a weak blur: finished with the sharp frame, its sigma
@@ -96,6 +108,7 @@ class BlurPlan:
             lens_radius=disc_radius(sigma),
             bilateral_d=max(3, 2 * round(sigma) + 1),
             sharp=sharp,
+            coarser=coarser,
             normalised=sigma >= 1.0,
         )
 
@@ -131,6 +144,13 @@ class BlurPlan:
     def identity(self) -> bool:
         """The background is the frame itself (strength 0): nothing to compute."""
         return self.sharp >= 1.0
+
+
+def describe_blur(plan: BlurPlan) -> str:
+    """The plan in plain words, for the log."""
+    w, h = plan.work_size
+    text = f"{plan.blur_type} blur computed at 1/{plan.factor} size ({w}x{h})"
+    return text + (f", {plan.sharp:.0%} of the sharp frame" if plan.sharp > 0 else "")
 
 
 def gaussian_ksize(sigma: float) -> int:

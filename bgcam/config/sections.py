@@ -280,6 +280,13 @@ class OutputConfig(Section):
         description="when the output cannot hold its fps, lower segmentation quality step by "
         "step (logged) and restore it when there is headroom",
     )
+    compose_budget_ms: float = Field(
+        0.0,
+        ge=0,
+        le=1000,
+        description="compositing time per frame above which the governor blurs on a smaller "
+        "image (same look, cheaper; logged); 0 = half the frame interval",
+    )
 
     @field_validator("device_name")
     @classmethod

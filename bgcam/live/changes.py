@@ -1,7 +1,8 @@
 """Config changes that need new stages: built off the output thread, put to use between frames.
 
-A change that loads a model (segmenter, refiner, compositor backend; :func:`builds_models`) is
-built by the engine's builder thread while the output keeps its rate; the output thread polls
+A change that loads a model (segmenter, refiner, compositor backend) or changes the compositor's
+settings (a new blur plan, a background file; :func:`~bgcam.engine.builds_off_thread`) is built
+by the engine's builder thread while the output keeps its rate; the output thread polls
 :meth:`StageChanges.finish` each tick and then swaps the compose side in, hands the segment side
 to the :class:`~bgcam.live.worker.SegmentationWorker`, and adopts the config. One build at a time;
 commands wait for it (:attr:`StageChanges.settling`). The governor's level changes take the same
@@ -16,10 +17,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from bgcam.config import Config
-from bgcam.engine import Engine, StageSwap, builds_models
+from bgcam.engine import Engine, StageSwap, builds_off_thread
 from bgcam.errors import BgCamError, DeviceError
 from bgcam.governor import Governor
 from bgcam.live.worker import SegmentationWorker
+from bgcam.stats import RunStats
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ class StageChanges:
         target = cfg if cfg.segment != old.segment else self._governor.overlay(cfg)
         if self._build is not None:
             raise DeviceError("busy: a stage is still being built; try again")
-        if builds_models(self._engine.cfg, target):
+        if builds_off_thread(self._engine.cfg, target):
             self._build = _Build(self._engine.plan_async(target), cfg, self._governor.level)
         else:
             self._commit(self._engine.plan(target), cfg)
@@ -82,6 +84,15 @@ class StageChanges:
         target = self._governor.overlay(self._config())
         if self._build is None and target.segment != self._engine.cfg.segment:
             self._build = _Build(self._engine.plan_async(target), None, self._governor.level)
+
+    def govern_compose(self, window: RunStats) -> None:
+        """Judge the compositor's cost in ``window``; over budget, a cheaper blur of the same
+        look (:mod:`bgcam.governor_compose`), put in place now (a small image's buffers)."""
+        judge = self._governor.compose
+        level = judge.observe(window)
+        if level is not None:
+            what = self._engine.compositor.economise(level)
+            judge.stepped(level, what, float(window["stage_ms"]["compose"]))
 
     def finish(self) -> None:
         """Put a finished build's stages to use (called every tick)."""
@@ -107,6 +118,8 @@ class StageChanges:
             build.swap.result().discard()
 
     def _commit(self, swap: StageSwap, cfg: Config | None) -> None:
+        if swap.compositor is not None:  # another backend starts from its plan
+            self._governor.compose.reset()
         try:
             self._engine.swap_compose_side(swap)
         except BaseException:
