@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from bgcam.stats import RunStats
 
@@ -33,22 +34,30 @@ MAX_LEVEL = 3
 class ComposeGovernor:
     """Decides the compositor's economy level (0 = as planned) from each window's figures."""
 
-    def __init__(self, fps: float, budget_ms: float = 0.0, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        fps: float,
+        budget_ms: float = 0.0,
+        *,
+        enabled: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.enabled = enabled
+        self._clock = clock
         self.budget_ms = budget_ms if budget_ms > 0 else 0.5 * 1000.0 / fps
         self.level = 0
         self._ceiling = MAX_LEVEL
         self._saved: list[float] = []
         """Per step down: the cost before it over the cost after it (≥ 1)."""
         self._before = 0.0
-        self._good_since = time.monotonic()
+        self._good_since = clock()
 
     def observe(self, w: RunStats) -> int | None:
         """Judge one window's compositor cost; the new economy level when it changes."""
         cost = float(w["stage_ms"]["compose"])
         if not self.enabled or w["frames_new"] < 3 or cost <= 0:
             return None
-        now = time.monotonic()
+        now = self._clock()
         if len(self._saved) < self.level:  # the first window after a step down: what it saved
             self._saved.append(max(1.0, self._before / cost))
         if cost > self.budget_ms:
@@ -79,7 +88,7 @@ class ComposeGovernor:
             self._ceiling = self.level = level - 1
             del self._saved[self.level :]
             log.warning(
-                "governor: compositing takes %.1f ms per frame, over its %.1f ms budget, and the "
+                "governor: compositing takes %.1f ms per frame, over its %.3g ms budget, and the "
                 "blur is already as small as it gets; frames may be late",
                 cost_ms,
                 self.budget_ms,
@@ -87,7 +96,7 @@ class ComposeGovernor:
             return
         if level > 0 and cost_ms > self.budget_ms:
             log.warning(
-                "governor: compositing takes %.1f ms per frame, over its %.1f ms budget: same "
+                "governor: compositing takes %.1f ms per frame, over its %.3g ms budget: same "
                 "look, cheaper: %s",
                 cost_ms,
                 self.budget_ms,

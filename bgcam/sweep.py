@@ -14,6 +14,12 @@ pass-through cells, identical work, rose steadily from the first blur type to th
 
 The result names the slowest cell and its ratio to the default setting's time in the same run;
 the targets (issue 12) are :data:`TARGET_MS` for every cell and :data:`TARGET_RATIO` for that ratio.
+
+Each cell also carries ``cpu_ms_p50``, the processor time the frame took (``time.process_time``,
+one thread): other processes on a shared machine stretch the wall time of whichever frames they
+interrupt, but not this, so ``slowest_cpu_ratio`` compares the settings' own costs. The naive
+reference of ``bgcam bench`` (raw model, full-resolution Gaussian blur at the default strength,
+float blend) is timed in the same rounds; ``naive_ratio`` is its time over the slowest cell's.
 """
 
 from __future__ import annotations
@@ -21,15 +27,20 @@ from __future__ import annotations
 import logging
 import random
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import cv2
 
-from bgcam.bench import Samples, bench_frames, bench_photo, one_thread, size_key, time_engine
+from bgcam import segment
+from bgcam.bench import NaivePipeline, Samples, bench_frames, bench_photo, one_thread, size_key
 from bgcam.config import Config
+from bgcam.effects import blur_sigma
 from bgcam.engine import Engine
+from bgcam.frame import Image
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +87,38 @@ def _default_cell(base: Config) -> dict[str, Any]:
     return {"mode": "blur", "blur_type": c.blur_type, "blur": c.blur}
 
 
+class _Cell:
+    """One cell's samples: wall time, processor time, compositor time (ms per frame)."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu, self.compose = Samples(), Samples(), Samples()
+
+    def time(
+        self,
+        run: Callable[[Image], object],
+        views: Sequence[Image],
+        n: int,
+        compose_ms: Callable[[], float],
+    ) -> None:
+        for i in range(n):
+            frame = views[i % len(views)]
+            t0, c0 = time.perf_counter(), time.process_time()
+            run(frame)
+            t1, c1 = time.perf_counter(), time.process_time()
+            self.wall.add((t1 - t0) * 1e3)
+            self.cpu.add((c1 - c0) * 1e3)
+            self.compose.add(compose_ms())
+
+    def row(self) -> dict[str, float]:
+        return {
+            "ms_p50": round(self.wall.p(50), 3),
+            "ms_p99": round(self.wall.p(99), 3),
+            "cpu_ms_p50": round(self.cpu.p(50), 3),
+            "compose_ms_p50": round(self.compose.p(50), 3),
+            "compose_ms_p99": round(self.compose.p(99), 3),
+        }
+
+
 def sweep_size(
     base: Config, size: tuple[int, int], frames: int, warmup: int, background: str
 ) -> dict[str, Any]:
@@ -85,41 +128,52 @@ def sweep_size(
     default = _default_cell(base)
     if default not in grid:
         grid.append(default)
-    totals = [Samples() for _ in grid]
-    composes = [Samples() for _ in grid]
+    samples = [_Cell() for _ in grid]
+    naive_cell = _Cell()
     per_round = max(1, -(-frames // ROUNDS))
     key = size_key(size)
-    with Engine(_cell_config(base, grid[0], background), size) as engine:
-        time_engine(engine, views, 0, warmup)  # model and refiner warm-up, once
-        order = list(range(len(grid)))
+    naive_seg = "onnx" if base.segment.segmenter == "hsv" else base.segment.segmenter
+    naive_cfg = base.replace(**{"segment.segmenter": naive_seg, "segment.roi": False}).segment
+    with (
+        Engine(_cell_config(base, grid[0], background), size) as engine,
+        closing(segment.create_segmenter(naive_cfg, size)) as seg,
+    ):
+        naive = NaivePipeline(seg, size, blur_sigma(base.compose.blur, size))
+
+        def process(frame: Image) -> None:
+            engine.process(frame, segment=True)
+
+        for frame in [views[i % len(views)] for i in range(warmup)]:  # models, caches, once
+            process(frame)
+            naive.process(frame)
+        order = list(range(len(grid) + 1))  # the last: the naive reference
         shuffle = random.Random(12)
         for r in range(ROUNDS):
             log.info("%s: sweep round %d of %d, %d cells", key, r + 1, ROUNDS, len(grid))
             shuffle.shuffle(order)
             for i in order:
-                cell = grid[i]
-                engine.update(_cell_config(base, cell, background))
-                total, stages = time_engine(engine, views, per_round, CELL_WARMUP)
-                totals[i].values += total.values
-                composes[i].values += stages["compose"].values
-    rows = []
-    for cell, total, comp in zip(grid, totals, composes, strict=True):
-        rows.append(
-            {
-                **cell,
-                "ms_p50": round(total.p(50), 3),
-                "ms_p99": round(total.p(99), 3),
-                "compose_ms_p50": round(comp.p(50), 3),
-                "compose_ms_p99": round(comp.p(99), 3),
-            }
-        )
+                if i == len(grid):
+                    naive_cell.time(naive.process, views, per_round, lambda: naive.times["compose"])
+                    continue
+                engine.update(_cell_config(base, grid[i], background))
+                for frame in views[:CELL_WARMUP]:
+                    process(frame)
+                samples[i].time(process, views, per_round, lambda: engine.times.compose)
+    rows = [{**cell, **s.row()} for cell, s in zip(grid, samples, strict=True)]
     default_row = next(r for r in rows if {k: r[k] for k in default} == default)
     slowest = max(rows, key=lambda r: r["ms_p50"])
+    slowest_cpu = max(rows, key=lambda r: r["cpu_ms_p50"])
+    naive_ms = round(naive_cell.wall.p(50), 3)
     result: dict[str, Any] = {
         "cells": rows,
         "default": default_row,
         "slowest": slowest,
         "slowest_ratio": round(slowest["ms_p50"] / default_row["ms_p50"], 3),
+        "slowest_cpu": slowest_cpu,
+        "slowest_cpu_ratio": round(slowest_cpu["cpu_ms_p50"] / default_row["cpu_ms_p50"], 3),
+        "naive_ms_p50": naive_ms,
+        "naive_cpu_ms_p50": round(naive_cell.cpu.p(50), 3),
+        "naive_ratio": round(naive_ms / slowest["ms_p50"], 3),
         "backend": engine.compositor.name,
     }
     if key in TARGET_MS:

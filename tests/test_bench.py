@@ -187,15 +187,24 @@ def test_sweep_json_has_every_cell_the_slowest_and_its_ratio(model_dir: Path) ->
     assert grid <= cells and {m for m, _, _ in cells} == {"blur", *MODES}
     assert len(res["cells"]) == len(BLUR_TYPES) * len(STRENGTHS) + len(MODES)
     for c in res["cells"]:
-        for key in ("ms_p50", "ms_p99", "compose_ms_p50", "compose_ms_p99"):
+        for key in ("ms_p50", "ms_p99", "cpu_ms_p50", "compose_ms_p50", "compose_ms_p99"):
             assert isinstance(c[key], float) and math.isfinite(c[key]) and c[key] >= 0
     assert (res["default"]["blur_type"], res["default"]["blur"]) == ("gaussian", 60)
     assert res["slowest"]["ms_p50"] == max(c["ms_p50"] for c in res["cells"])
     assert res["slowest_ratio"] == pytest.approx(
         res["slowest"]["ms_p50"] / res["default"]["ms_p50"], rel=0.01
     )
+    assert res["slowest_cpu"]["cpu_ms_p50"] == max(c["cpu_ms_p50"] for c in res["cells"])
+    assert res["slowest_cpu_ratio"] == pytest.approx(
+        res["slowest_cpu"]["cpu_ms_p50"] / res["default"]["cpu_ms_p50"], rel=0.01
+    )
+    assert res["naive_ms_p50"] > 0 and res["naive_cpu_ms_p50"] > 0
+    assert res["naive_ratio"] == pytest.approx(
+        res["naive_ms_p50"] / res["slowest"]["ms_p50"], rel=0.01
+    )
     assert "target_ms_p50" not in res  # targets exist for 720p and 1080p only
     json.dumps(result, allow_nan=False)  # what --json prints
     text = io.StringIO()
     print_sweep(result, Console(file=text, width=160))
     assert "slowest" in text.getvalue() and "lens" in text.getvalue()
+    assert "processor time" in text.getvalue() and "naive reference" in text.getvalue()

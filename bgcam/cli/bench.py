@@ -175,6 +175,14 @@ def print_sweep(result: dict[str, Any], console: Console) -> None:
                 f"{res['target_ratio']:g}x: {mark}"
             )
         console.print(line)
+        if "slowest_cpu" in res:
+            cpu = res["slowest_cpu"]
+            console.print(
+                f"{key}: processor time (load-proof): slowest {cell_label(cpu)} "
+                f"{cpu['cpu_ms_p50']:.2f} ms = {res['slowest_cpu_ratio']:.2f}x the default "
+                f"({default['cpu_ms_p50']:.2f} ms); naive reference {res['naive_ms_p50']:.2f} ms "
+                f"= {res['naive_ratio']:.2f}x the slowest cell"
+            )
     meta = result["meta"]
     console.print(
         f"[dim]{meta['frames']} frames per cell in {meta['rounds']} rounds, {meta['cpu']} "

@@ -7,6 +7,7 @@ not depend on pytest.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -127,4 +128,43 @@ def compare_all(
             finally:
                 cpu.close()
                 other.close()
+    return out
+
+
+CHANGES: list[tuple[tuple[str, str, int], tuple[str, str, int]]] = [
+    (("blur", "gaussian", 60), ("blur", "gaussian", 10)),
+    (("blur", "gaussian", 10), ("blur", "median", 30)),
+    (("blur", "gaussian", 60), ("replace", "gaussian", 60)),
+    (("replace", "gaussian", 60), ("remove", "lens", 60)),
+]
+"""Settings changes (from, to) prepared on another thread, then put in place."""
+
+
+def compare_changes(
+    make: Callable[[ComposeConfig, tuple[int, int]], Compositor], directory: Path
+) -> dict[str, list[float]]:
+    """Per change: PSNR against the CPU compositor of ``make``'s output after the change was
+    prepared on a builder thread and put in place, then after :meth:`economise` (level 1)."""
+    background = background_file(directory)
+    size = SIZES[1]
+    image, alpha = frame_and_alpha(size)
+    out: dict[str, list[float]] = {}
+    for old, new in CHANGES:
+        cpu, other = (
+            CpuCompositor(config(old, background), size),
+            make(config(old, background), size),
+        )
+        try:
+            cfg = config(new, background)
+            with ThreadPoolExecutor(1, thread_name_prefix="builder") as builder:
+                prepared = builder.submit(other.prepare, cfg).result(60)
+            other.update(cfg, prepared)
+            cpu.update(cfg)
+            scores = [psnr(cpu.compose(image, alpha).copy(), other.compose(image, alpha).copy())]
+            if cpu.economise(1) is not None and other.economise(1) is not None:
+                scores.append(psnr(cpu.compose(image, alpha), other.compose(image, alpha)))
+            out[f"{case_id(size, old)}-to-{new[0]}-{new[1]}-{new[2]}"] = scores
+        finally:
+            cpu.close()
+            other.close()
     return out

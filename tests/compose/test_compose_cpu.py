@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -326,3 +327,58 @@ def test_rejects_wrong_shapes() -> None:
         comp.compose(np.zeros((48, 63, 3), np.uint8), None)
     with pytest.raises(ValueError, match=r"alpha: expected shape \(48, 64\)"):
         comp.compose(np.zeros((48, 64, 3), np.uint8), np.zeros((48, 63), np.float32))
+
+
+def test_a_change_prepared_on_another_thread_touches_nothing_until_put_in_place(
+    tmp_path: Path,
+) -> None:
+    """:meth:`prepare` builds the new blur, background and colour on a builder thread while the
+    old setting keeps composing unchanged; :meth:`update` then only puts them in place."""
+    size = (320, 240)
+    image, alpha = textured(size), disc_alpha(size)
+    path = tmp_path / "office.png"
+    cv2.imwrite(str(path), textured((400, 300), seed=3))
+    comp = CpuCompositor(ComposeConfig(mode="blur", blur=60), size)
+    before = comp.compose(image, alpha).copy()
+    for new in (
+        ComposeConfig(mode="blur", blur=10, blur_type="median"),
+        ComposeConfig(mode="replace", background=str(path)),
+        ComposeConfig(mode="remove", color="#20a040"),
+    ):
+        with ThreadPoolExecutor(1) as builder:
+            prepared = builder.submit(comp.prepare, new).result(30)
+        np.testing.assert_array_equal(comp.compose(image, alpha), before)  # nothing in use moved
+        comp.update(new, prepared)
+        if prepared.blur is not None:
+            assert comp._blur is prepared.blur  # not built again on this thread
+        want = CpuCompositor(new, size).compose(image, alpha)
+        np.testing.assert_array_equal(comp.compose(image, alpha), want)
+        comp.update(ComposeConfig(mode="blur", blur=60))
+        before = comp.compose(image, alpha).copy()
+
+
+def test_a_change_prepared_for_other_settings_is_not_used() -> None:
+    size = (160, 120)
+    image, alpha = textured(size), disc_alpha(size)
+    comp = CpuCompositor(ComposeConfig(mode="blur", blur=60), size)
+    stale = comp.prepare(ComposeConfig(mode="blur", blur=30))
+    comp.update(ComposeConfig(mode="blur", blur=90), stale)
+    want = CpuCompositor(ComposeConfig(mode="blur", blur=90), size).compose(image, alpha)
+    np.testing.assert_array_equal(comp.compose(image, alpha), want)
+
+
+def test_the_cheaper_path_blurs_smaller_and_keeps_through_settings_changes() -> None:
+    size = (1280, 720)
+    comp = CpuCompositor(ComposeConfig(mode="blur", blur=60), size)
+    assert comp._blur is not None and comp._blur.plan.factor == 8
+    what = comp.economise(1)
+    assert what == "gaussian blur computed at 1/16 size (80x45)"
+    assert comp._blur.plan.factor == 16 and comp.economy == 1
+    comp.update(ComposeConfig(mode="blur", blur=10, blur_type="box"))  # a user's change
+    assert comp._blur.plan.factor == 16 and comp._blur.plan.sharp > 0
+    comp.update(ComposeConfig(mode="blur", blur=100))  # already at 1/16: 1/32 is too small
+    assert comp._blur.plan.factor == 16
+    assert comp.economise(2) is None and comp.economy == 1  # no smaller path: nothing changes
+    assert comp.economise(0) == "gaussian blur computed at 1/16 size (80x45)"
+    comp.update(ComposeConfig(mode="blur", blur=60))
+    assert comp._blur.plan.factor == 8 and comp.economy == 0

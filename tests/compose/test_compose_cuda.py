@@ -24,6 +24,7 @@ from tests.compose.compose_cases import (
     SIZES,
     case_id,
     compare_all,
+    compare_changes,
     frame_and_alpha,
     psnr,
 )
@@ -60,6 +61,17 @@ def test_graph_matches_cpu(
     with_alpha, without = scores[case_id(size, case)]
     assert with_alpha >= MIN_PSNR, f"with the real alpha: {with_alpha:.1f} dB"
     assert without >= MIN_PSNR, f"without a mask: {without:.1f} dB"
+
+
+def test_a_change_prepared_on_another_thread_and_the_cheaper_path_match_cpu(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """Sessions built by :meth:`prepare` on a builder thread, put in place by :meth:`update`,
+    then the governor's cheaper path: within PSNR 40 dB of the CPU compositor."""
+    scores = compare_changes(_on_cpu_provider, tmp_path)
+    assert len(scores) == 4 and any(len(s) == 2 for s in scores.values()), scores
+    for name, values in scores.items():
+        assert min(values) >= MIN_PSNR, f"{name}: {values}"
 
 
 @pytest.mark.parametrize(

@@ -92,6 +92,24 @@ def test_matches_cpu(scores: dict[str, list[float]], size: tuple[int, int], case
     assert without >= MIN_PSNR, f"without a mask: {without:.1f} dB"
 
 
+def test_a_change_prepared_on_another_thread_and_the_cheaper_path_match_cpu(
+    pocl: dict[str, Any], model_dir: Path, tmp_path: Path
+) -> None:
+    """:meth:`prepare` on a builder thread, :meth:`update` on this one, then the governor's
+    cheaper path (:meth:`economise`): the picture stays within PSNR 40 dB of the CPU's."""
+    code = f"""
+import json
+from pathlib import Path
+from bgcam.compose.opencl import OpenClCompositor
+from tests.compose.compose_cases import compare_changes
+print(json.dumps(compare_changes(OpenClCompositor, Path({str(tmp_path)!r}))))
+"""
+    scores: dict[str, list[float]] = _last_json(_child(code, ":CPU:"))
+    assert len(scores) == 4 and any(len(s) == 2 for s in scores.values()), scores
+    for name, values in scores.items():
+        assert min(values) >= MIN_PSNR, f"{name}: {values}"
+
+
 def test_no_device_is_a_backend_error_naming_why(pocl: dict[str, Any]) -> None:
     """A selector that matches nothing, on a machine with an OpenCL runtime (skips without one)."""
     code = """

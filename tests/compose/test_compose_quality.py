@@ -42,6 +42,17 @@ FLOORS: list[tuple[str, int, float, float]] = [
     ("lens", 10, 30.5, 0.87),
 ]
 
+# The governor's cheaper path (economise(1): one power of two smaller) against the same exact
+# blur: (blur type, strength, PSNR floor dB), measured minus a margin. A softer match than the
+# plan's own, still the same look (no blocks: the upscale is the same bilinear one).
+ECONOMY_FLOORS: list[tuple[str, int, float]] = [
+    ("gaussian", 10, 28.0),
+    ("gaussian", 30, 32.5),
+    ("gaussian", 60, 37.5),
+    ("median", 60, 27.5),
+    ("box", 10, 27.0),
+]
+
 Img = npt.NDArray[np.uint8]
 
 
@@ -82,10 +93,12 @@ def ssim(a: Img, b: Img, where: npt.NDArray[np.bool_]) -> float:
 
 
 def compare(
-    blur_type: str, strength: int, frames: list[tuple[str, Img, Img]]
+    blur_type: str, strength: int, frames: list[tuple[str, Img, Img]], economy: int = 0
 ) -> dict[str, tuple[float, float]]:
     cfg = ComposeConfig(mode="blur", blur=strength, blur_type=blur_type, backend="cpu")
     fast, exact = CpuCompositor(cfg, SIZE), CpuCompositor(cfg, SIZE, exact=True)
+    if economy:
+        assert fast.economise(economy) is not None
     out = {}
     for name, image, a8 in frames:
         alpha = a8.astype(np.float32) / 255.0
@@ -108,6 +121,14 @@ def test_each_strength_looks_like_the_full_resolution_blur(
     for name, (p, s) in scores.items():
         assert p >= min_psnr, f"{name}: PSNR {p:.1f} dB < {min_psnr}"
         assert s >= min_ssim, f"{name}: SSIM {s:.4f} < {min_ssim}"
+
+
+@pytest.mark.parametrize(("blur_type", "strength", "min_psnr"), ECONOMY_FLOORS)
+def test_the_governors_cheaper_path_keeps_the_look(
+    frames: list[tuple[str, Img, Img]], blur_type: str, strength: int, min_psnr: float
+) -> None:
+    for name, (p, _) in compare(blur_type, strength, frames, economy=1).items():
+        assert p >= min_psnr, f"{name}: PSNR {p:.1f} dB < {min_psnr}"
 
 
 if __name__ == "__main__":  # the table in docs/BENCHMARKS.md
