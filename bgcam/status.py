@@ -8,10 +8,12 @@ page's replies, ``bgcam ctl status``). The run's figures (``fps_out``, ``frames_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bgcam.config import Config
-from bgcam.stats import RunStats
+
+if TYPE_CHECKING:  # stats.py needs numpy, which bgcam ctl does not
+    from bgcam.stats import RunStats
 
 __all__ = ["DaemonStatus", "SourceStatus"]
 
