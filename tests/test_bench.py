@@ -110,6 +110,7 @@ def test_run_bench_reports_every_segmenter_and_backend(model_dir: Path) -> None:
     for name in ("off", "autoframe", "light", "both"):
         assert studio[f"{name}_ms_p50"] >= 0 and studio[f"{name}_ms_p99"] >= 0
         assert studio[f"{name}_compose_ms_p50"] >= studio[f"{name}_ms_p50"]
+        assert studio[f"{name}_cpu_ms_p50"] >= 0
     assert studio["off_zoom"] == 1.0 and studio["off_gain"] == 1.0
     assert studio["autoframe_zoom"] > 1.0  # timed zoomed in: the crop runs
     assert studio["light_gain"] > 1.0  # timed brightening: the scale pass runs
@@ -119,6 +120,7 @@ def test_run_bench_reports_every_segmenter_and_backend(model_dir: Path) -> None:
     table = text.getvalue()
     assert "320x240 studio effects" in table
     assert "320x240 effects + compositing (ms p50): off" in table
+    assert "320x240 studio effects (thread CPU ms p50): off" in table
     assert "320x240" in table and "onnx/cpu (default)" in table
     assert "naive reference" in table and f"{res['ratio']:.1f}x" in table
 

@@ -119,6 +119,11 @@ def print_table(result: dict[str, Any], console: Console) -> None:
                     for name in variants
                 )
             )
+            if "off_cpu_ms_p50" in st:
+                console.print(
+                    f"{key} studio effects (thread CPU ms p50): "
+                    + ", ".join(f"{name} {st[f'{name}_cpu_ms_p50']:.2f}" for name in variants)
+                )
             if "off_compose_ms_p50" in st:
                 off = st["off_compose_ms_p50"]
                 console.print(
