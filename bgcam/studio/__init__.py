@@ -3,7 +3,7 @@
 - **Auto-framing** (:mod:`bgcam.studio.autoframe`): the output is a crop of the camera frame
   that follows the person box (:mod:`bgcam.studio.box`), scaled back to the output size.
 - **Low-light correction** (:mod:`bgcam.studio.light`): an underexposed person is brightened
-  by a smoothed gain curve, one lookup-table pass.
+  by a smoothed gain, one saturating scale pass.
 
 :class:`Studio` runs both between refining and compositing, so the compositor blurs, replaces or
 removes the background of the *framed, relit* picture with a matte cropped the same way (the

@@ -46,7 +46,11 @@ at 1280x720, 3.6 px vertically). No follower passes its goal by more than its pe
 The crop (:class:`Crop`) is applied by :class:`CropWarp`: one bilinear ``warpAffine`` of the
 camera frame into an owned output-size buffer (sub-pixel placement, so slow pans do not step),
 and the same crop of the working-size matte, so the compositor blurs, replaces or removes the
-background of the framed picture with an exactly aligned matte. At 1x nothing is copied.
+background of the framed picture with an exactly aligned matte, and of the working-size copy of
+the frame, which the compositor blurs (instead of shrinking the framed picture again: 0.05 ms
+against 0.5 ms at 720p). At 1x nothing is copied. The full-size warp is most of the cost (0.64
+ms of CPU time at 720p on the project's 2-vCPU Xeon VM; ``cv2.resize`` of the crop and
+``cv2.remap`` were slower there).
 """
 
 from __future__ import annotations
