@@ -142,3 +142,12 @@ def test_fill_color_fills_every_pixel_with_the_bgr_colour() -> None:
     img = np.zeros((7, 5, 3), np.uint8)
     assert fill_color(img, (1, 2, 3)) is img
     assert (img.reshape(-1, 3) == [1, 2, 3]).all()
+
+
+def test_a_sharp_share_too_small_to_see_is_dropped_not_paid_for() -> None:
+    from bgcam.effects import SHARP_MIN, blur_sigma, sharp_weight
+
+    at_720 = sharp_weight(blur_sigma(10, (1280, 720)), 8)
+    at_1080 = sharp_weight(blur_sigma(10, (1920, 1080)), 8)  # would be 0.024: under 0.4 dB
+    assert at_720 > 0.1 and at_1080 == 0.0
+    assert sharp_weight(0.0, 8) == 1.0 and SHARP_MIN == 0.05
