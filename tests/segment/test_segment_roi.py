@@ -8,6 +8,7 @@ use the real selfie models on a real photo.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
@@ -20,6 +21,7 @@ from bgcam.frame import Image, Mask, ShrunkFrame
 from bgcam.refine import MaskRefiner, work_size
 from bgcam.segment import Segmenter, create_segmenter
 from bgcam.segment.roi import (
+    HOLD_FIRST,
     MIN_SIDE,
     SQUARE,
     WHOLE,
@@ -314,3 +316,71 @@ def test_tracker_alone_keeps_a_still_box() -> None:
         tr.observe(tr.plan(), (500 + jitter[0], 200 + jitter[1], 700 + jitter[2], 650 + jitter[3]))
         boxes.add(tr.plan().crop)
     assert len(boxes) == 1
+
+
+def _settle(tr: RoiTracker, shapes: list[str]) -> None:
+    for shape in shapes:
+        tr.settle(shape)
+
+
+def test_crops_that_alternate_hold_the_larger_shape_and_back_off() -> None:
+    tr = RoiTracker(FRAME, 0.25, FULL_EVERY)
+    tr.observe(tr.plan(), (540.0, 200.0, 740.0, 500.0))  # fits a square crop
+    assert tr.plan().shape == SQUARE
+    _settle(tr, [WHOLE, SQUARE, WHOLE])  # one excursion, as when someone moves: no hold
+    assert tr.held is None
+    _settle(tr, [SQUARE, WHOLE])  # whole, square, whole, square, whole: a hold
+    assert tr.held == WHOLE and tr.plan().shape == WHOLE and tr.plan().crop is None
+    _settle(tr, [WHOLE] * HOLD_FIRST)
+    assert tr.held is None and tr.plan().shape == SQUARE  # the hold is over: try again
+    _settle(tr, [SQUARE, WHOLE, SQUARE, WHOLE])  # alternating again: twice as long
+    assert tr.held == WHOLE
+    _settle(tr, [WHOLE] * (2 * HOLD_FIRST))
+    assert tr.held is None
+    # A wide hold keeps a box that fits a square crop at the wide shape, never smaller…
+    _settle(tr, [WIDE, SQUARE, WIDE, SQUARE, WIDE])
+    assert tr.held == WIDE and tr.plan().shape == WIDE
+    # …and a box that outgrows the held shape still gets the larger one at once.
+    tr.observe(tr.plan(), (0.0, 0.0, 1280.0, 720.0))
+    assert tr.plan().shape == WHOLE
+    # Square ↔ wide alternation holds the wide shape; a reset forgets every hold.
+    tr.reset()
+    assert tr.held is None
+
+
+def test_a_still_scene_at_a_shape_limit_does_not_flicker(
+    davis_dir: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    """DAVIS breakdance-flare, frame 0, as a noisy still (../shared/tools/noisy_still.py): the
+    dancer's box sits right at the square crop's limit. Without the hold the output alternated
+    between the whole-frame and the square crop every frame (mean alpha change 22.6e-3; ROI off
+    0.10e-3)."""
+    import subprocess
+    import sys
+
+    from bgcam.config import Config
+    from bgcam.engine import Engine
+
+    tool = davis_dir.parents[1] / "tools" / "noisy_still.py"
+    photo = davis_dir / "JPEGImages" / "breakdance-flare" / "00000.jpg"
+    subprocess.run([sys.executable, str(tool), str(photo), str(tmp_path), "60"], check=True)
+    files = sorted(tmp_path.glob("*.png"))
+    first = cv2.imread(str(files[0]))
+    engine = Engine(Config(), (first.shape[1], first.shape[0]))
+    try:
+        shapes, alphas = [], []
+        for f in files:
+            engine.process(cv2.imread(str(f)))
+            seg = engine.segmenter
+            assert isinstance(seg, RoiSegmenter)
+            shapes.append(seg.shape)
+            assert engine.alpha is not None
+            alphas.append(engine.alpha.astype(np.float32))  # 0..1
+    finally:
+        engine.close()
+    switches = [i for i in range(1, len(shapes)) if shapes[i] != shapes[i - 1]]
+    steps = itertools.pairwise(alphas)
+    flicker = float(np.mean([np.abs(b - a).mean() for a, b in steps]))
+    print(f"shape switches at frames {switches}; flicker {flicker * 1e3:.2f}e-3")
+    assert all(i < 10 for i in switches), shapes
+    assert flicker < 3e-3
