@@ -104,7 +104,8 @@ def _with_roi(
     frame_size: tuple[int, int],
 ) -> Segmenter:
     from bgcam.models import choose_model
-    from bgcam.segment.roi import SQUARE, WIDE, RoiSegmenter
+    from bgcam.segment.roi import RoiSegmenter
+    from bgcam.segment.roibox import SQUARE, WIDE
 
     # auto: each crop gets the model of its shape; a named model or a file serves every crop.
     names = {"auto": {SQUARE: "general", WIDE: "landscape"}, "general": {SQUARE: "general"}}

@@ -20,13 +20,13 @@ from bgcam.config import RefineConfig, SegmentConfig
 from bgcam.frame import Image, Mask, ShrunkFrame
 from bgcam.refine import MaskRefiner, work_size
 from bgcam.segment import Segmenter, create_segmenter
-from bgcam.segment.roi import (
+from bgcam.segment.roi import RoiSegmenter
+from bgcam.segment.roibox import (
     HOLD_FIRST,
     MIN_SIDE,
     SQUARE,
     WHOLE,
     WIDE,
-    RoiSegmenter,
     RoiTracker,
     crop_for,
 )
