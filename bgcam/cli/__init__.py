@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -83,13 +83,22 @@ def examples(*lines: str) -> str:
 
 
 EFFECT_PARAMS = ("segmenter", "mode", "blur", "blur_type", "background")
-"""The parameters :func:`effect_options` adds (pass them on to :func:`effect_overrides`)."""
+"""The parameters :func:`effect_options` adds (:func:`effect_overrides` takes them)."""
 
 
 def effect_options(f: F) -> F:
-    """``--segmenter --mode --blur --blur-type --background``: the effect flags of ``run`` and
-    ``render``, declared once. Each is the ``--set`` of its config key, applied after ``--set``."""
+    """``--segmenter --mode --blur --blur-type --background``: the effect flags of ``run``,
+    ``render`` and ``demo``, declared once. Each is the ``--set`` of its config key, applied
+    after ``--set``; the command receives them as one ``effects`` argument, the ``KEY=VALUE``
+    list of :func:`effect_overrides`."""
+    import functools
+
     from bgcam.config import BlurType, Mode, SegmenterName
+
+    @functools.wraps(f)
+    def with_effects(*args: Any, **kwargs: Any) -> Any:
+        flags = {name: kwargs.pop(name) for name in EFFECT_PARAMS}
+        return f(*args, effects=effect_overrides(**flags), **kwargs)
 
     options = [
         click.option(
@@ -117,9 +126,10 @@ def effect_options(f: F) -> F:
             "unless --mode is given. [compose.background]",
         ),
     ]
+    command: Any = with_effects
     for option in reversed(options):
-        f = option(f)
-    return f
+        command = option(command)
+    return cast(F, command)
 
 
 def effect_overrides(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bgcam.cli import config_options, effect_options, effect_overrides
+from bgcam.cli import config_options, effect_options
 
 
 @click.command(
@@ -43,11 +43,7 @@ def demo(
     no_preview: bool,
     config_path: Path | None,
     overrides: tuple[str, ...],
-    segmenter: str | None,
-    mode: str | None,
-    blur: str | None,
-    blur_type: str | None,
-    background: str | None,
+    effects: list[str],
 ) -> None:
     """Show BgCam at work without a webcam: a short clip made from the photo shipped with
     BgCam (a hand-held pan and zoom with sensor grain) goes through the live engine and is
@@ -56,7 +52,7 @@ def demo(
     from bgcam.config import load_config
     from bgcam.demo import run_demo
 
-    flags = [*overrides, *effect_overrides(segmenter, mode, blur, blur_type, background)]
+    flags = [*overrides, *effects]
     cfg = load_config(config_path, flags)
     result = run_demo(cfg, output, seconds=seconds, preview=not no_preview)
     click.echo(f"wrote {result.path.resolve()} ({result.frames} frames, before | after)")

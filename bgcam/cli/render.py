@@ -25,7 +25,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from bgcam.cli import config_options, effect_options, effect_overrides, warn_unused_background
+from bgcam.cli import config_options, effect_options, warn_unused_background
 from bgcam.config import load_config
 
 if TYPE_CHECKING:
@@ -125,11 +125,7 @@ def render(
     masks: Path | None,
     config_path: Path | None,
     overrides: tuple[str, ...],
-    segmenter: str | None,
-    mode: str | None,
-    blur: str | None,
-    blur_type: str | None,
-    background: str | None,
+    effects: list[str],
     fps: float | None,
     crf: int | None,
     no_audio: bool,
@@ -150,7 +146,7 @@ def render(
     from bgcam.render import Stop
     from bgcam.render import render as run_render
 
-    flags = [*overrides, *effect_overrides(segmenter, mode, blur, blur_type, background)]
+    flags = [*overrides, *effects]
     cfg = load_config(config_path, flags)
     warn_unused_background(cfg, overrides)
 

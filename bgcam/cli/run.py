@@ -14,7 +14,6 @@ import click
 from bgcam.cli import (
     config_options,
     effect_options,
-    effect_overrides,
     examples,
     warn_unused_background,
 )
@@ -85,11 +84,7 @@ def build_loader(
 def run(
     config_path: Path | None,
     overrides: tuple[str, ...],
-    segmenter: str | None,
-    mode: str | None,
-    blur: str | None,
-    blur_type: str | None,
-    background: str | None,
+    effects: list[str],
     source: str | None,
     sink: str | None,
     device: str | None,
@@ -105,7 +100,6 @@ def run(
         for k, v in (("source.uri", source), ("output.sink", sink), ("output.device", device))
         if v is not None
     }
-    effects = effect_overrides(segmenter, mode, blur, blur_type, background)
     config_path, loader = build_loader(config_path, (*overrides, *effects), direct)
     cfg = loader()
     if logging.getLogger().level > logging.DEBUG:
