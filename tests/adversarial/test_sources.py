@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -26,6 +27,14 @@ from tests.live_media import MjpegServer, free_port, wait_for
 pytestmark = pytest.mark.slow
 
 OUT = ["--set", "output.width=960", "--set", "output.height=540"]
+PERSON = Path(__file__).parents[2] / "bgcam" / "data" / "astronaut.jpg"
+STUDIO = [
+    *("--set", "segment.segmenter=onnx"),  # the model: the region tracker wraps it, not hsv
+    *("--set", "segment.roi=true"),
+    *("--set", "effects.autoframe=true"),
+    *("--set", "effects.light=auto"),
+    *("--set", "output.governor=false"),  # a busy machine must not turn the tracker off
+]
 
 
 def frame_of(size: tuple[int, int], value: int) -> np.ndarray:
@@ -34,21 +43,48 @@ def frame_of(size: tuple[int, int], value: int) -> np.ndarray:
     return image
 
 
-def test_a_stream_that_returns_at_another_resolution(tmp_path: Path, rundir: Path) -> None:
+def person_of(size: tuple[int, int], value: int) -> np.ndarray:
+    """The bundled photo of a person, small on a plain room of ``value``: the region tracker
+    and the auto-framer then hold a box in the old frame's coordinates when the size changes."""
+    image = np.full((size[1], size[0], 3), value, np.uint8)
+    photo = cv2.imread(str(PERSON))
+    h = size[1] * 3 // 4
+    w = photo.shape[1] * h // photo.shape[0]
+    image[size[1] - h :, size[0] // 3 : size[0] // 3 + w] = cv2.resize(photo, (w, h))
+    return image
+
+
+@pytest.mark.parametrize(
+    ("settings", "picture"),
+    [([], frame_of), (STUDIO, person_of)],
+    ids=["defaults", "roi-autoframe-light"],
+)
+def test_a_stream_that_returns_at_another_resolution(
+    tmp_path: Path,
+    rundir: Path,
+    settings: list[str],
+    picture: object,
+    request: pytest.FixtureRequest,
+) -> None:
+    assert callable(picture)
+    if settings:
+        request.getfixturevalue("model_dir")  # BGCAM_MODEL_DIR for the daemon
     port = free_port()
     # 10 fps: a busy machine still reads faster, so no backlog of old frames hides the loss.
-    big = MjpegServer(lambda n: frame_of((1280, 720), 60), port=port, fps=10).start()
-    d = spawn(rundir, tmp_path, *OUT, source=big.url)
+    big = MjpegServer(lambda n: picture((1280, 720), 60), port=port, fps=10).start()
+    d = spawn(rundir, tmp_path, *OUT, *settings, source=big.url)
     try:
         before = status(rundir)
         assert before is not None and before["size"] == [960, 540]
+        if settings:  # the person is tracked before the change, so a box in old coordinates
+            wait_for(lambda: _tracked(rundir), 20, what="the region tracker and framer to hold")
         big.stop()
         wait_for(
             lambda: (s := status(rundir)) is not None and s["source"]["state"] == "lost",
             30,
             what="the daemon to notice the stream is gone",
         )
-        small = MjpegServer(lambda n: frame_of((640, 480), 200), port=port, fps=10).start()
+        small = MjpegServer(lambda n: picture((640, 480), 200), port=port, fps=10).start()
         back = time.monotonic()
         try:
             frames0 = status(rundir)
@@ -66,6 +102,8 @@ def test_a_stream_that_returns_at_another_resolution(tmp_path: Path, rundir: Pat
             took = time.monotonic() - back
             after = status(rundir)
             assert after is not None and after["size"] == [960, 540]
+            if settings:
+                wait_for(lambda: _tracked(rundir), 20, what="the person tracked at the new size")
             assert d.proc.poll() is None, d.output
         finally:
             small.stop()
@@ -74,6 +112,17 @@ def test_a_stream_that_returns_at_another_resolution(tmp_path: Path, rundir: Pat
     assert d.returncode == 0, out
     assert "Traceback" not in out
     print(f"resolution change: real frames {took:.2f} s after the server came back")
+
+
+def _tracked(rundir: Path) -> bool:
+    """The daemon's region tracker holds a crop and its framer sees a person."""
+    s = status(rundir)
+    return (
+        s is not None
+        and s["roi"] is not None
+        and s["roi"]["people"] is not None
+        and s["autoframe"]["person"]
+    )
 
 
 @pytest.fixture
