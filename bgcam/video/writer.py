@@ -159,6 +159,12 @@ class VideoEncoder:
         if w < 2 or h < 2:
             raise OutputError(f"cannot encode {size[0]}x{size[1]} frames as video (too small)")
         self.size = (w, h)
+        if (w, h) != tuple(size):
+            log.info(
+                "%s: %dx%d frames are written at %dx%d (4:2:0 video needs an even width and "
+                "height: the last column or row is dropped)",
+                self.label, size[0], size[1], w, h,
+            )  # fmt: skip
         rate = rate_of(fps)
         spec = self.spec
         self._timed = time_base is not None and not spec.constant_rate

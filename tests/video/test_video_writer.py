@@ -117,8 +117,12 @@ def test_crf_sets_the_quality(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
 
 
-def test_odd_sizes_lose_the_last_row_and_column(tmp_path: Path) -> None:
-    encoder = VideoEncoder(tmp_path / "odd.mp4", (321, 241), fps=25)
+def test_odd_sizes_lose_the_last_row_and_column(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="bgcam.video.writer"):
+        encoder = VideoEncoder(tmp_path / "odd.mp4", (321, 241), fps=25)
+    assert "321x241 frames are written at 320x240" in caplog.text  # said, not silent
     for i in range(3):
         encoder.write(frame_at(i, (321, 241)))
     encoder.close()
