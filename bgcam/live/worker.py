@@ -22,6 +22,7 @@ import numpy as np
 from bgcam.engine import Engine, StageSwap
 from bgcam.frame import Image
 from bgcam.live.masks import MaskExchange
+from bgcam.osthread import name_this_thread
 from bgcam.segment import Segmenter
 from bgcam.sources import Source
 from bgcam.stats import Stats
@@ -178,6 +179,7 @@ class SegmentationWorker:
             self._engine.swap_segment_side(swap)
 
     def _run(self) -> None:
+        name_this_thread()
         yield_to_others(SEGMENT_NICE)
         engine, masks, stats = self._engine, self._masks, self._stats
         motion = MotionGate(engine.frame_size)

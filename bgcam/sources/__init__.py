@@ -39,6 +39,7 @@ import numpy as np
 from bgcam.config import SourceConfig
 from bgcam.errors import BgCamError, InputError
 from bgcam.frame import Frame, Image
+from bgcam.osthread import name_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -327,6 +328,7 @@ class Source:
     # -- the capture thread --------------------------------------------------------------
 
     def _run(self) -> None:
+        name_this_thread()
         backoff = BACKOFF_FIRST
         connected = self._state is SourceState.RUNNING
         try:

@@ -30,6 +30,7 @@ import numpy as np
 
 from bgcam.errors import OutputError
 from bgcam.frame import Image
+from bgcam.osthread import name_this_thread
 from bgcam.video.formats import CONTAINERS, ContainerSpec
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ class VideoEncoder:
         self._last_pts = -1
         self.frames = 0
         self.end_time = 0.0
-        self._thread = threading.Thread(target=self._encode_loop, name="encoder", daemon=True)
+        self._thread = threading.Thread(target=self._encode_loop, name="bgcam-encoder", daemon=True)
         self._thread.start()
 
     def _fill(self, i420: np.ndarray[Any, np.dtype[np.uint8]]) -> Any:
@@ -228,6 +229,7 @@ class VideoEncoder:
 
     def _encode_loop(self) -> None:
         """The encoding thread: frames from ``_todo`` into the file, until ``None``."""
+        name_this_thread()
         while (item := self._todo.get()) is not None:
             slot, pts = item
             try:
