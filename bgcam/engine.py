@@ -227,6 +227,7 @@ class Engine:
                 t0 if t is None else t,
                 fresh=fresh,
                 matte_small=matte_small,
+                whole=self._reads_whole(frame, matte),
             )
             if image is not frame.image or small is not frame.small:
                 frame = ShrunkFrame(image, small)
@@ -240,6 +241,18 @@ class Engine:
         self.times.studio = (t1 - t0) * 1e3
         self.times.compose = (t2 - t1) * 1e3
         return out
+
+    def _reads_whole(self, frame: ShrunkFrame, matte: npt.NDArray[np.uint8] | None) -> bool:
+        """Whether the compositor reads the (framed) picture where the matte is 0, given the
+        shrunk picture the studio effects hand it: ``frame.small`` cropped alike, or one made at
+        the matte's size (see :meth:`bgcam.studio.Studio.process`)."""
+        if matte is None:
+            return True
+        small = frame.small
+        size = (
+            (matte.shape[1], matte.shape[0]) if small is None else (small.shape[1], small.shape[0])
+        )
+        return self.compositor.reads_background(size)
 
     def process(self, image: Image, *, segment: bool = True, t: float | None = None) -> Image:
         """Composite one frame. ``segment=False`` reuses the previous mask (smoother carries it).

@@ -68,6 +68,13 @@ class Compositor(Protocol):
         """
         ...
 
+    def reads_background(self, small_size: tuple[int, int] | None) -> bool:
+        """Whether :meth:`compose_matte`, given a shrunk frame of ``small_size`` (width, height;
+        None: none), reads the picture where the matte is 0. False: the output does not depend
+        on those pixels (the background is blurred from the shrunk frame, replaced or a
+        colour), so the studio effects frame and relight only the person's part of it."""
+        ...
+
     def prepare(self, cfg: ComposeConfig) -> Prepared:
         """Build what moving to ``cfg`` needs, touching nothing in use (any thread)."""
         ...
@@ -133,6 +140,9 @@ class FloatCompositor:
         a8 = upsample_alpha8(alpha8_small, self.frame_size, self._alpha8)
         np.multiply(a8, np.float32(1.0 / 255.0), out=self._alpha_f)
         return self.compose(frame.image, self._alpha_f)
+
+    def reads_background(self, small_size: tuple[int, int] | None) -> bool:
+        return True  # the float math runs over the whole picture
 
 
 _REGISTRY: dict[str, CompositorFactory] = {}

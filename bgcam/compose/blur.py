@@ -89,6 +89,16 @@ class BackgroundBlur:
             p.sharp,
         )
 
+    def reads_image(self, small_size: tuple[int, int] | None) -> bool:
+        """Whether :meth:`run`, given a shrunk frame of ``small_size`` (width, height; None:
+        none), reads ``image`` itself: unless the blur starts from that shrunk frame and adds
+        none of the sharp frame's detail."""
+        p = self.plan
+        if p.identity or p.sharp > 0 or self.factor == 1 or small_size is None:
+            return True
+        start = self._small if self.factor == 2 else self._pre
+        return (small_size[1], small_size[0]) != start.shape[:2]
+
     def _shrink(self, image: Image, small: Image | None) -> Image:
         f = self.factor
         if f == 1:

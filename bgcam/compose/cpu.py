@@ -182,6 +182,19 @@ class CpuCompositor:
             self._blend_grid(image, alpha8_small, grid, out)
         return out
 
+    def reads_background(self, small_size: tuple[int, int] | None) -> bool:
+        """See :meth:`bgcam.compose.Compositor.reads_background`: the person's tiles are
+        copied or blended (a zero alpha gives the background exactly, whatever the picture
+        holds there); only a pass-through or a blur that needs the picture itself reads the
+        rest."""
+        if self._passes_through():
+            return True
+        mode = self.cfg.mode
+        if mode == "remove" or (mode == "replace" and self._slot.current is not None):
+            return False
+        assert self._blur is not None
+        return self._blur.reads_image(small_size)
+
     def _passes_through(self) -> bool:
         """Mode off, or a blur of strength 0: the output is the frame itself."""
         mode = self.cfg.mode

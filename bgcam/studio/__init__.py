@@ -9,6 +9,8 @@
 removes the background of the *framed, relit* picture with a matte cropped the same way (the
 edges stay exact), and a missing matte still means the whole framed picture is blurred (fail
 closed). Both are off by default, and then :meth:`Studio.process` returns its inputs untouched.
+When the compositor reads the picture only where the matte is above 0 (it says so:
+:meth:`bgcam.compose.Compositor.reads_background`), only that part is framed and relit.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy.typing as npt
 from bgcam.config import Config, EffectsConfig
 from bgcam.frame import Image
 from bgcam.studio.autoframe import FULL, Crop, CropWarp, Framer
-from bgcam.studio.box import Box, BoxFinder
+from bgcam.studio.box import Box, BoxFinder, reach
 from bgcam.studio.light import LightCorrector
 
 __all__ = [
@@ -99,6 +101,7 @@ class Studio:
         *,
         fresh: bool = True,
         matte_small: Image | None = None,
+        whole: bool = True,
     ) -> tuple[Image, Matte8 | None, Image | None]:
         """The picture, matte and shrunk picture to composite for ``image`` at time ``t`` (s).
 
@@ -108,6 +111,12 @@ class Studio:
         size, when it is another one (live, the matte is often a frame older than the picture):
         the person's exposure is measured on it. ``fresh`` says the matte is new since the last
         call (a repeated matte is not measured again).
+
+        ``whole=False`` says the compositor, given a shrunk picture at the matte's size (one is
+        then always returned with a matte), reads the picture only where the matte is above 0
+        (:meth:`bgcam.compose.Compositor.reads_background`): the picture is then framed and
+        relit only there (:func:`~bgcam.studio.box.reach`), its other pixels are left
+        undefined, and nobody in view costs no pass at all.
         """
         if not self.active:
             self._t = t
@@ -125,27 +134,43 @@ class Studio:
             if fresh and alpha8 is not None and seen is not None:
                 self.light.measure(seen, alpha8)
             self.light.step(dt)
-        out, matte, hint = image, alpha8, small
         lit = cfg.light != "off" and self.light.gain > 1.0
+        framed = not crop.is_full
+        if not (framed or lit):
+            return image, alpha8, small
+        matte = alpha8
+        if framed and alpha8 is not None:
+            matte = self._warp.alpha(alpha8, crop)
+        # The shrunk picture cropped alike, not the framed picture shrunk again; made from the
+        # frame when it came without one and the compositor is to blur from it.
+        hint = small
+        if small is not None:
+            hint = self._warp.small(small, crop) if framed else small
+        elif matte is not None and not whole:
+            hint = self._warp.shrink(image, crop, matte.shape[::-1])
+        w, h = self.frame_size
+        rect = (0, 0, w, h) if whole or matte is None else reach(matte, self.frame_size)
         if lit and self._lit.shape != image.shape:
             self._lit = np.empty_like(image)
-        if not crop.is_full:
-            if lit:  # relight only the part the crop reads, then crop from it
-                x0, y0, x1, y1 = self._warp.region(crop)
+        if framed:
+            if lit and rect[2] > rect[0]:  # relight only the part the crop reads, then crop
+                x0, y0, x1, y1 = self._warp.region(crop, rect)
                 part = self.light.apply(image[y0:y1, x0:x1], self._lit[: y1 - y0, : x1 - x0])
-                out = self._warp.image(part, crop, origin=(x0, y0))
+                out = self._warp.image(part, crop, origin=(x0, y0), rect=rect)
             else:
-                out = self._warp.image(image, crop)
-            matte = None if alpha8 is None else self._warp.alpha(alpha8, crop)
-            # The shrunk picture cropped alike, not the framed picture shrunk again. The light
-            # (below) then brightens this framed copy; the original ``small`` is left alone.
-            hint = None if small is None else self._warp.small(small, crop)
-        elif lit:
-            out = self.light.apply(image, self._lit)  # never write into the caller's frame
+                out = self._warp.image(image, crop, rect=rect)
+        else:  # lit: never write into the caller's frame
+            x0, y0, x1, y1 = rect
+            if x1 > x0 and y1 > y0:
+                self.light.apply(image[y0:y1, x0:x1], self._lit[y0:y1, x0:x1])
+            out = self._lit
         if lit and hint is not None:
-            if self._lit_small.shape != hint.shape:
-                self._lit_small = np.empty_like(hint)
-            hint = self.light.apply(hint, self._lit_small)
+            if hint is small:  # the caller's: brighten a copy
+                if self._lit_small.shape != hint.shape:
+                    self._lit_small = np.empty_like(hint)
+                hint = self.light.apply(hint, self._lit_small)
+            else:
+                hint = self.light.apply(hint, hint)
         return out, matte, hint
 
     def _ease_out(self, dt: float) -> Crop:

@@ -12,6 +12,7 @@ side, so a speck of false positive far from the person does not stretch the box.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -102,3 +103,25 @@ def _span(cum: npt.NDArray[np.int64], total: int) -> tuple[float, float]:
     lo = int(np.searchsorted(cum, cut, side="right"))
     hi = int(np.searchsorted(cum, total - cut, side="left"))
     return float(lo), float(min(len(cum), hi + 1))
+
+
+def reach(alpha8: npt.NDArray[np.uint8], frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the frame pixels (of ``frame_size``, width and height) on which the
+    bilinear upsample of ``alpha8`` (:func:`bgcam.frame.upsample_alpha8`) can be above 0, with
+    a margin; empty (x0 = x1) when the matte is 0 everywhere.
+
+    Any frame pixel's upsampled alpha mixes the two matte pixels on each side of it, so the box
+    of the matte's non-zero pixels grown by one matte pixel, scaled, holds them all.
+    """
+    h, w = alpha8.shape
+    fw, fh = frame_size
+    x, y, bw, bh = cv2.boundingRect(alpha8)
+    if bw == 0 or bh == 0:
+        return 0, 0, 0, 0
+    sx, sy = fw / w, fh / h
+    return (
+        max(0, math.floor((x - 1) * sx)),
+        max(0, math.floor((y - 1) * sy)),
+        min(fw, math.ceil((x + bw + 1) * sx)),
+        min(fh, math.ceil((y + bh + 1) * sy)),
+    )

@@ -28,7 +28,9 @@ While nobody is in view the gain is held. The first measurement is taken at once
 picture starts right rather than brightening over two seconds).
 
 **Cost.** Off: nothing runs. On: a histogram at the working size (under 0.1 ms) and one
-saturating scale pass over the frame (or over the part of it the auto-framing crop reads).
+saturating scale pass over the frame, or only over the part the compositor reads (where the
+matte reaches, when it blurs from the shrunk frame, replaces or removes; with auto-framing, the
+part of the frame the crop reads there), and over the shrunk frame.
 """
 
 from __future__ import annotations

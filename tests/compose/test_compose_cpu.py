@@ -382,3 +382,44 @@ def test_the_cheaper_path_blurs_smaller_and_keeps_through_settings_changes() -> 
     assert comp.economise(0) == "gaussian blur computed at 1/16 size (80x45)"
     comp.update(ComposeConfig(mode="blur", blur=60))
     assert comp._blur.plan.factor == 8 and comp.economy == 0
+
+
+@pytest.mark.parametrize(
+    ("cfg", "with_small", "reads"),
+    [
+        (ComposeConfig(), True, False),  # the blur starts from the shrunk frame
+        (ComposeConfig(), False, True),  # no shrunk frame: the blur shrinks the picture
+        (ComposeConfig(blur=5), True, True),  # a weak blur keeps some of the sharp frame
+        (ComposeConfig(blur=0), True, True),  # passes through
+        (ComposeConfig(mode="off"), True, True),
+        (ComposeConfig(mode="remove"), False, False),
+        (ComposeConfig(mode="replace", background="BACKGROUND"), False, False),
+        (ComposeConfig(mode="replace"), True, False),  # no background: blurs
+        (ComposeConfig(mode="replace"), False, True),
+    ],
+    ids=lambda v: f"{v.mode}-{v.blur}" if isinstance(v, ComposeConfig) else str(v),
+)
+def test_outside_the_matte_the_picture_matters_only_when_the_compositor_says_so(
+    cfg: ComposeConfig, with_small: bool, reads: bool, tmp_path: Path
+) -> None:
+    """``reads_background`` False: garbage where the upsampled matte is 0 changes nothing."""
+    size = (640, 360)
+    if cfg.background == "BACKGROUND":
+        path = tmp_path / "office.png"
+        cv2.imwrite(str(path), textured((500, 300), seed=4))
+        cfg = ComposeConfig(mode="replace", background=str(path))
+    comp = CpuCompositor(cfg, size)
+    image = textured(size, seed=1)
+    a8s = np.zeros((90, 160), np.uint8)
+    cv2.circle(a8s, (70, 50), 25, 255, -1, cv2.LINE_AA)
+    pre = (320, 180)  # where the default blur starts at this size
+    small = cv2.resize(image, pre, interpolation=cv2.INTER_LINEAR) if with_small else None
+    assert comp.reads_background(pre if with_small else None) is reads
+    assert comp.reads_background((160, 90)) or not with_small  # not the size it starts from
+    ref = comp.compose_matte(ShrunkFrame(image, small), a8s).copy()
+    spoilt = textured(size, seed=9)
+    inside = upsample_alpha8(a8s, size) > 0
+    spoilt[inside] = image[inside]
+    out = comp.compose_matte(ShrunkFrame(spoilt, small), a8s)
+    assert np.array_equal(out, ref) is not reads
+    comp.close()

@@ -1,11 +1,12 @@
-"""``bgcam.studio.box``: the person box of a matte."""
+"""``bgcam.studio.box``: the person box of a matte, and the pixels its upsample covers."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bgcam.studio.box import BoxFinder
+from bgcam.frame import upsample_alpha8
+from bgcam.studio.box import BoxFinder, reach
 from tests.studio.studio_scenes import person_matte
 
 
@@ -45,3 +46,29 @@ def test_size_change_and_bad_input() -> None:
         finder.find(np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(ValueError, match="expected a uint8"):
         finder.find(np.zeros((4, 4), np.float32))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_reach_holds_every_pixel_the_upsampled_matte_covers(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    h, w = (int(v) for v in rng.integers(5, 60, 2))
+    alpha = np.zeros((h, w), np.uint8)
+    if seed % 5:  # else: an empty matte, an empty reach
+        y0, x0 = int(rng.integers(0, h)), int(rng.integers(0, w))
+        y1, x1 = int(rng.integers(y0, h)) + 1, int(rng.integers(x0, w)) + 1
+        alpha[y0:y1, x0:x1] = rng.integers(0, 256, (y1 - y0, x1 - x0))
+    size = (int(w * rng.uniform(1, 6)), int(h * rng.uniform(1, 6)))
+    up = upsample_alpha8(alpha, size)
+    x0, y0, x1, y1 = reach(alpha, size)
+    assert 0 <= x0 <= x1 <= size[0] and 0 <= y0 <= y1 <= size[1]
+    up[y0:y1, x0:x1] = 0
+    assert not up.any()
+    if not alpha.any():
+        assert x0 == x1
+
+
+def test_reach_is_tight_around_the_person() -> None:
+    alpha = person_matte(0.5, scale=0.6)
+    x0, y0, x1, y1 = reach(alpha, (1280, 720))
+    ys, xs = np.nonzero(upsample_alpha8(alpha, (1280, 720)))
+    assert x0 >= xs.min() - 8 and x1 <= xs.max() + 9 and y0 >= ys.min() - 8 and y1 <= 720

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
-from bgcam.config import EffectsConfig
+from bgcam.compose.cpu import CpuCompositor
+from bgcam.config import ComposeConfig, EffectsConfig
+from bgcam.frame import ShrunkFrame
 from bgcam.studio import CropWarp, Studio
+from bgcam.studio.box import reach
 from tests.studio.studio_scenes import WORK, person_matte, picture
 
 SIZE = (640, 360)
@@ -109,3 +113,58 @@ def test_autoframe_switched_on_while_running_eases_in() -> None:
     assert studio.crop.zoom < 1.01
     frames(studio, 60, t0=7 * DT)
     assert studio.crop.zoom > 1.5
+
+
+@pytest.mark.parametrize(
+    "effects",
+    [
+        EffectsConfig(autoframe=True),
+        EffectsConfig(light="auto"),
+        EffectsConfig(autoframe=True, light="auto"),
+    ],
+    ids=["autoframe", "light", "both"],
+)
+@pytest.mark.parametrize("with_small", [True, False], ids=["small", "no-small"])
+def test_framing_only_the_persons_part_composes_the_same_picture(
+    effects: EffectsConfig, with_small: bool
+) -> None:
+    """``whole=False`` (the compositor blurs from the shrunk picture): the picture is framed
+    and relit only where the matte reaches, and the composite is exactly the same."""
+    size = SIZE  # the default blur starts from a shrunk frame of WORK's size
+    part, full = Studio(effects, size), Studio(effects, size)
+    comp = CpuCompositor(ComposeConfig(), size)
+    assert not comp.reads_background(WORK)
+    for i in range(40):
+        matte = person_matte(0.25 + 0.005 * i, scale=0.6)  # moving: the crop pans
+        image = picture(matte, size, level=0.35, seed=i)
+        seen = cv2.resize(image, WORK, interpolation=cv2.INTER_LINEAR)  # the matte's frame
+        small = seen if with_small else None  # live: often the matte is a frame older
+        p_out, p_a8, p_hint = part.process(
+            image, matte, small, i * DT, matte_small=seen, whole=False
+        )
+        f_out, f_a8, f_hint = full.process(image, matte, small, i * DT, matte_small=seen)
+        assert p_a8 is not None and p_hint is not None and p_hint.shape == (*WORK[::-1], 3)
+        assert f_a8 is not None and np.array_equal(p_a8, f_a8)
+        if f_hint is not None:
+            assert np.array_equal(p_hint, f_hint)
+        else:  # the frame came without a shrunk copy: one is made, not the picture shrunk
+            f_hint = cv2.resize(f_out, WORK, interpolation=cv2.INTER_LINEAR)
+            assert np.abs(p_hint.astype(int) - f_hint).mean() < 2.0  # the noise sampled apart
+        x0, y0, x1, y1 = reach(p_a8, size)
+        assert 0 < (x1 - x0) * (y1 - y0) < 0.6 * size[0] * size[1]
+        assert np.array_equal(p_out[y0:y1, x0:x1], f_out[y0:y1, x0:x1])
+        got = comp.compose_matte(ShrunkFrame(p_out, p_hint), p_a8).copy()
+        want = comp.compose_matte(ShrunkFrame(f_out, p_hint), f_a8)
+        assert np.array_equal(got, want)
+    assert part.crop == full.crop and (part.crop.is_full is not effects.autoframe)
+    comp.close()
+
+
+def test_framing_only_the_persons_part_with_nobody_in_view() -> None:
+    studio = Studio(EffectsConfig(autoframe=True, light="auto"), SIZE)
+    image, matte, small, _ = frames(studio, 30)
+    empty = np.zeros_like(matte)
+    for i in range(3):  # the frame holds for a while: the crop is still applied
+        out, a8, hint = studio.process(image, empty, small, (30 + i) * DT, whole=False)
+        assert a8 is not None and not a8.any() and hint is not None
+        assert out.shape == image.shape and not studio.crop.is_full
