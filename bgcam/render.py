@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -48,6 +48,7 @@ from bgcam.media import (
     read_frames,
 )
 from bgcam.outpath import check_output
+from bgcam.video.ahead import DecodeAhead
 from bgcam.video.reader import VideoReader
 
 log = logging.getLogger(__name__)
@@ -174,9 +175,11 @@ def _video_options(
     )
 
 
-def _frames(info: InputInfo, reader: VideoReader | None) -> Iterator[tuple[Image, int | None]]:
+def _frames(info: InputInfo, reader: VideoReader | None) -> Generator[tuple[Image, int | None]]:
     if reader is not None:
-        yield from reader
+        # Decoding on a thread of its own overlaps the engine's work (see DecodeAhead).
+        with DecodeAhead(reader) as ahead:
+            yield from ahead
         return
     for image in read_frames(info):
         yield image, None
@@ -226,7 +229,9 @@ def render(
     kind = check_outputs(info, output, mask_dir)
     out_fps = fps or info.fps
     video_options = _video_options(info, kind, fps, audio, crf)
-    reader = VideoReader(info.path, info.video) if info.video is not None else None
+    # One decoding thread: FFmpeg's frame threads would cost more CPU in their hand-over than
+    # they gain, now that decoding runs beside the engine instead of before it.
+    reader = VideoReader(info.path, info.video, threads=1) if info.video is not None else None
     every = cfg.segment.every or 1  # 0 = "by load" live; offline there is no deadline
 
     t0 = time.monotonic()
@@ -235,12 +240,13 @@ def render(
         mask_writer: MaskFolderWriter | None = None
         resizer = _Resizer(info.size)
         done = 0
+        frames = _frames(info, reader)
         try:
             writer = open_writer(output, kind, out_fps, info.size, video_options, force=force)
             if mask_dir is not None:
                 mask_writer = MaskFolderWriter(mask_dir, force=force)
             names = info.frame_names()
-            for image, pts in _frames(info, reader):
+            for image, pts in frames:
                 if stop is not None and stop.requested:
                     raise RenderStopped(stop.requested, output)
                 name = next(names)
@@ -276,6 +282,7 @@ def render(
                 mask_writer.commit()
                 mask_writer = None
         finally:
+            frames.close()  # stops the decoding thread when the loop was left early
             # Reached with a writer still set only on failure or a stop: remove the temporaries.
             if writer is not None:
                 writer.abort()

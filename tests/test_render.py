@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -12,7 +13,7 @@ from skimage import data
 from bgcam.config import Config
 from bgcam.errors import InputError, OutputError
 from bgcam.media import probe_input, read_frames
-from bgcam.render import render
+from bgcam.render import RenderStopped, Stop, render
 
 ROOT = Path(__file__).resolve().parents[1]
 DAVIS = ROOT / ".." / "shared" / "evaldata" / "davis-dev"
@@ -152,6 +153,23 @@ def test_failure_midway_leaves_old_outputs_and_no_temporaries(
     assert [p.name for p in masks.iterdir()] == ["0.png"]
     assert (masks / "0.png").read_bytes() == b"old mask"
     assert partials(tmp_path) == []
+
+
+def test_a_stop_midway_ends_the_decoding_thread_and_writes_nothing(
+    tmp_path: Path, astronaut: np.ndarray
+) -> None:
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, astronaut, 40, (320, 240), 24.0)
+    stop = Stop()
+
+    def progress(done: int, total: int) -> None:
+        if done == 3:
+            stop.requested = "SIGTERM"  # what the signal handler writes
+
+    with pytest.raises(RenderStopped, match="SIGTERM"):
+        render(Config(), clip, tmp_path / "out.mp4", progress=progress, stop=stop)
+    assert not [t for t in threading.enumerate() if t.name in ("decoder", "encoder")]
+    assert not (tmp_path / "out.mp4").exists() and partials(tmp_path) == []
 
 
 @pytest.mark.parametrize(

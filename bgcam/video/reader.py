@@ -13,7 +13,7 @@ records how far it got (:attr:`VideoReader.short`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -120,9 +120,11 @@ class VideoReader:
     decoding early (``None`` at a clean end), :attr:`last_time` the last frame's time in seconds.
     """
 
-    def __init__(self, path: Path, info: VideoInfo) -> None:
+    def __init__(self, path: Path, info: VideoInfo, *, threads: int = 0) -> None:
         self.path = path
         self.info = info
+        self.threads = threads
+        """FFmpeg's decoding threads (0: its choice, frame threads on every core)."""
         w, h = info.size
         self._bgr: Image = np.empty((h, w, 3), np.uint8)
         self._i420 = np.empty((h * 3 // 2, w), np.uint8)
@@ -138,30 +140,35 @@ class VideoReader:
             expected > 0 and self.read < expected - max(2, expected // 50)
         )
 
-    def _to_bgr(self, frame: Any) -> Image:
+    def convert(self, frame: Any, dst: Image) -> Image:
+        """``frame`` (a decoded PyAV frame) as BGR at the reader's size, into ``dst`` (its
+        shape: (h, w, 3) uint8) unless the frame needs resizing (then a new array)."""
         w, h = self.info.size
         if (frame.width, frame.height) != (w, h):
             image = frame.to_ndarray(format="bgr24")
             return cast(Image, cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA))
         if not _fast_path(frame, w, h):
-            np.copyto(self._bgr, frame.to_ndarray(format="bgr24"))
-            return self._bgr
+            np.copyto(dst, frame.to_ndarray(format="bgr24"))
+            return dst
         # OpenCV's I420 is the Y plane then U then V, each chroma plane (h/2)x(w/2) packed
         # without row padding, so it is sliced from the flat buffer (h need not be a multiple
         # of 4, so a chroma plane need not fill whole rows of width w).
         i420, flat, c = self._i420, self._i420.reshape(-1), (h // 2) * (w // 2)
-        for plane, dst in (
+        for plane, part in (
             (frame.planes[0], i420[:h]),
             (frame.planes[1], flat[h * w : h * w + c].reshape(h // 2, w // 2)),
             (frame.planes[2], flat[h * w + c :].reshape(h // 2, w // 2)),
         ):
-            rows = dst.shape[0]
+            rows = part.shape[0]
             src = np.frombuffer(memoryview(plane), np.uint8).reshape(rows, -1)
-            dst[...] = src[:, : dst.shape[1]]
-        cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420, dst=self._bgr)
-        return self._bgr
+            part[...] = src[:, : part.shape[1]]
+        cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420, dst=dst)
+        return dst
 
-    def __iter__(self) -> Iterator[tuple[Image, int]]:
+    def decoded(self) -> Generator[tuple[Any, int]]:
+        """The decoded PyAV frames with their pts, for :meth:`convert` (which may run on
+        another thread, see :class:`~bgcam.video.ahead.DecodeAhead`). Keeps :attr:`read`,
+        :attr:`error` and :attr:`last_time` up to date."""
         try:
             container = _open(self.path)
         except (av.FFmpegError, ValueError, OSError) as exc:
@@ -169,7 +176,10 @@ class VideoReader:
             return
         try:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            if self.threads:
+                stream.thread_count = self.threads
+            else:
+                stream.thread_type = "AUTO"
             tb = self.info.time_base
             frames = container.decode(stream)
             while True:
@@ -182,8 +192,11 @@ class VideoReader:
                     return
                 pts = frame.pts if frame.pts is not None else round(self.read / self.info.fps / tb)
                 self.last_time = float(pts * tb)
-                image = self._to_bgr(frame)
                 self.read += 1
-                yield image, pts
+                yield frame, pts
         finally:
             container.close()
+
+    def __iter__(self) -> Iterator[tuple[Image, int]]:
+        for frame, pts in self.decoded():
+            yield self.convert(frame, self._bgr), pts
