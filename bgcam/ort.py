@@ -15,7 +15,16 @@ from typing import Any
 
 from bgcam.errors import BackendError
 
-__all__ = ["CPU", "CUDA", "PROVIDERS", "resolve_providers", "session", "session_options", "why_not"]
+__all__ = [
+    "CPU",
+    "CUDA",
+    "PROVIDERS",
+    "library_error",
+    "resolve_providers",
+    "session",
+    "session_options",
+    "why_not",
+]
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -63,19 +72,29 @@ def resolve_providers(names: Sequence[str], available: Sequence[str]) -> list[st
     return chosen
 
 
+def library_error(provider: str) -> str | None:
+    """Why ``provider``'s shared library does not load (a missing CUDA runtime…), or None when
+    it loads or the provider has no library of its own. Cheap: no session is made."""
+    lib = _PROVIDER_LIBS.get(provider)
+    if lib is None:
+        return None
+    import onnxruntime
+
+    path = Path(onnxruntime.__file__).parent / "capi" / f"libonnxruntime_providers_{lib}.so"
+    if not path.is_file():
+        return None
+    try:
+        ctypes.CDLL(str(path))
+    except OSError as exc:
+        return f"its library does not load: {str(exc).replace(str(path) + ': ', '')}"
+    return None
+
+
 def why_not(provider: str) -> str:
     """Best guess at why onnxruntime could not start ``provider``."""
-    lib = _PROVIDER_LIBS.get(provider)
-    if lib is not None:
-        import onnxruntime
-
-        path = Path(onnxruntime.__file__).parent / "capi" / f"libonnxruntime_providers_{lib}.so"
-        if path.is_file():
-            try:
-                ctypes.CDLL(str(path))
-            except OSError as exc:
-                return f"its library does not load: {str(exc).replace(str(path) + ': ', '')}"
-    return "onnxruntime could not initialise it (no supported device or driver?)"
+    return library_error(provider) or (
+        "onnxruntime could not initialise it (no supported device or driver?)"
+    )
 
 
 def session_options(threads: int = 1) -> Any:

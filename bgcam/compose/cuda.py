@@ -35,7 +35,7 @@ from bgcam.config import ComposeConfig
 from bgcam.effects import BackgroundSlot, fill_color, parse_color
 from bgcam.errors import BackendError
 from bgcam.frame import Image, Mask
-from bgcam.ort import CPU, CUDA, session, why_not
+from bgcam.ort import CPU, CUDA, library_error, session, why_not
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,11 @@ def probe_cuda() -> str:
             f"(it offers {', '.join(ort.get_available_providers())})",
             hint=CUDA_HINT,
         )
+    # A provider whose library does not load cannot start: say so without building the probe
+    # graph (which imports onnx, 1-2 s on a small machine).
+    reason = library_error(CUDA)
+    if reason is not None:
+        raise BackendError(f"onnxruntime's CUDA provider does not start: {reason}", hint=CUDA_HINT)
     from bgcam.compose import onnxgraph
 
     plan = BlurPlan.of((64, 48), 60, "gaussian")

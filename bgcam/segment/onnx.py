@@ -5,7 +5,8 @@ written into a preallocated float32 input buffer and run through an IO binding w
 output are that buffer and a preallocated output array, so no frame allocates. The model is
 first rewritten by :mod:`bgcam.segment.ortlayout`: it takes the BGR planes in 0–255 as they are
 (the RGB order and the 1/255 scale folded into its first convolution) and stays in
-onnxruntime's blocked CPU layout.
+onnxruntime's blocked CPU layout. The rewrite is cached on disk
+(:mod:`bgcam.segment.layoutcache`), so a start does not import the slow ``onnx`` package.
 
 Providers are tried in the configured order (``segment.providers``: CUDA, TensorRT, DirectML,
 CoreML, OpenVINO, ROCm, CPU, or full onnxruntime names), keeping those this onnxruntime build
@@ -28,8 +29,7 @@ from bgcam.errors import BackendError, ModelError
 from bgcam.frame import Mask, ShrunkFrame
 from bgcam.models import ensure_model, resolve_setting
 from bgcam.ort import resolve_providers, session, why_not
-from bgcam.segment import register
-from bgcam.segment.ortlayout import bgr255_planar_input, keep_nchwc
+from bgcam.segment import layoutcache, register
 from bgcam.shrink import Shrinker
 
 log = logging.getLogger(__name__)
@@ -50,30 +50,55 @@ def resolve_onnx(setting: str, frame_size: tuple[int, int]) -> tuple[bytes | Pat
     return data, chosen.name
 
 
-def for_cpu_layout(model: bytes | Path, label: str) -> tuple[bytes | str, bool]:
-    """The model rewritten by :mod:`bgcam.segment.ortlayout`, and whether it now takes planar
-    BGR 0–255 input (:func:`~bgcam.segment.ortlayout.bgr255_planar_input`).
-
-    A model the ``onnx`` package cannot read or infer shapes for is passed on unchanged, for
-    onnxruntime to load or to report on.
-    """
+def rewrite(model: bytes | Path, label: str) -> tuple[bytes | None, bool]:
+    """The model rewritten by :mod:`bgcam.segment.ortlayout` (``None`` when nothing changed),
+    and whether it now takes planar BGR 0–255 input
+    (:func:`~bgcam.segment.ortlayout.bgr255_planar_input`). Imports onnx (slow, see
+    :mod:`bgcam.segment.layoutcache`). Raises what onnx raises for a model it cannot read."""
     import onnx
 
-    unchanged = model if isinstance(model, bytes) else str(model)
-    try:
-        proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(model)
-        planar = bgr255_planar_input(proto)
-        rewritten = keep_nchwc(proto)
-    except Exception as exc:  # onnx raises several types (DecodeError, InferenceError, ...)
-        log.debug("onnx: %s left as it is (%s)", label, exc)
-        return unchanged, False
+    from bgcam.segment.ortlayout import bgr255_planar_input, keep_nchwc
+
+    proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(model)
+    planar = bgr255_planar_input(proto)
+    rewritten = keep_nchwc(proto)
     log.debug(
         "onnx: %s: planar BGR input %s, %d node(s) rewritten for the blocked CPU layout",
         label,
         "yes" if planar else "no",
         rewritten,
     )
-    return (proto.SerializeToString() if planar or rewritten else unchanged), planar
+    return (proto.SerializeToString() if planar or rewritten else None), planar
+
+
+def for_cpu_layout(
+    model: bytes | Path, label: str, *, cached: bool = True
+) -> tuple[bytes | str, bool, str | None]:
+    """What onnxruntime loads for ``model`` (see :func:`rewrite`), whether it takes planar BGR
+    input, and its cache key (None when the cache was not used). ``cached=False`` rewrites
+    again and replaces the cache entry.
+
+    A model the ``onnx`` package cannot read or infer shapes for is passed on unchanged, for
+    onnxruntime to load or to report on (and is not cached).
+    """
+    unchanged = model if isinstance(model, bytes) else str(model)
+    try:
+        data = model if isinstance(model, bytes) else model.read_bytes()
+    except OSError:
+        return unchanged, False, None
+    key = layoutcache.cache_key(data)
+    hit = layoutcache.lookup(key) if cached else None
+    if hit is not None:
+        log.debug("onnx: %s: the rewritten model comes from the cache (%s)", label, key[:12])
+    else:
+        try:
+            hit = rewrite(data, label)
+        except Exception as exc:  # onnx raises several types (DecodeError, InferenceError, ...)
+            log.debug("onnx: %s left as it is (%s)", label, exc)
+            return unchanged, False, None
+        layoutcache.store(key, *hit)
+    rewritten, planar = hit
+    return (rewritten if rewritten is not None else unchanged), planar, key
 
 
 _told: set[tuple[str, str]] = set()
@@ -110,11 +135,20 @@ class OnnxSegmenter:
         model, self.model_label = resolve_onnx(cfg.model, frame_size)
         providers = resolve_providers(list(cfg.providers), ort.get_available_providers())
 
-        source, self._planar = for_cpu_layout(model, self.model_label)
+        source, self._planar, key = for_cpu_layout(model, self.model_label)
         try:
             self._session = session(source, providers, cfg.threads)
         except Exception as exc:  # onnxruntime has its own exception types
-            raise ModelError(f"onnxruntime cannot load {self.model_label}: {exc}") from None
+            if key is None:
+                raise ModelError(f"onnxruntime cannot load {self.model_label}: {exc}") from None
+            # A damaged cache entry: rewrite the model again (replacing the entry).
+            log.debug("onnx: the cached rewrite of %s does not load: %s", self.model_label, exc)
+            layoutcache.forget(key)
+            source, self._planar, _ = for_cpu_layout(model, self.model_label, cached=False)
+            try:
+                self._session = session(source, providers, cfg.threads)
+            except Exception as exc2:
+                raise ModelError(f"onnxruntime cannot load {self.model_label}: {exc2}") from None
         running = self._session.get_providers()
         self.provider: str = running[0]
         if self.provider != providers[0]:

@@ -148,5 +148,5 @@ def test_rewrites_only_what_matches_exactly() -> None:
 def test_a_file_onnx_cannot_read_is_passed_on_unchanged(tmp_path: Path) -> None:
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model at all")
-    assert for_cpu_layout(junk, "junk.onnx") == (str(junk), False)
-    assert for_cpu_layout(b"\x00\x01", "bytes") == (b"\x00\x01", False)
+    assert for_cpu_layout(junk, "junk.onnx") == (str(junk), False, None)
+    assert for_cpu_layout(b"\x00\x01", "bytes") == (b"\x00\x01", False, None)
