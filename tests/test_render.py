@@ -168,7 +168,7 @@ def test_a_stop_midway_ends_the_decoding_thread_and_writes_nothing(
 
     with pytest.raises(RenderStopped, match="SIGTERM"):
         render(Config(), clip, tmp_path / "out.mp4", progress=progress, stop=stop)
-    assert not [t for t in threading.enumerate() if t.name in ("decoder", "encoder")]
+    assert not [t for t in threading.enumerate() if t.name in ("bgcam-decoder", "bgcam-encoder")]
     assert not (tmp_path / "out.mp4").exists() and partials(tmp_path) == []
 
 

@@ -19,13 +19,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import closing
 from types import TracebackType
 
 import numpy as np
 
 from bgcam.frame import Image
+from bgcam.osthread import name_this_thread
 from bgcam.video.reader import VideoReader
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class DecodeAhead:
             self._free.put(i)
         self._stop = threading.Event()
         self._failure: BaseException | None = None
-        self._thread = threading.Thread(target=self._decode_loop, name="decoder", daemon=True)
+        self._thread = threading.Thread(target=self._decode_loop, name="bgcam-decoder", daemon=True)
 
     # -- the decoding thread ---------------------------------------------------------------
 
@@ -70,6 +71,7 @@ class DecodeAhead:
         return None
 
     def _decode_loop(self) -> None:
+        name_this_thread()
         try:
             with closing(self.reader.decoded()) as frames:
                 for frame, pts in frames:
@@ -85,7 +87,7 @@ class DecodeAhead:
 
     # -- the consumer ----------------------------------------------------------------------
 
-    def __iter__(self) -> Iterator[tuple[Image, int]]:
+    def __iter__(self) -> Generator[tuple[Image, int]]:
         if self._thread.ident is not None:
             raise RuntimeError("DecodeAhead iterates once")
         self._thread.start()

@@ -25,7 +25,7 @@ def _clip(tmp_path: Path, n: int = 30) -> tuple[Path, Any]:
 
 
 def _decoders() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "decoder"]
+    return [t for t in threading.enumerate() if t.name == "bgcam-decoder"]
 
 
 @pytest.mark.parametrize("threads", [0, 1])
