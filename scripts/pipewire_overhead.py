@@ -3,11 +3,12 @@
 Starts a private PipeWire session (dbus, pipewire, wireplumber under a temporary
 ``XDG_RUNTIME_DIR``, as the tests do), then runs ``bgcam run --source synthetic:WxH@30`` with
 ``--sink null`` and with ``--sink pipewire`` (a real reader, ``pipewiresrc ! fakesink``,
-attached), alternating, ``--rounds`` times each, back to back. The PipeWire figure counts the
+attached) once per transport (``BGCAM_PIPEWIRE_TRANSPORT``: ``shm``, shared memory, and
+``pipe``), alternating, ``--rounds`` times each, back to back. The PipeWire figures count the
 daemon, its ``gst-launch`` child and the ``pw-dump`` calls that watch the readers; the reader's
 own CPU is the application's, not BgCam's.
 
-    .venv/bin/python scripts/pipewire_overhead.py --seconds 20 --rounds 2
+    .venv/bin/python scripts/pipewire_overhead.py --seconds 20 --rounds 3
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ READER = [
 ]
 
 
-def run_once(session: PipeWireSession, sink: str, size: str, seconds: float) -> dict[str, float]:
+def run_once(
+    session: PipeWireSession, sink: str, size: str, seconds: float, transport: str = "auto"
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         stats_path = Path(tmp) / "stats.json"
         cmd = [
@@ -61,7 +64,7 @@ def run_once(session: PipeWireSession, sink: str, size: str, seconds: float) -> 
             "--set",
             "output.governor=false",
         ]
-        env = dict(session.env)
+        env = dict(session.env, BGCAM_PIPEWIRE_TRANSPORT=transport)
         env.pop("DISPLAY", None)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         reader = None
@@ -99,24 +102,33 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--size", default="1280x720")
+    ap.add_argument("--transports", default="shm,pipe", help="comma-separated: shm, pipe, auto")
     args = ap.parse_args()
     require_pipewire()
-    results: dict[str, list[dict[str, float]]] = {"null": [], "pipewire": []}
+    transports = [t.strip() for t in args.transports.split(",") if t.strip()]
+    runs = [("null", "null", "auto")] + [(f"pw-{t}", "pipewire", t) for t in transports]
+    results: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in runs}
     with PipeWireSession() as session:
         for r in range(args.rounds):
-            for sink in ("null", "pipewire"):
-                res = run_once(session, sink, args.size, args.seconds)
-                results[sink].append(res)
+            for label, sink, transport in runs:
+                res = run_once(session, sink, args.size, args.seconds, transport)
+                results[label].append(res)
                 print(
-                    f"round {r + 1} {sink:8s} daemon {res['cpu']:5.1f} %  child "
+                    f"round {r + 1} {label:8s} daemon {res['cpu']:5.1f} %  child "
                     f"{res['child']:5.1f} %  total {res['total']:5.1f} %  fps {res['fps']:.2f}",
                     flush=True,
                 )
     med = {k: statistics.median(x["total"] for x in v) for k, v in results.items()}
-    print(
-        f"median total: null {med['null']:.1f} %, pipewire {med['pipewire']:.1f} %; "
-        f"overhead {med['pipewire'] - med['null']:+.1f} points of one core at {args.size}"
-    )
+    for label, _, _ in runs[1:]:
+        diffs = [
+            p["total"] - n["total"] for p, n in zip(results[label], results["null"], strict=True)
+        ]
+        print(
+            f"{label}: median total {med[label]:.1f} % vs null {med['null']:.1f} %: overhead "
+            f"{med[label] - med['null']:+.1f} points of one core at {args.size} (per round: "
+            + ", ".join(f"{d:+.1f}" for d in diffs)
+            + ")"
+        )
 
 
 if __name__ == "__main__":

@@ -4,40 +4,57 @@ The camera is a PipeWire node with ``media.class=Video/Source``, ``media.role=Ca
 ``node.name=bgcam`` and ``node.description`` = ``output.device_name``, offering one fixed size,
 rate and pixel format (I420): the camera portal and browsers list only such nodes.
 
-**Engine.** GStreamer's ``pipewiresink``, run by ``gst-launch-1.0`` as a child process that reads
-raw I420 frames from a pipe::
+**Engine.** GStreamer's ``pipewiresink``, run by ``gst-launch-1.0`` as a child process::
 
-    fdsrc fd=0 ! rawvideoparse (size, I420, rate) ! compositor ! caps ! pipewiresink mode=provide
+    shmsrc (or fdsrc fd=0) ! rawvideoparse (size, I420, rate) ! compositor ! caps
+        ! pipewiresink mode=provide
 
 Why a child process and not PyGObject in our process: PyGObject (``gi``) is not on PyPI as a
 wheel for Linux (it builds against the system's GLib and introspection data), so it would tie the
 venv to system packages; a crash in the PipeWire/GStreamer stack (and Debian 12's
 ``pipewiresink`` 0.3.65 does crash, see below) would take the whole daemon down instead of one
 child that is restarted; and the child needs only the distribution's packages, found on PATH.
-The price is one copy of each frame through a pipe (1.4 MB at 720p) and a BGR→I420 conversion
-here (OpenCV, ~1 ms at 720p), measured in BENCHMARKS.md.
+
+**How frames reach the child** (``BGCAM_PIPEWIRE_TRANSPORT`` = ``auto``, ``shm`` or ``pipe``):
+
+* *shared memory* (the default when GStreamer's ``shmsrc``, in the "bad" plugins, exists):
+  :class:`~bgcam.sinks.pipewire_shm.ShmFrames`. The BGR→I420 conversion writes straight into
+  one of six frames of a shared area; the child is handed its offset and gives it back when done
+  (at most three lent at once). No copy before the child's ``compositor``;
+* *a pipe* on the child's stdin (the fallback): a writer thread writes each frame (1.4 MB at
+  720p); the child pays a kernel copy and, as a frame is larger than the 1 MiB pipe, a second
+  copy to join two reads. About 2 points of a core more at 720p30 (BENCHMARKS.md).
 
 Why ``compositor`` in the middle: ``pipewiresink`` of PipeWire 0.3.x tells PipeWire its buffer
 size only when the element upstream allocates from its pool with the frame size (as
 ``videotestsrc`` does); ``rawvideoparse`` does not, and a reader then gets zero-sized buffers
-and the child crashes (seen here with 0.3.65). ``compositor`` with one opaque full-size input is
-a plain copy into pipewiresink's own buffers. ``async=false``: the child does not wait for a
+and the child crashes (seen here with 0.3.65: the stream starts, and allocates its buffers,
+before the first frame reaches the sink). ``compositor`` with one opaque full-size input is a
+plain copy into pipewiresink's own buffers. ``async=false``: the child does not wait for a
 reader before it starts, and ``sync=false``: frames go out as BgCam sends them (BgCam paces).
 
-**Never stalls the pipeline.** :meth:`PipeWireSink.send` converts the frame into one of four
-owned I420 buffers and returns; a writer thread writes them to the child in order. While nobody
-reads the camera, ``pipewiresink`` blocks and the pipe fills: the writer waits, and the oldest
-unsent frame gives its buffer to the newest (counted as ``dropped``).
+**Never stalls the pipeline.** :meth:`PipeWireSink.send` converts the frame into a free I420
+buffer (:class:`I420Slots`) and returns; a writer thread hands the buffers to the child in
+order. While nobody reads the camera, ``pipewiresink`` blocks and the child takes no more
+frames: the oldest unsent frame gives its buffer to the newest (counted as ``dropped``).
 
-**Supervision** (a monitor thread asks ``pw-dump`` once a second which links leave our node):
+**Readers.** Through shared memory one child serves several readers at once, and a reader that
+opens the camera right after another closed it (tests/sinks/test_pipewire_e2e.py). Through the
+pipe, PipeWire 0.3.65's ``pipewiresink`` serves one reader per stream start: a second reader
+gets no frames (and stops the first), and so does a new reader after the last one left, until
+the child restarts.
+
+**Supervision** (a monitor thread asks ``pw-dump`` which links leave our node: every second
+for on-demand and for the pipe; with shared memory otherwise only while the child takes no
+frame, every 5 s, since a blocked child is normal while nobody reads):
 
 * the child's death (crash, kill) is logged once, and it is restarted after 0.1 s, then with a
   back-off (0.5, 1, 2, 5 s) while it keeps dying within 10 s of starting; "works again" is
   logged when it has run for 10 s;
-* PipeWire 0.3.x's ``pipewiresink`` serves one reader per stream start: after the last reader
-  leaves, a new reader gets no frames. So when the reader count drops to zero, the child is
-  restarted at once (no reader is disturbed; logged at debug level);
-* a child that has a reader but accepts no frame for 2 s is stuck: it is restarted (logged).
+* pipe only: when the reader count drops to zero, the child is restarted at once (no reader is
+  disturbed; logged at debug level), so that the next reader gets frames;
+* a child that has had a reader for 2 s but accepts no frame for 2 s is stuck: it is restarted
+  (logged).
 
 Readers see the node go away and come back when the child restarts (a new node id): a browser's
 track ends and the page must call ``getUserMedia`` again; ``pipewiresrc`` must be restarted.
@@ -54,16 +71,20 @@ import os
 import resource
 import threading
 import time
-from collections import deque
-
-import cv2
-import numpy as np
-import numpy.typing as npt
 
 from bgcam.errors import ConfigError, DeviceError
 from bgcam.frame import Image
 from bgcam.sinks.pipewire_child import NODE_NAME, Child, child_command
-from bgcam.sinks.pipewire_env import check_pipewire, find_node, graph, node_readers
+from bgcam.sinks.pipewire_env import (
+    check_pipewire,
+    find_node,
+    graph,
+    has_element,
+    missing_package_hint,
+    node_readers,
+)
+from bgcam.sinks.pipewire_shm import ShmFrames
+from bgcam.sinks.pipewire_slots import I420Slots
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +97,17 @@ HEALTHY_AFTER = 10.0
 STUCK_AFTER = 2.0
 """Seconds a child with a reader may refuse frames before it is restarted."""
 MONITOR_PERIOD = 1.0
+STALL_RECHECK = 5.0
+"""Shared memory: seconds between two looks at the readers while the child takes no frame (it
+blocks, as it should, while nobody reads)."""
+SHM_SLOTS = 6
+SHM_LEND = 3
+"""Shared memory: frames in the area, and how many the child may hold at once; the rest are the
+one being converted and those waiting (see :class:`I420Slots`)."""
+CONNECT_TIMEOUT = 5.0
+"""Seconds a new child's ``shmsrc`` has to connect before the child is restarted."""
+TRANSPORTS = ("auto", "shm", "pipe")
+TRANSPORT_ENV = "BGCAM_PIPEWIRE_TRANSPORT"
 LINGER = 2.0
 """On demand: seconds without readers before the camera counts as unused."""
 
@@ -86,60 +118,29 @@ def children_cpu_seconds() -> float:
     return use.ru_utime + use.ru_stime
 
 
-class I420Slots:
-    """A few I420 frames between the output thread and the writer thread, oldest first.
-
-    ``put`` converts into a free buffer and never waits: when all are taken, the oldest unsent
-    frame is dropped (counted) and its buffer reused. ``take`` returns the oldest unsent frame;
-    the buffer stays the writer's until its next ``take``. Four buffers absorb a writer that is
-    late by up to three frame periods (a busy machine) without losing frames.
-    """
-
-    def __init__(self, size: tuple[int, int], count: int = 4) -> None:
-        w, h = size
-        self._bufs: list[npt.NDArray[np.uint8]] = [
-            np.zeros((h * 3 // 2, w), np.uint8) for _ in range(count)
-        ]
-        self._free = list(range(1, count))
-        self._fill = 0
-        self._pending: deque[int] = deque()
-        self._out: int | None = None
-        self._cond = threading.Condition()
-        self.dropped = 0
-
-    def put(self, image: Image) -> None:
-        cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420, dst=self._bufs[self._fill])
-        with self._cond:
-            self._pending.append(self._fill)
-            if self._free:
-                self._fill = self._free.pop()
-            else:
-                self._fill = self._pending.popleft()
-                self.dropped += 1
-            self._cond.notify()
-
-    def take(self, timeout: float) -> memoryview | None:
-        with self._cond:
-            if not self._pending and not self._cond.wait(timeout):
-                return None
-            if not self._pending:
-                return None
-            if self._out is not None:
-                self._free.append(self._out)
-            self._out = self._pending.popleft()
-            return memoryview(self._bufs[self._out].data).cast("B")
-
-
 class PipeWireSink:
     """Publishes the output as the PipeWire camera ``device_name`` (see the module docstring)."""
 
     name = "pipewire"
     device: str | None = None
 
-    def __init__(self, description: str = "BgCam", node_name: str = NODE_NAME) -> None:
+    def __init__(
+        self, description: str = "BgCam", node_name: str = NODE_NAME, transport: str | None = None
+    ) -> None:
         self.description = description
         self.node_name = node_name
+        self.transport = transport or os.environ.get(TRANSPORT_ENV, "") or "auto"
+        if self.transport not in TRANSPORTS:
+            raise ConfigError(
+                f"{TRANSPORT_ENV}: expected one of {', '.join(TRANSPORTS)}, got {self.transport!r}",
+                hint=f"unset {TRANSPORT_ENV} (auto: shared memory when GStreamer's shmsrc exists)",
+            )
         self._launch: str | None = None
+        self._use_shm = False
+        self._shm: ShmFrames | None = None
+        self._lent: set[int] = set()
+        self._watch_readers = False
+        self._next_stall_check = 0.0
         self._size = (0, 0)
         self._fps = 30.0
         self._slots: I420Slots | None = None
@@ -164,8 +165,21 @@ class PipeWireSink:
     # -- the Sink protocol -----------------------------------------------------------------
 
     def locate(self) -> str | None:
-        """Check that PipeWire, a session manager and the GStreamer parts are there."""
+        """Check that PipeWire, a session manager and the GStreamer parts are there, and pick
+        the transport: shared memory when GStreamer's ``shmsrc`` exists, else a pipe."""
         self._launch = check_pipewire()
+        self._use_shm = self.transport != "pipe" and has_element("shmsrc")
+        if self.transport == "shm" and not self._use_shm:
+            raise DeviceError(
+                "the GStreamer element 'shmsrc' is missing (GStreamer's bad plugins)",
+                hint=missing_package_hint("bad") + f", or unset {TRANSPORT_ENV}",
+            )
+        if self.transport == "auto" and not self._use_shm:
+            log.info(
+                "PipeWire camera: GStreamer's shmsrc is missing, so frames go through a pipe "
+                "(dearer, and one reader at a time); for shared memory %s",
+                missing_package_hint("bad"),
+            )
         return None
 
     def open(self, size: tuple[int, int], fps: float) -> None:
@@ -178,7 +192,18 @@ class PipeWireSink:
         if self._launch is None:
             self.locate()
         self._size, self._fps = size, fps
-        self._slots = I420Slots(size)
+        if self._use_shm:
+            try:
+                self._shm = ShmFrames(size, SHM_SLOTS)
+            except OSError as exc:
+                raise DeviceError(
+                    f"cannot set up shared memory for the PipeWire camera: {exc}",
+                    hint=f"check /dev/shm, or use the pipe: {TRANSPORT_ENV}=pipe",
+                ) from None
+            self._slots = I420Slots(size, bufs=self._shm.bufs)
+        else:
+            self._slots = I420Slots(size)
+        self._lent.clear()
         self._stop.clear()
         self._t_open = time.monotonic()
         self._spawn()
@@ -187,12 +212,14 @@ class PipeWireSink:
         self._writer.start()
         self._monitor.start()
         log.info(
-            "PipeWire camera %r (node %s): %dx%d I420 at %.3g fps; check with: pw-cli ls Node",
+            "PipeWire camera %r (node %s): %dx%d I420 at %.3g fps through %s; check with: "
+            "pw-cli ls Node",
             self.description,
             self.node_name,
             w,
             h,
             fps,
+            "shared memory" if self._shm is not None else "a pipe",
         )
 
     def send(self, image: Image) -> None:
@@ -225,6 +252,9 @@ class PipeWireSink:
         if self._slots is not None:
             self._dropped_done += self._slots.dropped
         self._slots = None
+        if self._shm is not None:
+            self._shm.close()
+            self._shm = None
 
     # -- stats and on-demand -------------------------------------------------------------
 
@@ -246,15 +276,24 @@ class PipeWireSink:
         }
 
     def demand_watcher(self, linger: float = LINGER) -> PipeWireDemand:
+        self._watch_readers = True
         return PipeWireDemand(self, linger)
 
     # -- the child -------------------------------------------------------------------------
 
     def _spawn(self) -> None:
         assert self._launch is not None
-        cmd = child_command(self._launch, self._size, self._fps, self.description, self.node_name)
+        shm = self._shm
+        cmd = child_command(
+            self._launch,
+            self._size,
+            self._fps,
+            self.description,
+            self.node_name,
+            shm.socket_path if shm is not None else None,
+        )
         try:
-            child = Child(cmd)
+            child = Child(cmd, pipe=shm is None)
         except OSError as exc:
             raise DeviceError(
                 f"cannot start {self._launch}: {exc}", hint="check the GStreamer installation"
@@ -314,6 +353,7 @@ class PipeWireSink:
         with self._lock:
             child = self._child
         if child is None or child.proc.poll() is not None:
+            self._take_back(slots)
             if child is not None:
                 self._retire(child)
             if self._stop.is_set():
@@ -330,15 +370,60 @@ class PipeWireSink:
         if self._down_logged and time.monotonic() - child.started > HEALTHY_AFTER:
             self._down_logged = False
             log.info("the PipeWire camera works again")
-        frame = slots.take(0.1)
-        if frame is None:
+        if self._shm is not None:
+            self._lend_step(slots, self._shm, child)
+            return
+        index = slots.take(0.1)
+        if index is None:
             return
         try:
-            self._write_all(child.fd, frame)
+            self._write_all(child.fd, slots.view(index))
         except OSError:  # the child died (EPIPE) or was killed to be restarted
+            slots.release(index, dropped=True)
             return
+        slots.release(index)
         self.frames_written += 1
         self._last_progress = time.monotonic()
+
+    def _lend_step(self, slots: I420Slots, shm: ShmFrames, child: Child) -> None:
+        """Shared memory: connect a new child, take back the frames it acknowledged, lend it the
+        next one (at most :data:`SHM_LEND` at a time)."""
+        if not shm.connected:
+            self._take_back(slots)
+            if shm.accept(0.2):
+                self._last_progress = time.monotonic()
+            elif time.monotonic() - child.started > CONNECT_TIMEOUT:
+                self._restart(
+                    f"its shmsrc did not connect within {CONNECT_TIMEOUT:g} s", quiet=False
+                )
+            return
+        acked = shm.acks(0.1 if len(self._lent) >= SHM_LEND else 0.0)
+        if acked is None:  # the child hung up: it is exiting, the next step restarts it
+            return
+        for back in acked:
+            if back in self._lent:
+                self._lent.discard(back)
+                slots.release(back)
+                self._last_progress = time.monotonic()
+        self._writing = len(self._lent) >= SHM_LEND
+        if self._writing:
+            return
+        index = slots.take(0.1)
+        if index is None:
+            return
+        if shm.send(index):
+            self._lent.add(index)
+            self.frames_written += 1
+        else:
+            slots.release(index, dropped=True)
+
+    def _take_back(self, slots: I420Slots) -> None:
+        """The frames lent to a child that is gone are free again."""
+        for index in self._lent:
+            slots.release(index)
+        self._lent.clear()
+        if self._shm is not None:
+            self._shm.disconnect()
 
     def _write_all(self, fd: int, data: memoryview) -> None:
         off = 0
@@ -352,12 +437,28 @@ class PipeWireSink:
         finally:
             self._writing = False
 
+    def _must_look(self, stalled: bool) -> bool:
+        """Whether to ask ``pw-dump`` now: every period for on-demand and for the pipe (whose
+        child must restart when its last reader leaves); with shared memory otherwise only
+        while the child takes no frame (stuck, or nobody reads), every :data:`STALL_RECHECK` s."""
+        if self._watch_readers or self._shm is None:
+            return True
+        now = time.monotonic()
+        if not stalled or now < self._next_stall_check:
+            return False
+        self._next_stall_check = now + STALL_RECHECK
+        return True
+
     def _monitor_loop(self) -> None:
         watched_pid = 0
+        linked_since = 0.0
         while not self._stop.wait(MONITOR_PERIOD):
             with self._lock:
                 child = self._child
             if child is None:
+                continue
+            stalled = self._writing and time.monotonic() - self._last_progress > STUCK_AFTER
+            if not self._must_look(stalled):
                 continue
             before_cpu = children_cpu_seconds()
             objects = graph()
@@ -370,9 +471,12 @@ class PipeWireSink:
             # Readers of an earlier child do not count: they left with it.
             before = self.readers if watched_pid == child.pid else 0
             watched_pid, self.readers = child.pid, readers
-            if before and not readers:
+            now = time.monotonic()
+            if readers and not before:
+                linked_since = now  # a reader that just linked needs a moment to start
+            if before and not readers and self._shm is None:
                 self._restart("the last reader left (PipeWire 0.3 workaround)", quiet=True)
-            elif readers and self._writing and time.monotonic() - self._last_progress > STUCK_AFTER:
+            elif readers and stalled and now - linked_since > STUCK_AFTER:
                 self._restart(
                     f"a reader is linked but the child took no frame for {STUCK_AFTER:g} s",
                     quiet=False,

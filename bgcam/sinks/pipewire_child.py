@@ -18,9 +18,15 @@ NODE_NAME = "bgcam"
 
 
 def child_command(
-    launch: str, size: tuple[int, int], fps: float, description: str, node_name: str = NODE_NAME
+    launch: str,
+    size: tuple[int, int],
+    fps: float,
+    description: str,
+    node_name: str = NODE_NAME,
+    shm_socket: str | None = None,
 ) -> list[str]:
-    """The ``gst-launch-1.0`` command line of the child (see the module docstring)."""
+    """The ``gst-launch-1.0`` command line of the child (see the module docstring): frames from
+    ``shmsrc`` on ``shm_socket`` when given, else from a pipe on stdin."""
     w, h = size
     rate = Fraction(fps).limit_denominator(1001)
     caps = f"width={w},height={h},framerate={rate.numerator}/{rate.denominator}"
@@ -28,13 +34,15 @@ def child_command(
         "props,media.class=Video/Source,media.type=Video,media.role=Camera,"
         f'node.name={node_name},node.description="{description}"'
     )
+    if shm_socket is not None:
+        src = ["shmsrc", f"socket-path={shm_socket}"]
+    else:
+        src = ["fdsrc", "fd=0", f"blocksize={w * h * 3 // 2}"]
     return [
         launch,
         "-q",
         "--no-fault",  # die on a crash (the default handler spins forever)
-        "fdsrc",
-        "fd=0",
-        f"blocksize={w * h * 3 // 2}",
+        *src,
         "!",
         "rawvideoparse",
         f"width={w}",
@@ -78,18 +86,19 @@ def set_pipe_size(fd: int, size: int) -> None:
 class Child:
     """One gst-launch-1.0 process with its stdin pipe and a file holding its stderr."""
 
-    def __init__(self, cmd: list[str]) -> None:
+    def __init__(self, cmd: list[str], *, pipe: bool = True) -> None:
         self.err: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in reap()
         self.proc = subprocess.Popen(
             cmd,
-            stdin=subprocess.PIPE,
+            stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self.err,
             start_new_session=True,  # a Ctrl+C in the terminal reaches BgCam, not the child
         )
-        assert self.proc.stdin is not None
-        self.fd = self.proc.stdin.fileno()
-        set_pipe_size(self.fd, PIPE_SIZE)
+        self.fd = -1
+        if self.proc.stdin is not None:
+            self.fd = self.proc.stdin.fileno()
+            set_pipe_size(self.fd, PIPE_SIZE)
         self.started = time.monotonic()
         self.expected_exit = False
         self.cpu = 0.0
@@ -123,9 +132,9 @@ class Child:
 
     def reap(self, timeout: float = 1.0) -> int | None:
         self.cpu_seconds()
-        with contextlib.suppress(OSError):
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

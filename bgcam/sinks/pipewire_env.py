@@ -5,7 +5,8 @@ install on Debian/Ubuntu, Fedora and Arch):
 
 * ``gst-launch-1.0`` / ``gst-inspect-1.0`` (the GStreamer tools) are on PATH;
 * the elements the child pipeline uses exist: ``pipewiresink`` (GStreamer's PipeWire plugin),
-  ``rawvideoparse`` and ``compositor`` (GStreamer's base plugins);
+  ``rawvideoparse`` and ``compositor`` (GStreamer's base plugins); ``shmsrc`` (the bad
+  plugins) is optional: :mod:`bgcam.sinks.pipewire` then feeds the child through a pipe;
 * a PipeWire daemon listens on ``$PIPEWIRE_RUNTIME_DIR`` or ``$XDG_RUNTIME_DIR``/``pipewire-0``;
 * a session manager (WirePlumber or pipewire-media-session) is connected to it: without one,
   nothing links a reader to the camera.
@@ -36,6 +37,7 @@ __all__ = [
     "check_pipewire",
     "find_node",
     "graph",
+    "has_element",
     "missing_package_hint",
     "node_readers",
     "pipewire_socket",
@@ -57,6 +59,11 @@ PACKAGES: dict[str, dict[str, str]] = {
         "Debian/Ubuntu": "gstreamer1.0-plugins-base",
         "Fedora": "gstreamer1-plugins-base",
         "Arch": "gst-plugins-base",
+    },
+    "bad": {
+        "Debian/Ubuntu": "gstreamer1.0-plugins-bad",
+        "Fedora": "gstreamer1-plugins-bad-free",
+        "Arch": "gst-plugins-bad",
     },
     "daemon": {"Debian/Ubuntu": "pipewire", "Fedora": "pipewire", "Arch": "pipewire"},
     "session": {"Debian/Ubuntu": "wireplumber", "Fedora": "wireplumber", "Arch": "wireplumber"},
@@ -204,7 +211,11 @@ def node_readers(objects: list[dict[str, Any]], node_id: int) -> int:
     return n
 
 
-def _has_element(inspect: str, element: str) -> bool:
+def has_element(element: str, inspect: str | None = None) -> bool:
+    """True when GStreamer (``gst-inspect-1.0``) knows ``element``."""
+    inspect = inspect or shutil.which("gst-inspect-1.0")
+    if inspect is None:
+        return False
     try:
         res = subprocess.run([inspect, element], capture_output=True, timeout=TIMEOUT, check=False)
     except (OSError, subprocess.TimeoutExpired):
@@ -223,7 +234,7 @@ def check_pipewire() -> str:
             hint=missing_package_hint("tools"),
         )
     for element, part in ELEMENTS.items():
-        if not _has_element(inspect, element):
+        if not has_element(element, inspect):
             what = "GStreamer's PipeWire plugin" if part == "pipewiresink" else "GStreamer's base"
             raise DeviceError(
                 f"the GStreamer element {element!r} is missing ({what} plugins)",

@@ -51,6 +51,16 @@ def require_pipewire() -> None:
         pytest.skip("GStreamer's pipewiresink is missing (Debian package gstreamer1.0-pipewire)")
 
 
+def require_shmsrc() -> None:
+    """Skip (naming the Debian package) without GStreamer's shmsrc (the shared-memory transport)."""
+    try:
+        res = subprocess.run(["gst-inspect-1.0", "shmsrc"], capture_output=True, timeout=30)
+    except FileNotFoundError:
+        pytest.skip("gst-inspect-1.0 is not installed (Debian package gstreamer1.0-tools)")
+    if res.returncode != 0:
+        pytest.skip("GStreamer's shmsrc is missing (Debian package gstreamer1.0-plugins-bad)")
+
+
 def wait_for(cond: object, timeout: float, what: str, step: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

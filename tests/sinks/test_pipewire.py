@@ -50,7 +50,7 @@ def test_slots_convert_keep_order_and_drop_the_oldest() -> None:
     assert slots.dropped == 2
     first = slots.take(0)
     assert first is not None
-    y = np.frombuffer(first, np.uint8)[: 64 * 48]
+    y = np.frombuffer(slots.view(first), np.uint8)[: 64 * 48]
     expected = cv2.cvtColor(frames[2], cv2.COLOR_BGR2YUV_I420)[:48].ravel()
     assert np.array_equal(y, expected)
     assert slots.take(0) is not None
@@ -169,7 +169,7 @@ def test_missing_gstreamer_tools_name_the_package(monkeypatch: pytest.MonkeyPatc
 
 def test_missing_pipewiresink_names_the_plugin_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(pipewire_env, "_has_element", lambda inspect, el: el != "pipewiresink")
+    monkeypatch.setattr(pipewire_env, "has_element", lambda el, inspect=None: el != "pipewiresink")
     with pytest.raises(DeviceError) as err:
         pipewire_env.check_pipewire()
     assert "pipewiresink" in err.value.message
@@ -179,7 +179,7 @@ def test_missing_pipewiresink_names_the_plugin_package(monkeypatch: pytest.Monke
 
 def test_no_runtime_dir_is_no_pipewire(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(pipewire_env, "_has_element", lambda inspect, el: True)
+    monkeypatch.setattr(pipewire_env, "has_element", lambda el, inspect=None: True)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     monkeypatch.delenv("PIPEWIRE_RUNTIME_DIR", raising=False)
     monkeypatch.delenv("PIPEWIRE_REMOTE", raising=False)

@@ -30,6 +30,7 @@ from tests.sinks.pipewire_support import (
     PipeWireSession,
     Recorder,
     require_pipewire,
+    require_shmsrc,
     wait_for,
 )
 
@@ -73,9 +74,13 @@ def clip(davis_dir: Path, tmp_path: Path) -> Clip:
 
 
 def start_daemon(
-    session: PipeWireSession, request: pytest.FixtureRequest, clip: Path, *args: str
+    session: PipeWireSession,
+    request: pytest.FixtureRequest,
+    clip: Path,
+    *args: str,
+    transport: str = "auto",
 ) -> subprocess.Popen[str]:
-    env = dict(session.env, BGCAM_MODEL_DIR=models_env(request))
+    env = dict(session.env, BGCAM_MODEL_DIR=models_env(request), BGCAM_PIPEWIRE_TRANSPORT=transport)
     env.pop("DISPLAY", None)
     return subprocess.Popen(
         [sys.executable, "-m", "bgcam", "run", *QUIET, "--source", str(clip), *args],
@@ -84,6 +89,19 @@ def start_daemon(
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def start_pipewire(
+    session: PipeWireSession,
+    request: pytest.FixtureRequest,
+    clip: Clip,
+    seconds: float,
+    stats: Path,
+    transport: str,
+) -> subprocess.Popen[str]:
+    """``bgcam run --sink pipewire`` for ``seconds``, its stats into ``stats``."""
+    args = ["--sink", "pipewire", "--seconds", f"{seconds:g}", "--stats-json", str(stats)]
+    return start_daemon(session, request, clip.path, *args, transport=transport)
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 90) -> str:
@@ -108,21 +126,20 @@ def sharpness(frame: npt.NDArray[np.uint8], mask: npt.NDArray[np.bool_]) -> floa
     return float(np.var(cv2.Laplacian(frame, cv2.CV_32F)[mask]))
 
 
+@pytest.mark.parametrize("transport", ["shm", "pipe"])
 def test_a_real_reader_records_the_pipewire_camera(
-    session: PipeWireSession, clip: Clip, request: pytest.FixtureRequest, tmp_path: Path
+    session: PipeWireSession,
+    clip: Clip,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    transport: str,
 ) -> None:
+    """Both ways frames reach the child: shared memory (shmsrc, the default when GStreamer's
+    bad plugins are there) and the pipe (the fallback without them)."""
+    if transport == "shm":
+        require_shmsrc()
     stats = tmp_path / "stats.json"
-    proc = start_daemon(
-        session,
-        request,
-        clip.path,
-        "--sink",
-        "pipewire",
-        "--seconds",
-        "10",
-        "--stats-json",
-        str(stats),
-    )
+    proc = start_pipewire(session, request, clip, 10, stats, transport)
     try:
         wait_for(lambda: session.has_node("bgcam") or proc.poll() is not None, 90, "the node")
         assert proc.poll() is None, finish(proc)
@@ -137,8 +154,12 @@ def test_a_real_reader_records_the_pipewire_camera(
     sink_stats = json.loads(stats.read_text())["sink"]
     print(sink_stats)
     assert sink_stats["frames_written"] >= 150 and sink_stats["restarts"] == 0
-    # The child and the pw-dump calls run in processes of their own: their CPU is reported.
-    assert sink_stats["child_cpu_percent"] > 0.0 and sink_stats["monitor_cpu_percent"] > 0.0
+    assert ("shared memory" if transport == "shm" else "a pipe") in out
+    # The child and the pw-dump calls run in processes of their own: their CPU is reported. The
+    # pipe's child is watched every second (it must restart when its last reader leaves); with
+    # shared memory pw-dump runs only while the child takes no frame (before the reader came).
+    assert sink_stats["child_cpu_percent"] > 0.0
+    assert sink_stats["monitor_cpu_percent"] > 0.0 if transport == "pipe" else True
     assert frames.sizes == {SIZE}
     assert len(frames.times) >= 150
     # 30 ± 1 fps, judged at load ≤ 1 per core like the suite's other rates (quiet here: 300 of
@@ -186,6 +207,40 @@ def test_a_killed_child_is_restarted_and_readers_get_frames_within_2_s(
     assert proc.returncode == 0, out
     assert out.count("pipewiresink child exited") == 1, out
     assert back <= 2.0
+
+
+def test_two_readers_at_once_and_a_quick_reopen_get_frames(
+    session: PipeWireSession, clip: Clip, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Through shared memory one child serves two readers at once, a reader that stays after
+    the other left, and one that opens the camera 0.3 s after the last closed it (through the
+    pipe, PipeWire 0.3.65's pipewiresink serves one reader per start; README troubleshooting)."""
+    require_shmsrc()
+    stats = tmp_path / "stats.json"
+    proc = start_pipewire(session, request, clip, 25, stats, "shm")
+    try:
+        wait_for(lambda: session.has_node("bgcam") or proc.poll() is not None, 90, "the node")
+        assert proc.poll() is None, finish(proc)
+        with Recorder(session, SIZE) as a:
+            wait_for(lambda: len(a.rec.times) >= 30, 20, "30 frames for A")
+            with Recorder(session, SIZE) as b:
+                t_b = time.monotonic()
+                wait_for(lambda: len(b.rec.times) >= 30, 10, "30 frames for B beside A")
+                wait_for(lambda: a.frames_after(t_b) >= 30, 10, "A going on beside B")
+                a.stop()
+                t_a_left = time.monotonic()
+                wait_for(lambda: b.frames_after(t_a_left) >= 30, 10, "B after A left")
+        time.sleep(0.3)
+        with Recorder(session, SIZE) as c:
+            wait_for(lambda: len(c.rec.times) >= 30, 10, "30 frames for a reader 0.3 s later")
+            starts = c.rec.starts
+        out = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert starts == 1 and b.rec.starts == 1 and a.rec.starts == 1
+    assert json.loads(stats.read_text())["sink"]["restarts"] == 0
 
 
 def test_no_pipewire_daemon_is_a_clear_error(tmp_path: Path) -> None:
