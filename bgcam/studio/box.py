@@ -65,10 +65,9 @@ class BoxFinder:
 
     def __init__(self) -> None:
         self._bits = np.empty((1, 1), np.uint8)
-        self._cols = np.empty((1, 1), np.int32)
-        self._rows = np.empty((1, 1), np.int32)
-        self._cum_x = np.empty(1, np.int64)
-        self._cum_y = np.empty(1, np.int64)
+        self._sums = np.empty(2, np.int32)
+        self._cum = np.empty(2, np.float64)
+        self._find = np.empty(4, np.float64)
 
     def find(self, alpha8: npt.NDArray[np.uint8]) -> Box | None:
         """The union box of every person pixel of ``alpha8`` (uint8, (h, w)), or None."""
@@ -79,30 +78,28 @@ class BoxFinder:
         h, w = alpha8.shape
         if self._bits.shape != (h, w):
             self._bits = np.empty((h, w), np.uint8)
-            self._cols = np.empty((1, w), np.int32)
-            self._rows = np.empty((h, 1), np.int32)
-            self._cum_x = np.empty(w, np.int64)
-            self._cum_y = np.empty(h, np.int64)
+            self._sums = np.empty(w + h, np.int32)
+            self._cum = np.empty(w + h, np.float64)
+        sums = self._sums  # the person pixels per column, then per row
         cv2.threshold(alpha8, 127, 1, cv2.THRESH_BINARY, dst=self._bits)
-        cv2.reduce(self._bits, 0, cv2.REDUCE_SUM, dst=self._cols, dtype=cv2.CV_32S)
-        cv2.reduce(self._bits, 1, cv2.REDUCE_SUM, dst=self._rows, dtype=cv2.CV_32S)
-        cum_x = np.cumsum(self._cols.reshape(-1), out=self._cum_x)
-        total = int(cum_x[-1])
+        cv2.reduce(self._bits, 0, cv2.REDUCE_SUM, dst=sums[:w].reshape(1, w), dtype=cv2.CV_32S)
+        cv2.reduce(self._bits, 1, cv2.REDUCE_SUM, dst=sums[w:].reshape(h, 1), dtype=cv2.CV_32S)
+        # One running count over both: the rows' part continues from the columns' total, so
+        # the whole is non-decreasing and the four edges are found in one search.
+        cum = np.cumsum(sums, out=self._cum)
+        total = int(cum[w - 1])
         if total < MIN_AREA * h * w or total == 0:
             return None
-        cum_y = np.cumsum(self._rows.reshape(-1), out=self._cum_y)
-        x0, x1 = _span(cum_x, total)
-        y0, y1 = _span(cum_y, total)
-        return Box(x0 / w, y0 / h, x1 / w, y1 / h, total / (h * w))
-
-
-def _span(cum: npt.NDArray[np.int64], total: int) -> tuple[float, float]:
-    """From the cumulative counts, the interval holding all but :data:`TRIM` of the mass at
-    each end, in pixel units (the start of the first kept pixel to the end of the last)."""
-    cut = TRIM * total
-    lo = int(np.searchsorted(cum, cut, side="right"))
-    hi = int(np.searchsorted(cum, total - cut, side="left"))
-    return float(lo), float(min(len(cum), hi + 1))
+        cut = TRIM * total
+        q = self._find
+        q[0] = math.floor(cut) + 1  # first column with more than ``cut`` before and in it
+        q[1] = total - cut  # last column with less than ``total - cut`` before it
+        q[2] = total + q[0]
+        q[3] = total + q[1]
+        x0, x1, y0, y1 = np.searchsorted(cum, q).tolist()
+        return Box(
+            x0 / w, (y0 - w) / h, min(w, x1 + 1) / w, min(h, y1 - w + 1) / h, total / (h * w)
+        )
 
 
 def reach(alpha8: npt.NDArray[np.uint8], frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
