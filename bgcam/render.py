@@ -254,13 +254,16 @@ def render(
                 out = engine.process(
                     resizer.to_engine(image), segment=done % every == 0, t=done / out_fps
                 )
-                alpha: Mask | None = engine.alpha
                 if (w, h) != info.size and kind != "video":
                     out = cast(Image, cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR))
-                if (w, h) != info.size and alpha is not None:
-                    alpha = cast(Mask, cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR))
                 writer.write(name, out, pts if fps is None else None)
-                if mask_writer is not None and alpha is not None:
+                # The full-size alpha is computed on access (1.2 ms at 720p): only for --masks.
+                alpha: Mask | None = engine.alpha if mask_writer is not None else None
+                if alpha is not None and mask_writer is not None:
+                    if (w, h) != info.size:
+                        alpha = cast(
+                            Mask, cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
+                        )
                     mask_writer.write_mask(Path(name).stem, alpha)
                 done += 1
                 if progress is not None:
