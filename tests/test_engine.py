@@ -1,15 +1,20 @@
-"""The engine builds and swaps every stage: a new config becomes a StageSwap with one call."""
+"""The engine builds and swaps every stage: a new config becomes a StageSwap with one call;
+the studio effects work on what the compositor reads."""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
+import bgcam
 from bgcam.config import Config
 from bgcam.engine import Engine, builds_models
 from bgcam.errors import BackendError
+from bgcam.frame import ShrunkFrame
 
 SIZE = (320, 180)
 
@@ -90,3 +95,47 @@ def test_plan_async_builds_off_the_calling_thread() -> None:
         swap = fut.result(30)
         assert seen == ["bgcam-build"] and swap.segmenter is not None
         swap.discard()
+
+
+@pytest.mark.parametrize("mode", ["blur", "remove", "off"])
+def test_the_studio_frames_only_what_the_compositor_reads_and_the_output_is_the_same(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The studio effects frame and relight only the person's part when the compositor reads
+    no more (blur from the shrunk frame, remove); the output is exactly the one of framing the
+    whole picture, and nearly so for a frame composed with an older matte and no shrunk copy
+    (live: the studio then shrinks the frame with the crop, where the compositor shrank the
+    framed picture)."""
+    size = (640, 360)
+    photo = cv2.imread(str(Path(bgcam.__file__).parent / "data" / "astronaut.jpg"))
+    person = cv2.resize(photo, (200, 200), interpolation=cv2.INTER_AREA)
+    cfg = Config().replace(
+        **{"compose.mode": mode, "effects.autoframe": True, "effects.light": "auto"}
+    )
+    with Engine(cfg, size) as part, Engine(cfg, size) as whole:
+        monkeypatch.setattr(whole.compositor, "reads_background", lambda small_size: True)
+        assert part.compositor.reads_background(part.refiner.work_size) is (mode == "off")
+        older: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for i in range(24):
+            frame = np.full((size[1], size[0], 3), 70, np.uint8)
+            x = 60 + 4 * i  # the person walks right: the crop pans
+            frame[160:360, x : x + 200] = person
+            dim = cv2.convertScaleAbs(frame, alpha=0.4)
+            if i % 3 == 2:  # live: the last matte, made from the previous frame
+                outs = [
+                    e.compose(ShrunkFrame(dim), a8, t=i / 30, fresh=False, matte_small=small)
+                    for e, (a8, small) in ((e, older[k]) for k, e in enumerate((part, whole)))
+                ]
+            else:
+                outs = [e.process(dim, t=i / 30) for e in (part, whole)]
+                for k, e in enumerate((part, whole)):
+                    a8, small = e.matte()
+                    older[k] = (a8.copy(), small.copy())
+            if i % 3 == 2:  # the blur starts from the frame shrunk with the crop, not from
+                # the framed picture shrunk again: a slightly different sample of the room
+                diff = np.abs(outs[0].astype(np.int16) - outs[1])
+                assert diff.mean() < 0.25 and np.percentile(diff, 99.9) <= 6, (i, diff.mean())
+            else:
+                assert np.array_equal(outs[0], outs[1]), i
+        assert part.studio.crop == whole.studio.crop and not part.studio.crop.is_full
+        assert part.studio.light.gain > 1.5
