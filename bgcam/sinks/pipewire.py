@@ -21,17 +21,20 @@ child that is restarted; and the child needs only the distribution's packages, f
   :class:`~bgcam.sinks.pipewire_shm.ShmFrames`. The BGR→I420 conversion writes straight into
   one of six frames of a shared area; the child is handed its offset and gives it back when done
   (at most three lent at once). No copy before the child's ``compositor``;
-* *a pipe* on the child's stdin (the fallback): a writer thread writes each frame (1.4 MB at
-  720p); the child pays a kernel copy and, as a frame is larger than the 1 MiB pipe, a second
-  copy to join two reads. About 2 points of a core more at 720p30 (BENCHMARKS.md).
+* *a pipe* on the child's stdin (the fallback, also when /dev/shm cannot be used): a writer
+  thread writes each frame (1.4 MB at 720p); the child pays a kernel copy and, as a frame is
+  larger than the 1 MiB pipe, a copy to join two reads. 3-5 points of a core more at 720p30 than
+  shared memory (BENCHMARKS.md).
 
 Why ``compositor`` in the middle: ``pipewiresink`` of PipeWire 0.3.x tells PipeWire its buffer
-size only when the element upstream allocates from its pool with the frame size (as
-``videotestsrc`` does); ``rawvideoparse`` does not, and a reader then gets zero-sized buffers
-and the child crashes (seen here with 0.3.65: the stream starts, and allocates its buffers,
-before the first frame reaches the sink). ``compositor`` with one opaque full-size input is a
-plain copy into pipewiresink's own buffers. ``async=false``: the child does not wait for a
-reader before it starts, and ``sync=false``: frames go out as BgCam sends them (BgCam paces).
+size only once its buffer pool is configured with the frame size; an element upstream that asks
+for an allocation (``compositor`` does, ``rawvideoparse`` does not) does that before the stream
+starts. Without it the sink configures the pool at its first frame, after PipeWire has already
+made zero-sized buffers, and the child crashes (seen here with 0.3.65). ``compositor`` with one
+opaque full-size input is a plain copy, and ``pipewiresink`` copies once more into PipeWire's
+buffers (``perf``: these two copies are half of the child's CPU). ``async=false``: the child
+does not wait for a reader before it starts, and ``sync=false``: frames go out as BgCam sends
+them (BgCam paces).
 
 **Never stalls the pipeline.** :meth:`PipeWireSink.send` converts the frame into a free I420
 buffer (:class:`I420Slots`) and returns; a writer thread hands the buffers to the child in
@@ -192,14 +195,8 @@ class PipeWireSink:
         if self._launch is None:
             self.locate()
         self._size, self._fps = size, fps
-        if self._use_shm:
-            try:
-                self._shm = ShmFrames(size, SHM_SLOTS)
-            except OSError as exc:
-                raise DeviceError(
-                    f"cannot set up shared memory for the PipeWire camera: {exc}",
-                    hint=f"check /dev/shm, or use the pipe: {TRANSPORT_ENV}=pipe",
-                ) from None
+        self._shm = self._open_shm(size) if self._use_shm else None
+        if self._shm is not None:
             self._slots = I420Slots(size, bufs=self._shm.bufs)
         else:
             self._slots = I420Slots(size)
@@ -221,6 +218,20 @@ class PipeWireSink:
             fps,
             "shared memory" if self._shm is not None else "a pipe",
         )
+
+    def _open_shm(self, size: tuple[int, int]) -> ShmFrames | None:
+        """The shared frames; None (the pipe) when they cannot be made and the transport was
+        not asked for by name."""
+        try:
+            return ShmFrames(size, SHM_SLOTS)
+        except OSError as exc:
+            if self.transport == "shm":
+                raise DeviceError(
+                    f"cannot set up shared memory for the PipeWire camera: {exc}",
+                    hint=f"check that /dev/shm is writable, or use the pipe: {TRANSPORT_ENV}=pipe",
+                ) from None
+            log.warning("PipeWire camera: no shared memory (%s); frames go through a pipe", exc)
+            return None
 
     def send(self, image: Image) -> None:
         slots = self._slots
@@ -481,6 +492,8 @@ class PipeWireSink:
                     f"a reader is linked but the child took no frame for {STUCK_AFTER:g} s",
                     quiet=False,
                 )
+            elif readers and stalled:  # look again as soon as it would count as stuck
+                self._next_stall_check = min(self._next_stall_check, linked_since + STUCK_AFTER)
 
 
 class PipeWireDemand:

@@ -5,7 +5,8 @@ plugins): one shared-memory area holding ``count`` I420 frames (``/dev/shm/bgcam
 mode 0600) and a listening Unix socket in a private directory (mode 0700). The child's ``shmsrc``
 connects, BgCam tells it the area (``NEW_SHM_AREA``), then hands it each frame by offset
 (``NEW_BUFFER``); the child maps the area read-only and answers ``ACK_BUFFER`` once it no longer
-needs that frame, which gives the slot back. Every message is one 24-byte record: ``uint type``,
+needs that frame, which gives the slot back. An area left behind by a BgCam that was killed is
+removed by the next one (:func:`remove_stale`). Every message is one 24-byte record: ``uint type``,
 ``int area id`` and a union of two 64-bit words (``size_t``/``unsigned long`` on 64-bit Linux).
 
 Why: a pipe costs the child a kernel copy per frame and, since a 720p frame (1.4 MB) is larger
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import re
 import secrets
 import select
 import shutil
@@ -38,6 +40,25 @@ AREA_ID = 1
 SHM_DIR = "/dev/shm"
 
 
+STALE = re.compile(r"bgcam-(\d+)-[0-9a-f]{8}")
+
+
+def remove_stale() -> None:
+    """Unlink areas of ours whose BgCam died without closing them (killed, crashed)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(SHM_DIR):
+            m = STALE.fullmatch(entry.name)
+            if m is None or entry.stat().st_uid != os.getuid():
+                continue
+            try:
+                os.kill(int(m.group(1)), 0)
+            except ProcessLookupError:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+            except OSError:
+                pass  # alive (another user's process cannot be signalled: keep it)
+
+
 class ShmFrames:
     """``count`` I420 frames of ``size`` in one shared-memory area, lent to one ``shmsrc`` at a
     time (a restarted child connects again and is told the same area)."""
@@ -53,6 +74,7 @@ class ShmFrames:
         self._conn: socket.socket | None = None
         self._partial = b""
         self.bufs: list[npt.NDArray[np.uint8]] = []
+        remove_stale()
         try:
             fd = os.open(SHM_DIR + self.name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             try:

@@ -2,7 +2,8 @@
 
 :func:`cameras_report` gathers, without changing anything:
 
-* **PipeWire camera**: the daemon's socket, the session manager, GStreamer's ``pipewiresink``,
+* **PipeWire camera**: the daemon's socket, the session manager, GStreamer's ``pipewiresink``
+  and ``shmsrc`` (the shared-memory transport; without it frames go through a pipe),
   BgCam's node when a ``bgcam run --sink pipewire`` publishes it (and every camera node apps
   see), and whether xdg-desktop-portal offers the Camera interface (Flatpak apps and sandboxed
   browsers reach cameras only through it);
@@ -73,6 +74,17 @@ def pipewire_report(node_name: str = "bgcam") -> dict[str, Any]:
         findings.append(_finding("PipeWire session", True, "daemon, session manager, pipewiresink"))
     except BgCamError as exc:
         findings.append(_finding("PipeWire session", False, exc.message, exc.hint))
+    shm = pw.has_element("shmsrc")
+    findings.append(
+        _finding(
+            "PipeWire camera transport",
+            True if shm else None,
+            "shared memory (GStreamer's shmsrc)"
+            if shm
+            else "a pipe (GStreamer's shmsrc is missing: dearer, and one reader at a time)",
+            None if shm else pw.missing_package_hint("bad"),
+        )
+    )
     objects = pw.graph()
     node = pw.find_node(objects, node_name) if objects is not None else None
     cams = [n.description or n.name for n in pw.camera_nodes(objects)] if objects else []

@@ -258,3 +258,21 @@ def test_reset_and_output_check_need_a_v4l2_device(tmp_path: Path) -> None:
     assert advertises_output(str(plain)) is None
     assert reset_device(str(plain)) is False
     assert reset_device(str(tmp_path / "absent")) is False
+
+
+@pytest.mark.parametrize("has_shmsrc", [True, False])
+def test_report_names_the_transport_and_the_package_for_shared_memory(
+    monkeypatch: pytest.MonkeyPatch, has_shmsrc: bool
+) -> None:
+    from bgcam.sinks.report import pipewire_report
+
+    monkeypatch.setattr(pipewire_env, "has_element", lambda el, inspect=None: has_shmsrc)
+    monkeypatch.setattr(pipewire_env, "graph", lambda: None)
+    monkeypatch.setattr("bgcam.sinks.report.portal_has_camera", lambda: None)
+    what = {f["what"]: f for f in pipewire_report()["findings"]}
+    transport = what["PipeWire camera transport"]
+    if has_shmsrc:
+        assert transport["ok"] and "shared memory" in transport["state"]
+    else:
+        assert transport["ok"] is None and "a pipe" in transport["state"]
+        assert "gstreamer1.0-plugins-bad" in transport["fix"]

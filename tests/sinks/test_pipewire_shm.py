@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bgcam.sinks.pipewire_shm import SHM_DIR, ShmFrames
+from bgcam.sinks.pipewire_shm import SHM_DIR, ShmFrames, remove_stale
 from tests.sinks.pipewire_support import require_shmsrc
 
 SIZE = (64, 48)
@@ -92,3 +92,19 @@ def test_no_child_connects_within_the_timeout(
         assert (os.stat(SHM_DIR + shm.name).st_mode & 0o777) == 0o600
     finally:
         shm.close()
+
+
+def test_areas_left_by_a_dead_bgcam_are_removed() -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = f"{SHM_DIR}/bgcam-{dead.pid}-0badf00d"
+    mine = f"{SHM_DIR}/bgcam-{os.getpid()}-0badf00d"
+    for path in (stale, mine):
+        Path(path).write_bytes(b"x")
+    try:
+        remove_stale()
+        assert not os.path.exists(stale)
+        assert os.path.exists(mine)  # a live process's area stays
+    finally:
+        for path in (stale, mine):
+            Path(path).unlink(missing_ok=True)
