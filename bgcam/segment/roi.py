@@ -23,6 +23,8 @@ crop rule and the constants named below live in :mod:`bgcam.segment.roibox`):
   The two models' masks differ, so that alternation is flicker (a still DAVIS scene: 22e-3 mean
   alpha change). When the output's shape goes A, B, A, B, A, the larger of the two is held for
   :data:`HOLD_FIRST` frames, twice as long each time it happens again (up to :data:`HOLD_MAX`).
+  A hold that runs out while the box has not moved since its middle (a still scene) is renewed,
+  without letting the back-and-forth resume first (:data:`HOLD_STILL`).
   A hold only ever keeps a *larger* crop: a box that outgrows it still gets the larger shape.
 - **Full-frame pass.** Every ``segment.roi_full_every`` segmented frames the whole frame is also
   segmented (the configured model, exactly as without ROI); person pixels found *outside* the

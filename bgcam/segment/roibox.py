@@ -38,7 +38,14 @@ HOLD_FIRST = 90
 HOLD_MAX = 900
 """The hold doubles each time the back-and-forth comes back, up to this many frames (30 s)."""
 HOLD_FORGET = 900
-"""After this many frames without a back-and-forth, the hold starts again from HOLD_FIRST."""
+"""After this many frames without a hold or a back-and-forth, a hold starts from HOLD_FIRST."""
+HOLD_STILL = 0.5
+"""A hold that ends while no side of the box has moved more than this x the margin since the
+hold's middle is renewed (doubled, as if the back-and-forth had come back): on a still scene the
+causes of the back-and-forth are still there, and letting it resume for the five frames that
+start the next hold is a burst of flicker (and a reframing jump for auto-framing) every time.
+The middle, not the start: the held shape's own mask moves the box at first (a whole frame's
+mask is not a square crop's), and the box has settled to it well before then."""
 MIN_OUTSIDE = 0.002
 """Person pixels outside the crop in a full-frame pass count (a newcomer) only above this share
 of the frame: a speck of false positive does not grow the box."""
@@ -134,12 +141,15 @@ class RoiTracker:
         self._hold_left = 0
         self._hold_len = 0
         self._calm = 0
+        self._hold_box: tuple[float, float, float, float] | None = None
+        """The box at the hold's middle: a hold ends only once the box has moved since."""
 
     def reset(self) -> None:
         self.box = None
         self._since_full = 0
         self._shapes.clear()
         self.held, self._hold_left, self._hold_len, self._calm = None, 0, 0, 0
+        self._hold_box = None
 
     def plan(self) -> Plan:
         if self.box is None:
@@ -163,10 +173,19 @@ class RoiTracker:
         del shapes[:-ALTERNATION]
         if self._hold_left > 0:
             self._hold_left -= 1
+            if self._hold_left == self._hold_len // 2:
+                self._hold_box = self.box
             if self._hold_left == 0:
-                log.debug("roi: %s hold over", self.held)
-                self.held = None
-        self._calm += 1
+                if self._still_since_hold():
+                    self._hold_len = min(HOLD_MAX, 2 * self._hold_len)
+                    self._hold_left, self._calm = self._hold_len, 0
+                    log.debug("roi: the scene is still; %s held for %d more frames", self.held,
+                              self._hold_len)  # fmt: skip
+                else:
+                    log.debug("roi: %s hold over", self.held)
+                    self.held = None
+        if self.held is None:  # calm is counted from the hold's end
+            self._calm += 1
         if self._calm >= HOLD_FORGET:
             self._hold_len = 0
         if len(shapes) == ALTERNATION and alternates(shapes):
@@ -177,6 +196,14 @@ class RoiTracker:
             log.debug(
                 "roi: %s crops went back and forth; %s held for %d frames", *pair, self._hold_len
             )
+
+    def _still_since_hold(self) -> bool:
+        """No side of the box moved more than HOLD_STILL x the margin since the hold's middle."""
+        box, then = self.box, self._hold_box
+        if box is None or then is None:
+            return False
+        tol = HOLD_STILL * self.margin * max(then[2] - then[0], then[3] - then[1])
+        return all(abs(a - b) <= tol for a, b in zip(box, then, strict=True))
 
     def observe(
         self,

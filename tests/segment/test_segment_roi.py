@@ -23,6 +23,7 @@ from bgcam.segment import Segmenter, create_segmenter
 from bgcam.segment.roi import RoiSegmenter
 from bgcam.segment.roibox import (
     HOLD_FIRST,
+    HOLD_MAX,
     MIN_SIDE,
     SQUARE,
     WHOLE,
@@ -323,6 +324,44 @@ def _settle(tr: RoiTracker, shapes: list[str]) -> None:
         tr.settle(shape)
 
 
+def _nudge(tr: RoiTracker) -> None:
+    """The person steps 60 px to the left (more than half a margin): the box moves."""
+    assert tr.box is not None
+    x0, y0, x1, y1 = tr.box
+    tr.observe(tr.plan(), (x0 - 60.0 + 50.0, y0 + 75.0, x1 - 60.0 - 50.0, y1 - 75.0))
+    assert tr.box[0] < x0 - 30.0
+
+
+def _hold_through(tr: RoiTracker, length: int, *, moved: bool) -> None:
+    """``length`` held frames; with ``moved``, the person steps aside after the hold's middle
+    (the box the hold is judged against)."""
+    _settle(tr, [WHOLE] * (length // 2 + 1))
+    if moved:
+        _nudge(tr)
+    _settle(tr, [WHOLE] * (length - length // 2 - 1))
+
+
+def test_a_hold_on_a_still_scene_is_renewed_without_going_back_and_forth() -> None:
+    """When the hold runs out and the box has not moved, the back-and-forth's causes are still
+    there: letting it resume for the five frames that start the next hold would flicker (and
+    jolt auto-framing) every time; the hold is renewed instead, doubling up to HOLD_MAX."""
+    tr = RoiTracker(FRAME, 0.25, FULL_EVERY)
+    tr.observe(tr.plan(), (540.0, 200.0, 740.0, 500.0))
+    _settle(tr, [WHOLE, SQUARE, WHOLE, SQUARE, WHOLE])
+    assert tr.held == WHOLE
+    _settle(tr, [WHOLE] * 10)
+    _nudge(tr)  # early on, the held shape's own mask moves the box: not a move of the person
+    _settle(tr, [WHOLE] * (HOLD_FIRST - 10))
+    assert tr.held == WHOLE
+    length = 2 * HOLD_FIRST
+    for _ in range(5):  # 6, 12, 24, 30, 30 s: never released while nothing moves
+        _hold_through(tr, length, moved=False)
+        assert tr.held == WHOLE and tr.plan().shape == WHOLE
+        length = min(HOLD_MAX, 2 * length)
+    _hold_through(tr, length, moved=True)
+    assert tr.held is None and tr.plan().shape == SQUARE
+
+
 def test_crops_that_alternate_hold_the_larger_shape_and_back_off() -> None:
     tr = RoiTracker(FRAME, 0.25, FULL_EVERY)
     tr.observe(tr.plan(), (540.0, 200.0, 740.0, 500.0))  # fits a square crop
@@ -331,11 +370,11 @@ def test_crops_that_alternate_hold_the_larger_shape_and_back_off() -> None:
     assert tr.held is None
     _settle(tr, [SQUARE, WHOLE])  # whole, square, whole, square, whole: a hold
     assert tr.held == WHOLE and tr.plan().shape == WHOLE and tr.plan().crop is None
-    _settle(tr, [WHOLE] * HOLD_FIRST)
+    _hold_through(tr, HOLD_FIRST, moved=True)  # the person moved: the hold ends as it runs out
     assert tr.held is None and tr.plan().shape == SQUARE  # the hold is over: try again
     _settle(tr, [SQUARE, WHOLE, SQUARE, WHOLE])  # alternating again: twice as long
     assert tr.held == WHOLE
-    _settle(tr, [WHOLE] * (2 * HOLD_FIRST))
+    _hold_through(tr, 2 * HOLD_FIRST, moved=True)
     assert tr.held is None
     # A wide hold keeps a box that fits a square crop at the wide shape, never smaller…
     _settle(tr, [WIDE, SQUARE, WIDE, SQUARE, WIDE])
