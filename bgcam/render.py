@@ -258,8 +258,7 @@ def render(
                     out = cast(Image, cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR))
                 writer.write(name, out, pts if fps is None else None)
                 # The full-size alpha is computed on access (1.2 ms at 720p): only for --masks.
-                alpha: Mask | None = engine.alpha if mask_writer is not None else None
-                if alpha is not None and mask_writer is not None:
+                if mask_writer is not None and (alpha := engine.alpha) is not None:
                     if (w, h) != info.size:
                         alpha = cast(
                             Mask, cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)

@@ -7,8 +7,9 @@ FFmpeg and OpenCV release the GIL while they work.
 
 The thread decodes into :data:`SLOTS` BGR buffers owned by this object. A yielded frame stays
 valid until the consumer asks for the next one (as with :class:`~bgcam.video.reader.VideoReader`,
-whose bookkeeping it keeps: ``read``, ``error``, ``last_time`` and ``short`` are final once the
-iteration has ended). An exception on the decoding thread is raised in the consumer.
+whose bookkeeping, ``read``, ``error``, ``last_time`` and ``short``, stays on the reader and is
+final once the iteration has ended). An exception on the decoding thread is raised in the
+consumer.
 
 Life: ``__iter__`` starts the thread once; :meth:`close` (also on leaving the ``with`` block or
 abandoning the iteration) sets the stop event and joins the thread with a timeout.
@@ -126,20 +127,3 @@ class DecodeAhead:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    # The reader's bookkeeping (final once the iteration has ended).
-    @property
-    def read(self) -> int:
-        return self.reader.read
-
-    @property
-    def error(self) -> str | None:
-        return self.reader.error
-
-    @property
-    def last_time(self) -> float:
-        return self.reader.last_time
-
-    @property
-    def short(self) -> bool:
-        return self.reader.short
