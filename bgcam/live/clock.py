@@ -37,13 +37,18 @@ class OutputClock:
         ``t_capture``, shown at the tick scheduled for ``sched``; only when the source runs at the
         output's rate. Measured from the *scheduled* tick, so a late wake-up does not bias the
         rate: with a source at the same rate the nudges average to zero."""
-        if abs(source_fps - self.fps) >= 0.03 * self.fps:
+        if not self.same_rate(source_fps):
             return
         period = self.period
         offset = sched - t_capture
         if -period < offset < 2 * period:
             err = offset - PHASE_TARGET * period
             self.next_t -= max(-PHASE_STEP, min(PHASE_STEP, 0.1 * err))
+
+    def same_rate(self, source_fps: float) -> bool:
+        """True when a source at ``source_fps`` runs at the output's rate (within 3 %): one new
+        frame is due every tick."""
+        return abs(source_fps - self.fps) < 0.03 * self.fps
 
     def advance(self, now: float) -> bool:
         """Schedule the next tick; True when this one ran late (more than half a period)."""

@@ -30,6 +30,10 @@ LOST_GRACE = 0.5
 """Seconds of a lost source before the placeholder replaces the repeated last frame."""
 STALL = 2.0
 """Seconds without a new frame, source nominally running, before the placeholder shows."""
+LATE_GRACE = 0.4
+"""Periods a tick waits for a source frame that is due but late (source at the output's rate,
+frames flowing): a capture thread held up for a few milliseconds by other work then costs that
+much latency once, instead of a repeated frame followed by a skipped one."""
 IDLE_CARD_PERIOD = 1.0
 """Seconds between cards while on-demand idles (nobody reads them)."""
 
@@ -72,6 +76,8 @@ class Output:
         """Send one frame; False when the source ended or the sink closed."""
         sched, now = clock.next_t, time.monotonic()
         frame = source.latest()
+        if not paused and self._due_but_late(frame, source, clock, now):
+            frame = source.wait_newer(self._last_index, LATE_GRACE * clock.period) or frame
         new = unmasked = placeholder = False
         dropped = 0
         if paused:
@@ -99,6 +105,19 @@ class Output:
             new=new, latency_ms=latency, dropped=dropped, placeholder=placeholder, unmasked=unmasked
         )
         return True
+
+    def _due_but_late(
+        self, frame: Frame | None, source: Source, clock: OutputClock, now: float
+    ) -> bool:
+        """No new frame yet, though the source delivers one per tick and the last one came
+        within the last period and a half (a stalled source is not waited for each tick)."""
+        return (
+            frame is not None
+            and frame.index <= self._last_index
+            and source.state is SourceState.RUNNING
+            and clock.same_rate(source.fps)
+            and now - self._t_new < 1.5 * clock.period
+        )
 
     def idle(self, clock: OutputClock) -> bool:
         """While nobody reads: a "waiting" card once a second; False when the sink closed."""
