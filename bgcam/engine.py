@@ -18,13 +18,12 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 from bgcam.compose import Compositor, Prepared, create_compositor
 from bgcam.config import ComposeConfig, Config, SegmentConfig
-from bgcam.frame import Image, Mask, ShrunkFrame, upsample_alpha8
+from bgcam.frame import Image, Mask, ShrunkFrame, resize_bilinear, upsample_alpha8
 from bgcam.refine import MaskRefiner
 from bgcam.segment import Segmenter, create_segmenter
 from bgcam.studio import Studio
@@ -178,8 +177,7 @@ class Engine:
         ww, wh = self.refiner.work_size
         if self._small.shape != (wh, ww, 3):
             self._small = np.empty((wh, ww, 3), np.uint8)
-        cv2.resize(image, (ww, wh), dst=self._small, interpolation=cv2.INTER_LINEAR)
-        return ShrunkFrame(image, self._small)
+        return ShrunkFrame(image, resize_bilinear(image, self._small))
 
     def mask(self, image: Image) -> None:
         """Segment and refine ``image`` (the segment side); the result is :meth:`matte`."""

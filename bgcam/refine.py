@@ -47,7 +47,7 @@ import numpy.typing as npt
 
 from bgcam import cvcompat
 from bgcam.config import RefineConfig
-from bgcam.frame import Image, Mask, ShrunkFrame, upsample_alpha8
+from bgcam.frame import Image, Mask, ShrunkFrame, resize_bilinear, upsample_alpha8
 from bgcam.guided import GuidedFilter
 
 log = logging.getLogger(__name__)
@@ -249,8 +249,7 @@ class MaskRefiner:
         w, h = self.frame_size
         if frame.image.shape != (h, w, 3):
             raise ValueError(f"image: expected shape ({h}, {w}, 3), got {frame.image.shape}")
-        cv2.resize(frame.image, self.work_size, dst=self._small, interpolation=cv2.INTER_LINEAR)
-        return self._small
+        return resize_bilinear(frame.image, self._small)
 
     def update(self, mask_low: Mask, frame: ShrunkFrame) -> None:
         """Refine ``mask_low`` for ``frame`` at the working size; results via the properties."""

@@ -1,8 +1,8 @@
 """Cheap, anti-aliased downscaling of whole frames into preallocated buffers.
 
-A bilinear resize to twice the target (each output pixel then averages a 2x2 sample of its block)
-followed by an exact 2:1 ``INTER_AREA`` gives nearly the box average that ``INTER_AREA`` straight
-from a full frame gives, for a tenth of its cost.
+A bilinear resize (:func:`~bgcam.frame.resize_bilinear`) to twice the target (each output pixel
+then averages a 2x2 sample of its block) followed by an exact 2:1 ``INTER_AREA`` gives nearly the
+box average that ``INTER_AREA`` straight from a full frame gives, for a tenth of its cost.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from bgcam.frame import Image, ShrunkFrame
+from bgcam.frame import Image, ShrunkFrame, resize_bilinear
 
 
 class Shrinker:
@@ -36,14 +36,13 @@ class Shrinker:
             hint_h, hint_w = hint.shape[:2]
             if hint_w >= w and hint_h >= h:
                 if hint_w <= 2 * w and hint_h <= 2 * h and (hint_w, hint_h) != (w, h):
-                    cv2.resize(hint, (w, h), dst=self._dst, interpolation=cv2.INTER_LINEAR)
-                    return self._dst
+                    return resize_bilinear(hint, self._dst)
                 image = hint
         src_h, src_w = image.shape[:2]
         if (src_w, src_h) == (w, h):
             np.copyto(self._dst, image)
         elif src_w > 2 * w and src_h > 2 * h:
-            cv2.resize(image, (2 * w, 2 * h), dst=self._mid, interpolation=cv2.INTER_LINEAR)
+            resize_bilinear(image, self._mid)
             cv2.resize(self._mid, (w, h), dst=self._dst, interpolation=cv2.INTER_AREA)
         else:
             cv2.resize(image, (w, h), dst=self._dst, interpolation=cv2.INTER_AREA)

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from bgcam.compose.plan import BlurPlan, gaussian_ksize
 from bgcam.effects import disc_kernel
-from bgcam.frame import Image, upscale_bilinear
+from bgcam.frame import Image, resize_bilinear
 
 log = logging.getLogger(__name__)
 
@@ -107,15 +107,14 @@ class BackgroundBlur:
         if f == 2:
             if small is not None and small.shape[:2] == self._small.shape[:2]:
                 return small
-            cv2.resize(image, self.work_size, dst=self._small, interpolation=cv2.INTER_LINEAR)
-            return self._small
+            return resize_bilinear(image, self._small)
         # Bilinear to twice the working size (a 2x2 sample of each block), then an exact
         # 2x box average: anti-aliased enough for a blur, far cheaper than INTER_AREA.
         pre = self._pre
         if small is not None and small.shape[:2] == pre.shape[:2]:
             pre = small
         else:
-            cv2.resize(image, self.pre_size, dst=pre, interpolation=cv2.INTER_LINEAR)
+            resize_bilinear(image, pre)
         cv2.resize(pre, self.work_size, dst=self._small, interpolation=cv2.INTER_AREA)
         return self._small
 
@@ -215,7 +214,7 @@ class BackgroundBlur:
         if bg8.shape[:2] == (h, w):
             np.copyto(dst, bg8)
         else:
-            upscale_bilinear(bg8, dst)
+            resize_bilinear(bg8, dst)
         if p.sharp > 0:  # a weak blur: the detail finer than the working size, from the frame
             cv2.addWeighted(image, p.sharp, dst, 1.0 - p.sharp, 0.0, dst=dst)
         return dst
