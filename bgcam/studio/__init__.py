@@ -23,7 +23,7 @@ import numpy.typing as npt
 from bgcam.config import Config, EffectsConfig
 from bgcam.frame import Image
 from bgcam.studio.autoframe import FULL, Crop, CropWarp, Framer
-from bgcam.studio.box import Box, BoxFinder, reach
+from bgcam.studio.box import Box, BoxFinder, reach_bands
 from bgcam.studio.light import LightCorrector
 
 __all__ = [
@@ -115,7 +115,7 @@ class Studio:
         ``whole=False`` says the compositor, given a shrunk picture at the matte's size (one is
         then always returned with a matte), reads the picture only where the matte is above 0
         (:meth:`bgcam.compose.Compositor.reads_background`): the picture is then framed and
-        relit only there (:func:`~bgcam.studio.box.reach`), its other pixels are left
+        relit only there (:func:`~bgcam.studio.box.reach_bands`), its other pixels are left
         undefined, and nobody in view costs no pass at all.
         """
         if not self.active:
@@ -149,19 +149,19 @@ class Studio:
         elif matte is not None and not whole:
             hint = self._warp.shrink(image, crop, matte.shape[::-1])
         w, h = self.frame_size
-        rect = (0, 0, w, h) if whole or matte is None else reach(matte, self.frame_size)
+        rects = [(0, 0, w, h)] if whole or matte is None else reach_bands(matte, self.frame_size)
         if lit and self._lit.shape != image.shape:
             self._lit = np.empty_like(image)
         if framed:
-            if lit and rect[2] > rect[0]:  # relight only the part the crop reads, then crop
-                x0, y0, x1, y1 = self._warp.region(crop, rect)
-                part = self.light.apply(image[y0:y1, x0:x1], self._lit[: y1 - y0, : x1 - x0])
-                out = self._warp.image(part, crop, origin=(x0, y0), rect=rect)
-            else:
-                out = self._warp.image(image, crop, rect=rect)
+            src = image
+            if lit:  # relight only the parts of the frame the crop reads there, then crop
+                for rect in rects:
+                    x0, y0, x1, y1 = self._warp.region(crop, rect)
+                    self.light.apply(image[y0:y1, x0:x1], self._lit[y0:y1, x0:x1])
+                src = self._lit
+            out = self._warp.image(src, crop, rects)
         else:  # lit: never write into the caller's frame
-            x0, y0, x1, y1 = rect
-            if x1 > x0 and y1 > y0:
+            for x0, y0, x1, y1 in rects:
                 self.light.apply(image[y0:y1, x0:x1], self._lit[y0:y1, x0:x1])
             out = self._lit
         if lit and hint is not None:

@@ -51,15 +51,16 @@ the frame, which the compositor blurs (instead of shrinking the framed picture a
 against 0.5 ms at 720p). At 1x nothing is copied. The full-size warp is most of the cost (0.57
 ms at 720p on the project's 2-vCPU Xeon VM; ``cv2.resize`` of the crop and ``cv2.remap`` were
 3-15 times slower there), so when the compositor reads the picture only where the matte is above
-0 (the default blur, replace, remove) only that part of the output is warped
-(:func:`~bgcam.studio.box.reach`: the person's box, 45 % of the frame for a person framed at
-1.57x in ``bgcam bench``).
+0 (the default blur, replace, remove) only that part of the output is warped, in a few bands
+(:func:`~bgcam.studio.box.reach_bands`: around the person, 30 % of the frame for the person
+framed at 1.57x in ``bgcam bench``, where the person's whole box is 45 %).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -339,33 +340,24 @@ class CropWarp:
         return self._image
 
     def image(
-        self,
-        image: Image,
-        crop: Crop,
-        origin: tuple[int, int] | None = None,
-        rect: tuple[int, int, int, int] | None = None,
+        self, image: Image, crop: Crop, rects: Sequence[tuple[int, int, int, int]] | None = None
     ) -> Image:
-        """The frame cropped to ``crop`` and scaled back to the frame size (owned buffer).
-
-        ``image`` is the whole frame, or (with ``origin``, its top-left corner in the frame)
-        a part of it holding at least :meth:`region`. ``rect`` (x0, y0, x1, y1): only that part
-        of the output is written (the rest of the buffer keeps what it held).
+        """The frame ``image`` cropped to ``crop`` and scaled back to the frame size (owned
+        buffer). ``rects`` (x0, y0, x1, y1 each, output pixels): only those parts of the output
+        are written (the rest of the buffer keeps what it held); ``image`` need only hold the
+        :meth:`region` of each there.
         """
         w, h = self.frame_size
+        if image.shape != (h, w, 3):
+            raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
         m = _matrix(crop, self.frame_size, self._m)
-        if origin is None:
-            if image.shape != (h, w, 3):
-                raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
-        else:
-            m[0, 2] -= origin[0]
-            m[1, 2] -= origin[1]
-        if rect is None or rect == (0, 0, w, h):
+        if rects is None:
             return _warp(image, m, self._image)
-        x0, y0, x1, y1 = rect
-        if x1 > x0 and y1 > y0:
-            m[0, 2] += m[0, 0] * x0
-            m[1, 2] += m[1, 1] * y0
-            _warp(image, m, self._image[y0:y1, x0:x1])
+        kx, ky, tx, ty = m[0, 0], m[1, 1], m[0, 2], m[1, 2]
+        for x0, y0, x1, y1 in rects:
+            if x1 > x0 and y1 > y0:
+                m[0, 2], m[1, 2] = tx + kx * x0, ty + ky * y0
+                _warp(image, m, self._image[y0:y1, x0:x1])
         return self._image
 
     def alpha(self, alpha8: npt.NDArray[np.uint8], crop: Crop) -> npt.NDArray[np.uint8]:

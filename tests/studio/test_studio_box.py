@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bgcam.frame import upsample_alpha8
-from bgcam.studio.box import BoxFinder, reach
+from bgcam.studio.box import BANDS, BoxFinder, reach, reach_bands
 from tests.studio.studio_scenes import person_matte
 
 
@@ -72,3 +72,34 @@ def test_reach_is_tight_around_the_person() -> None:
     x0, y0, x1, y1 = reach(alpha, (1280, 720))
     ys, xs = np.nonzero(upsample_alpha8(alpha, (1280, 720)))
     assert x0 >= xs.min() - 8 and x1 <= xs.max() + 9 and y0 >= ys.min() - 8 and y1 <= 720
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_reach_bands_hold_every_pixel_the_upsampled_matte_covers(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    h, w = (int(v) for v in rng.integers(3, 60, 2))
+    alpha = np.zeros((h, w), np.uint8)
+    for _ in range(seed % 4):  # 0 to 3 blobs; none: no bands
+        y0, x0 = int(rng.integers(0, h)), int(rng.integers(0, w))
+        y1, x1 = int(rng.integers(y0, h)) + 1, int(rng.integers(x0, w)) + 1
+        alpha[y0:y1, x0:x1] = rng.integers(0, 256, (y1 - y0, x1 - x0))
+    size = (int(w * rng.uniform(1, 6)), int(h * rng.uniform(1, 6)))
+    up = upsample_alpha8(alpha, size)
+    bands = reach_bands(alpha, size)
+    x0, y0, x1, y1 = reach(alpha, size)
+    assert sum((b[2] - b[0]) * (b[3] - b[1]) for b in bands) <= (x1 - x0) * (y1 - y0)
+    last = 0
+    for bx0, by0, bx1, by1 in bands:  # inside the frame, top to bottom, not overlapping
+        assert 0 <= bx0 < bx1 <= size[0] and last <= by0 < by1 <= size[1]
+        last = by1
+        up[by0:by1, bx0:bx1] = 0
+    assert not up.any()
+    assert bool(bands) == bool(alpha.any())
+
+
+def test_reach_bands_leave_out_the_room_beside_the_head() -> None:
+    alpha = person_matte(0.5, scale=0.6)
+    bands = reach_bands(alpha, (1280, 720))
+    x0, y0, x1, y1 = reach(alpha, (1280, 720))
+    assert 1 < len(bands) <= BANDS
+    assert sum((b[2] - b[0]) * (b[3] - b[1]) for b in bands) < 0.95 * (x1 - x0) * (y1 - y0)

@@ -8,9 +8,9 @@ import pytest
 
 from bgcam.compose.cpu import CpuCompositor
 from bgcam.config import ComposeConfig, EffectsConfig
-from bgcam.frame import ShrunkFrame
+from bgcam.frame import ShrunkFrame, upsample_alpha8
 from bgcam.studio import CropWarp, Studio
-from bgcam.studio.box import reach
+from bgcam.studio.box import reach, reach_bands
 from tests.studio.studio_scenes import WORK, person_matte, picture
 
 SIZE = (640, 360)
@@ -150,9 +150,15 @@ def test_framing_only_the_persons_part_composes_the_same_picture(
         else:  # the frame came without a shrunk copy: one is made, not the picture shrunk
             f_hint = cv2.resize(f_out, WORK, interpolation=cv2.INTER_LINEAR)
             assert np.abs(p_hint.astype(int) - f_hint).mean() < 2.0  # the noise sampled apart
+        bands = reach_bands(p_a8, size)
+        area = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in bands)
         x0, y0, x1, y1 = reach(p_a8, size)
-        assert 0 < (x1 - x0) * (y1 - y0) < 0.6 * size[0] * size[1]
-        assert np.array_equal(p_out[y0:y1, x0:x1], f_out[y0:y1, x0:x1])
+        assert 0 < area <= (x1 - x0) * (y1 - y0) < 0.6 * size[0] * size[1]
+        person = upsample_alpha8(p_a8, size) > 0
+        for x0, y0, x1, y1 in bands:  # framed and relit there, as the whole picture is
+            assert np.array_equal(p_out[y0:y1, x0:x1], f_out[y0:y1, x0:x1])
+            person[y0:y1, x0:x1] = False
+        assert not person.any()
         got = comp.compose_matte(ShrunkFrame(p_out, p_hint), p_a8).copy()
         want = comp.compose_matte(ShrunkFrame(f_out, p_hint), f_a8)
         assert np.array_equal(got, want)
