@@ -174,6 +174,8 @@ class Studio:
         return out, matte, hint
 
     def _ease_out(self, dt: float) -> Crop:
+        if self.framer.at_rest:
+            return self.framer.crop
         return self.framer.update(None, dt)
 
     def status(self) -> dict[str, Any]:

@@ -226,6 +226,13 @@ class Framer:
         self._pos = self._last_pos = None
         self.velocity = 0.0
 
+    @property
+    def at_rest(self) -> bool:
+        """At the full view, still, with nobody held: :meth:`update` with nobody in view
+        would change nothing that shows (auto-framing off costs nothing then)."""
+        s = self._s
+        return self.crop.is_full and s.velocity == 0.0 and s.value == s.goal and not self._held
+
     def release(self) -> None:
         """Ease back to the full view (nobody in view, or auto-framing switched off)."""
         self._s.goal = 1.0
