@@ -86,6 +86,22 @@ def test_switching_autoframe_off_eases_out_then_stops() -> None:
     assert out is image and a8 is matte and hint is small
 
 
+
+def test_light_on_with_autoframe_switched_off_stops_stepping_the_framer() -> None:
+    studio = Studio(EffectsConfig(autoframe=True, light="auto"), SIZE)
+    image, matte, small, _ = frames(studio, 90)
+    studio.update(EffectsConfig(light="auto"))
+    assert not studio.framer.at_rest  # still easing out
+    for i in range(120):
+        studio.process(image, matte, small, (91 + i) * DT)
+    assert studio.crop.is_full and studio.framer.at_rest and studio.active
+    clock = studio.framer._clock
+    studio.process(image, matte, small, 300 * DT)
+    assert studio.framer._clock == clock  # at rest: not stepped
+    studio.update(EffectsConfig(autoframe=True, light="auto"))  # on again: eases in
+    frames(studio, 60, t0=301 * DT)
+    assert studio.crop.zoom > 1.5
+
 def test_light_only_brightens_the_hint_too() -> None:
     studio = Studio(EffectsConfig(light="auto"), SIZE)
     _image, matte, small, (_out, a8, hint) = frames(studio, 2)
