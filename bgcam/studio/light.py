@@ -55,12 +55,6 @@ SETTLE = 2.0
 """Seconds the applied gain takes to settle on a new goal."""
 ACCEL = 0.5
 """Bound on the log-gain's acceleration per s² (a change by e^0.5 takes at least 2 s)."""
-ROW_STEP = 2
-"""The exposure is measured on every this-many-th row of the working-size frame (at 720p
-10,000 pixels for a person filling a third of it: plenty for a 99th percentile; half the
-cost of all rows, 0.08 against 0.15 ms here)."""
-MIN_ROWS = 64
-"""Mattes with fewer rows are measured on every row."""
 
 
 def tone_curve(gain: float) -> npt.NDArray[np.uint8]:
@@ -103,9 +97,6 @@ class LightCorrector:
         h, w = alpha8.shape
         if small.shape[:2] != (h, w):
             raise ValueError(f"small: expected shape ({h}, {w}, 3), got {small.shape}")
-        step = ROW_STEP if h >= MIN_ROWS else 1
-        small, alpha8 = small[::step], alpha8[::step]  # views: no copy
-        h = alpha8.shape[0]
         if self._grey.shape != (h, w):
             self._grey = np.empty((h, w), np.uint8)
             self._mask = np.empty((h, w), np.uint8)
