@@ -86,7 +86,6 @@ def test_switching_autoframe_off_eases_out_then_stops() -> None:
     assert out is image and a8 is matte and hint is small
 
 
-
 def test_light_on_with_autoframe_switched_off_stops_stepping_the_framer() -> None:
     studio = Studio(EffectsConfig(autoframe=True, light="auto"), SIZE)
     image, matte, small, _ = frames(studio, 90)
@@ -101,6 +100,7 @@ def test_light_on_with_autoframe_switched_off_stops_stepping_the_framer() -> Non
     studio.update(EffectsConfig(autoframe=True, light="auto"))  # on again: eases in
     frames(studio, 60, t0=301 * DT)
     assert studio.crop.zoom > 1.5
+
 
 def test_light_only_brightens_the_hint_too() -> None:
     studio = Studio(EffectsConfig(light="auto"), SIZE)
