@@ -50,3 +50,37 @@ def test_a_shrunk_copy_of_the_frame_is_used_when_it_is_large_enough(
     np.testing.assert_array_equal(
         shrinker.shrink(ShrunkFrame(frame, too_small)).copy(), shrinker.shrink(ShrunkFrame(frame))
     )
+
+
+@pytest.mark.parametrize("side", [515, 668, 719, 1001])
+def test_a_crop_two_to_four_times_the_target_keeps_its_geometry(side: int) -> None:
+    """The halve-then-bilinear path (region-of-interest crops, odd sizes too): a ramp comes out
+    where INTER_AREA puts it (no shift of the picture), and a smaller crop after a larger one
+    reuses the halving buffer."""
+    # A ramp of one level per pixel (exact in uint8) across the middle of the crop.
+    start = (side - 255) // 2
+    ramp = np.clip(np.arange(side) - start, 0, 255).astype(np.uint8)
+    lo, hi = int((start + 8) * 256 / side), int((start + 247) * 256 / side)  # its linear part
+    shrinker = Shrinker((256, 256))
+    offsets = []
+    for row in (ramp, ramp[::-1]):  # rising and falling: rounding biases both alike
+        crop = np.ascontiguousarray(np.broadcast_to(row[None, :, None], (side, side, 3)))
+        out = shrinker.shrink(ShrunkFrame(crop, crop)).astype(np.float32)
+        reference = cv2.resize(crop, (256, 256), interpolation=cv2.INTER_AREA).astype(np.float32)
+        assert float(np.abs(out - reference)[:, 2:-2].max()) <= 1.0
+        lo_, hi_ = (lo, hi) if row is ramp else (256 - hi, 256 - lo)
+        offsets.append(float((out - reference)[:, lo_:hi_].mean()))
+    # A shift of the sampling grid shows as opposite offsets on the two ramps (source pixels:
+    # half their difference, the slope being one level per pixel).
+    shift = (offsets[0] - offsets[1]) / 2
+    assert abs(shift) < 0.05
+    half = shrinker._half
+    shrinker.shrink(ShrunkFrame(crop[:-5, :-5], crop[:-5, :-5]))
+    assert shrinker._half is half
+
+
+def test_a_crop_shrinks_close_to_the_area_average(astronaut: npt.NDArray[np.uint8]) -> None:
+    crop = cv2.resize(astronaut, (668, 668), interpolation=cv2.INTER_CUBIC)
+    out = Shrinker((256, 256)).shrink(ShrunkFrame(crop, crop))
+    reference = cv2.resize(crop, (256, 256), interpolation=cv2.INTER_AREA)
+    assert float(np.abs(out.astype(np.int16) - reference).mean()) < 2.0
