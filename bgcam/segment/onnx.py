@@ -50,16 +50,20 @@ def resolve_onnx(setting: str, frame_size: tuple[int, int]) -> tuple[bytes | Pat
     return data, chosen.name
 
 
-def rewrite(model: bytes | Path, label: str) -> tuple[bytes | None, bool]:
+def rewrite(model: bytes | Path, label: str, width: int | None = None) -> tuple[bytes | None, bool]:
     """The model rewritten by :mod:`bgcam.segment.ortlayout` (``None`` when nothing changed),
     and whether it now takes planar BGR 0–255 input
-    (:func:`~bgcam.segment.ortlayout.bgr255_planar_input`). Imports onnx (slow, see
+    (:func:`~bgcam.segment.ortlayout.bgr255_planar_input`). With ``width``, a square model is
+    first given an input that narrow (:func:`~bgcam.segment.ortlayout.narrow_input`); a model
+    that cannot be narrowed raises ValueError. Imports onnx (slow, see
     :mod:`bgcam.segment.layoutcache`). Raises what onnx raises for a model it cannot read."""
     import onnx
 
-    from bgcam.segment.ortlayout import bgr255_planar_input, keep_nchwc
+    from bgcam.segment.ortlayout import bgr255_planar_input, keep_nchwc, narrow_input
 
     proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(model)
+    if width is not None and not narrow_input(proto, width):
+        raise ValueError(f"{label} cannot be given a {width}-pixel-wide input")
     planar = bgr255_planar_input(proto)
     rewritten = keep_nchwc(proto)
     log.debug(
@@ -68,31 +72,33 @@ def rewrite(model: bytes | Path, label: str) -> tuple[bytes | None, bool]:
         "yes" if planar else "no",
         rewritten,
     )
-    return (proto.SerializeToString() if planar or rewritten else None), planar
+    changed = planar or rewritten or width is not None
+    return (proto.SerializeToString() if changed else None), planar
 
 
 def for_cpu_layout(
-    model: bytes | Path, label: str, *, cached: bool = True
+    model: bytes | Path, label: str, *, cached: bool = True, width: int | None = None
 ) -> tuple[bytes | str, bool, str | None]:
-    """What onnxruntime loads for ``model`` (see :func:`rewrite`), whether it takes planar BGR
-    input, and its cache key (None when the cache was not used). ``cached=False`` rewrites
-    again and replaces the cache entry.
+    """What onnxruntime loads for ``model`` (see :func:`rewrite`, ``width`` included), whether
+    it takes planar BGR input, and its cache key (None when the cache was not used).
+    ``cached=False`` rewrites again and replaces the cache entry.
 
     A model the ``onnx`` package cannot read or infer shapes for is passed on unchanged, for
-    onnxruntime to load or to report on (and is not cached).
+    onnxruntime to load or to report on (and is not cached); with ``width``, the caller checks
+    the input it gets.
     """
     unchanged = model if isinstance(model, bytes) else str(model)
     try:
         data = model if isinstance(model, bytes) else model.read_bytes()
     except OSError:
         return unchanged, False, None
-    key = layoutcache.cache_key(data)
+    key = layoutcache.cache_key(data if width is None else data + b"\0narrow %d" % width)
     hit = layoutcache.lookup(key) if cached else None
     if hit is not None:
         log.debug("onnx: %s: the rewritten model comes from the cache (%s)", label, key[:12])
     else:
         try:
-            hit = rewrite(data, label)
+            hit = rewrite(data, label, width)
         except Exception as exc:  # onnx raises several types (DecodeError, InferenceError, ...)
             log.debug("onnx: %s left as it is (%s)", label, exc)
             return unchanged, False, None
@@ -125,7 +131,12 @@ def _tell_fallback(wanted: str, running: str) -> None:
 class OnnxSegmenter:
     name = "onnx"
 
-    def __init__(self, cfg: SegmentConfig, frame_size: tuple[int, int]) -> None:
+    def __init__(
+        self, cfg: SegmentConfig, frame_size: tuple[int, int], *, width: int | None = None
+    ) -> None:
+        """``width``: give a square model an input that many pixels wide (same height), for
+        :meth:`narrower`; ModelError when the model cannot take it."""
+        self._cfg, self._frame_size = cfg, frame_size
         try:
             import onnxruntime as ort
         except ImportError as exc:  # pragma: no cover - onnxruntime is a dependency
@@ -135,7 +146,7 @@ class OnnxSegmenter:
         model, self.model_label = resolve_onnx(cfg.model, frame_size)
         providers = resolve_providers(list(cfg.providers), ort.get_available_providers())
 
-        source, self._planar, key = for_cpu_layout(model, self.model_label)
+        source, self._planar, key = for_cpu_layout(model, self.model_label, width=width)
         try:
             self._session = session(source, providers, cfg.threads)
         except Exception as exc:  # onnxruntime has its own exception types
@@ -144,7 +155,9 @@ class OnnxSegmenter:
             # A damaged cache entry: rewrite the model again (replacing the entry).
             log.debug("onnx: the cached rewrite of %s does not load: %s", self.model_label, exc)
             layoutcache.forget(key)
-            source, self._planar, _ = for_cpu_layout(model, self.model_label, cached=False)
+            source, self._planar, _ = for_cpu_layout(
+                model, self.model_label, cached=False, width=width
+            )
             try:
                 self._session = session(source, providers, cfg.threads)
             except Exception as exc2:
@@ -167,6 +180,10 @@ class OnnxSegmenter:
                 f"{self.model_label}: expected an NHWC input of shape (1, H, W, 3), got {shape}"
             )
         h, w = int(hw[0]), int(hw[1])
+        if width is not None and w != width:
+            raise ModelError(
+                f"{self.model_label}: cannot be given a {width}-pixel-wide input (got {w} wide)"
+            )
         self.input_size = (w, h)
         self._shrinker = Shrinker((w, h))
         self._rgb = np.empty((h, w, 3), np.uint8)
@@ -197,6 +214,18 @@ class OnnxSegmenter:
             np.multiply(self._rgb, np.float32(1.0 / 255.0), out=self._x[0])
         self._session.run_with_iobinding(self._binding)
         return self._mask
+
+    def narrower(self, widths: tuple[int, ...]) -> dict[int, OnnxSegmenter]:
+        """The same model with inputs of these widths (same height), for
+        :class:`~bgcam.segment.roi.RoiSegmenter`'s tall crops; the widths it cannot take
+        (a model other than the square selfie one) are left out."""
+        out: dict[int, OnnxSegmenter] = {}
+        for width in widths:
+            try:
+                out[width] = OnnxSegmenter(self._cfg, self._frame_size, width=width)
+            except ModelError as exc:
+                log.debug("onnx: no %d-wide variant: %s", width, exc)
+        return out
 
     def close(self) -> None:
         self._binding = None

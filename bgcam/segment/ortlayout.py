@@ -203,3 +203,71 @@ def bgr255_planar_input(model: onnx.ModelProto) -> bool:
     graph.node.remove(transpose)
     dims[1].dim_value, dims[2].dim_value, dims[3].dim_value = 3, h, w
     return True
+
+
+def narrow_input(model: onnx.ModelProto, width: int) -> bool:
+    """Give a square-input segmentation model (the general selfie model: NHWC (1, S, S, 3) in,
+    (1, S, S, 1) out) the input (1, S, ``width``, 3): the same weights on a narrower picture.
+
+    The network is convolutional except where its input size is written into the graph: each
+    squeeze-and-excitation block averages its whole feature map with an ``AveragePool`` whose
+    kernel is that map's size (becomes ``GlobalAveragePool``, the same arithmetic at any size),
+    and the decoder's ``Resize`` nodes name their output sizes (their widths are scaled). Returns
+    False, changing nothing, when ``model`` does not have exactly that shape, when ``width`` is
+    not a multiple of the network's largest stride, or when the narrowed graph's shapes do not
+    infer.
+    """
+    graph = model.graph
+    if len(graph.input) != 1 or len(graph.output) != 1 or width <= 0:
+        return False
+    idims = graph.input[0].type.tensor_type.shape.dim
+    odims = graph.output[0].type.tensor_type.shape.dim
+    known = len(idims) == 4 and len(odims) == 4 and all(d.HasField("dim_value") for d in idims)
+    if not known or idims[1].dim_value != idims[2].dim_value or idims[3].dim_value != 3:
+        return False
+    side = int(idims[1].dim_value)
+    shapes = _static_shapes(model)
+    if shapes.get(graph.output[0].name) != [1, side, side, 1]:
+        return False
+    inits = {init.name: init for init in graph.initializer}
+    sizes: dict[str, np.ndarray] = {}
+    for node in graph.node:
+        if node.op_type == "AveragePool":
+            kernel = [list(a.ints) for a in node.attribute if a.name == "kernel_shape"]
+            pads = [list(a.ints) for a in node.attribute if a.name == "pads"]
+            src = shapes.get(node.input[0])
+            if src is None or kernel != [src[2:]] or pads not in ([], [[0, 0, 0, 0]]):
+                return False
+        elif node.op_type == "Resize":
+            if len(node.input) != 4 or node.input[3] not in inits:
+                return False
+            out = numpy_helper.to_array(inits[node.input[3]]).copy()
+            if out.shape != (4,) or out[2] != out[3] or side % int(out[2]):
+                return False
+            stride = side // int(out[2])
+            if width % stride:
+                return False
+            out[3] = width // stride
+            sizes[node.input[3]] = out
+    narrowed = onnx.ModelProto()
+    narrowed.CopyFrom(model)
+    g = narrowed.graph
+    for node in g.node:
+        if node.op_type == "AveragePool":  # every one spans its whole map (checked above)
+            pool = helper.make_node("GlobalAveragePool", [node.input[0]], [node.output[0]])
+            pool.name = node.name
+            node.CopyFrom(pool)
+    for init in g.initializer:
+        if init.name in sizes:
+            init.CopyFrom(numpy_helper.from_array(sizes[init.name], init.name))
+    g.input[0].type.tensor_type.shape.dim[2].dim_value = width
+    g.output[0].type.tensor_type.shape.dim[2].dim_value = width
+    del g.value_info[:]
+    try:
+        out_shape = _static_shapes(narrowed).get(g.output[0].name)
+    except Exception:  # onnx's inference errors have several types
+        return False
+    if out_shape != [1, side, width, 1]:
+        return False
+    model.CopyFrom(narrowed)
+    return True

@@ -50,8 +50,11 @@ MIN_OUTSIDE = 0.002
 """Person pixels outside the crop in a full-frame pass count (a newcomer) only above this share
 of the frame: a speck of false positive does not grow the box."""
 
-SQUARE, WIDE, WHOLE = "square", "wide", "whole"
-SIZE_ORDER = {SQUARE: 0, WIDE: 1, WHOLE: 2}
+SQUARE, TALL, WIDE, WHOLE = "square", "tall", "wide", "whole"
+SIZE_ORDER = {SQUARE: 0, TALL: 0, WIDE: 1, WHOLE: 2}
+TALL_WIDTHS = (160, 192, 224)
+"""Input widths (pixels, the height being the square model's 256) of the general model's
+narrower variants for tall crops: 62–88 % of the square input's pixels and time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +74,16 @@ def crop_for(
     *,
     square: bool = True,
     wide: bool = True,
+    talls: tuple[float, ...] = (),
 ) -> tuple[Box | None, str]:
-    """The crop for ``box`` and its shape (:data:`SQUARE`, :data:`WIDE` or :data:`WHOLE`).
+    """The crop for ``box`` and its shape (:data:`SQUARE`, :data:`TALL`, :data:`WIDE` or
+    :data:`WHOLE`).
 
     A square crop (side = the box's larger side, at least MIN_SIDE x frame height) when
-    ``square`` models are available and it fits in the frame; else a crop of ``wide_aspect``
+    ``square`` models are available and it fits in the frame; of the same height but narrower
+    (:data:`TALL`) when one of the ``talls`` aspects (width / height of the general model's
+    narrower inputs, ascending) still covers the box's width: the same model at the same scale,
+    on fewer pixels. Else a crop of ``wide_aspect``
     (width / height) covering the box; the whole frame when that is wider than WHOLE_SHARE
     of the frame or does not fit. Crops are centred on the box and moved inside the frame.
 
@@ -92,6 +100,10 @@ def crop_for(
     if square:
         side = math.ceil(max(bw, bh, least))
         if side <= min(fw, fh):
+            for aspect in talls:
+                width = math.ceil(side * aspect)
+                if width >= bw:
+                    return _placed(cx, cy, width, side, frame_size), TALL
             return _placed(cx, cy, side, side, frame_size), SQUARE
     if not wide:
         return None, WHOLE
@@ -125,6 +137,7 @@ class RoiTracker:
         wide_aspect: float = 256 / 144,
         square: bool = True,
         wide: bool = True,
+        talls: tuple[float, ...] = (),
     ) -> None:
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
         self.margin = float(margin)
@@ -132,6 +145,7 @@ class RoiTracker:
         self.wide_aspect = float(wide_aspect)
         self.square = square
         self.wide = wide
+        self.talls = tuple(sorted(talls))
         self.box: tuple[float, float, float, float] | None = None
         self._since_full = 0
         self._shapes: list[str] = []
@@ -161,13 +175,19 @@ class RoiTracker:
             self.wide_aspect,
             square=self.square and held is None,
             wide=self.wide and held != WHOLE,
+            talls=self.talls,
         )
         if crop is None:
             return Plan(None, WHOLE, True)
         return Plan(crop, shape, self._since_full + 1 >= self.full_every)
 
     def settle(self, shape: str) -> None:
-        """Record the shape this frame's output was made with; start or end a hold."""
+        """Record the shape this frame's output was made with; start or end a hold.
+
+        A tall crop counts as a square one here: the same model, and the box's shape
+        crossing a tall input's limit is no reason to hold the larger (wide) crop."""
+        if shape == TALL:
+            shape = SQUARE
         shapes = self._shapes
         shapes.append(shape)
         del shapes[:-ALTERNATION]

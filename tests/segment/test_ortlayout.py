@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from bgcam.segment.onnx import for_cpu_layout
-from bgcam.segment.ortlayout import bgr255_planar_input, keep_nchwc
+from bgcam.segment.ortlayout import bgr255_planar_input, keep_nchwc, narrow_input
 
 
 def _session(model: onnx.ModelProto | str, optimized: Path | None = None) -> ort.InferenceSession:
@@ -150,3 +150,44 @@ def test_a_file_onnx_cannot_read_is_passed_on_unchanged(tmp_path: Path) -> None:
     junk.write_bytes(b"not a model at all")
     assert for_cpu_layout(junk, "junk.onnx") == (str(junk), False, None)
     assert for_cpu_layout(b"\x00\x01", "bytes") == (b"\x00\x01", False, None)
+
+
+def test_a_narrowed_general_model_sees_a_tall_picture_as_the_square_one_does(
+    model_dir: Path, astronaut: npt.NDArray[np.uint8]
+) -> None:
+    """The general model given a 160-wide input: on a standing person (the astronaut's middle,
+    undistorted, on a grey picture) it finds what the square model finds when given the same
+    person with grey beside (same scale); the output has the new shape. The two differ on the
+    ambiguous objects beside her (the shuttle, the helmet), which only the square model
+    takes for person."""
+    path = model_dir / "selfie_segmentation.onnx"
+    narrowed = onnx.load(path)
+    assert narrow_input(narrowed, 160)
+    onnx.checker.check_model(narrowed)
+    assert _ops(narrowed)["AveragePool"] == 0
+    square, narrow = _session(str(path)), _session(narrowed)
+    assert narrow.get_inputs()[0].shape == [1, 256, 160, 3]
+    picture = np.full((256, 256, 3), 128, np.uint8)
+    person = cv2.resize(astronaut[:, 130:400], (135, 256), interpolation=cv2.INTER_AREA)
+    picture[:, 60:195] = cv2.cvtColor(person, cv2.COLOR_BGR2RGB)
+    x = picture[None].astype(np.float32) / 255
+    y_square = square.run(None, {"input_1": x})[0][0, :, 48:208, 0]
+    y_narrow = narrow.run(None, {"input_1": np.ascontiguousarray(x[:, :, 48:208])})[0]
+    assert y_narrow.shape == (1, 256, 160, 1)
+    a, b = y_square > 0.5, y_narrow[0, :, :, 0] > 0.5
+    assert a.mean() > 0.3  # a person: the comparison is not of two blanks
+    assert (a & b).sum() / (a | b).sum() > 0.85
+    core = (slice(30, 250), slice(40, 80))  # face, neck and suit
+    assert a[core].mean() > 0.95 and b[core].mean() > 0.95
+
+
+def test_narrowing_refuses_what_it_cannot_keep_exact(model_dir: Path) -> None:
+    """A non-square input (the landscape model), a width off the network's stride, a model of
+    another shape: False, and the model is left as it was."""
+    for name, width in (("selfie_segmentation_landscape", 128), ("selfie_segmentation", 150)):
+        model = onnx.load(model_dir / f"{name}.onnx")
+        before = model.SerializeToString()
+        assert not narrow_input(model, width)
+        assert model.SerializeToString() == before
+    tiny = _tiny([2, 3], scale_is_constant=True)
+    assert not narrow_input(tiny, 32)
