@@ -43,10 +43,16 @@ COARSE_WORK_SIGMA = 1.0
 work at half that resolution again (apertures of 3–9 pixels there)."""
 
 MIN_WORK_ROWS = 90
-"""Every blur works at most at the largest power-of-two reduction keeping this many rows
-(720p: 1/8, 90 rows; 1080p: 1/8, 135 rows; 480p: 1/4, 120 rows), so that no strength costs
-more than that working size. Blurs too weak for it are finished with the sharp frame
-(:func:`sharp_weight`). 1/4 at 720p looked better (PSNR +5 dB at strength 5) but cost ~1.6x."""
+"""Every blur works at most at the largest reduction of :data:`WORK_FACTORS` keeping this many
+rows (720p: 1/8, 90 rows; 1080p: 1/12, 90 rows; 960x540: 1/6; 480p: 1/4, 120 rows), so that
+no strength costs more than that working size and weak blurs look alike at every frame size.
+Blurs too weak for it are finished with the sharp frame (:func:`sharp_weight`). 1/4 at 720p
+looked better (PSNR +5 dB at strength 5) but cost ~1.6x; at 1080p, 1/8 (135 rows) made the weak
+blurs cost up to 1.3–1.4x the default (gaussian 60, which works at 1/16)."""
+
+WORK_FACTORS: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16)
+"""The reductions :func:`min_factor` chooses from: powers of two and 1.5 times them, so that the
+least working height lands within 90–135 rows at any frame size."""
 
 SHARP_SCALE = 0.28
 SHARP_POWER = 1.5
@@ -59,7 +65,16 @@ SHARP_MIN = 0.05
 at most 0.4 dB PSNR against the full-resolution blur (measured at 1080p strength 10, weight
 0.024, on the astronaut and three DAVIS clips), yet cost a full-frame blend (1.75 ms at 1080p)."""
 
+LINEAR_SHARP_MIN = 0.15
+"""The same for the linear blurs (gaussian, box, lens). At strength 10 (weight 0.13 at 720p
+and 1080p) the frame without the share is as close to the full-resolution blur (gaussian, box,
+lens at 720p: PSNR −0.7 to +0.4 dB, SSIM +0.006 to +0.04 on the four test frames), and the blend
+cost 2–3 ms at 1080p. The edge-preserving blurs (median, bilateral) lose up to 0.13 SSIM
+without it: they work one size finer instead (:meth:`bgcam.compose.plan.BlurPlan.of`)."""
+
 MAX_FACTOR = 16
+
+WORK_FACTORS: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16)
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".gif", ".mpg"})
 
@@ -87,26 +102,33 @@ def blur_factor(
 
 
 def min_factor(frame_size: tuple[int, int]) -> int:
-    """The power-of-two downscale every blur at ``frame_size`` works at, at least."""
+    """The downscale every blur at ``frame_size`` works at, at least: the largest of
+    :data:`WORK_FACTORS` keeping :data:`MIN_WORK_ROWS` rows."""
     w, h = frame_size
-    f = 1
-    while f < MAX_FACTOR and min(w, h) // (f * 2) >= MIN_WORK_ROWS:
-        f *= 2
-    return f
+    best = 1
+    for f in WORK_FACTORS:
+        if min(w, h) // f >= MIN_WORK_ROWS:
+            best = f
+    return best
 
 
-def sharp_weight(sigma: float, factor: int) -> float:
+def finer_factor(factor: int) -> int:
+    """The next smaller reduction of :data:`WORK_FACTORS` (1 for 1)."""
+    return max((f for f in WORK_FACTORS if f < factor), default=1)
+
+
+def sharp_weight(sigma: float, factor: int, least: float = SHARP_MIN) -> float:
     """How much of the sharp frame a weak blur computed at 1/``factor`` is blended with.
 
     Detail finer than the working resolution cannot come from the small image, and a weak
     blur keeps part of it. Blending the sharp frame with this weight gives that part back: 1 at
     sigma 0 (the frame itself), falling to 0 once the working resolution holds the whole blur
-    (fitted, see :data:`SHARP_SCALE`).
+    (fitted, see :data:`SHARP_SCALE`); a weight below ``least`` is dropped (0).
     """
     if sigma <= 0:
         return 1.0
     c = math.exp(-((sigma / (SHARP_SCALE * factor)) ** SHARP_POWER))
-    return c if c >= SHARP_MIN else 0.0
+    return c if c >= least else 0.0
 
 
 def box_size(sigma: float) -> int:

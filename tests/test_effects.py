@@ -151,3 +151,34 @@ def test_a_sharp_share_too_small_to_see_is_dropped_not_paid_for() -> None:
     at_1080 = sharp_weight(blur_sigma(10, (1920, 1080)), 8)  # would be 0.024: under 0.4 dB
     assert at_720 > 0.1 and at_1080 == 0.0
     assert sharp_weight(0.0, 8) == 1.0 and SHARP_MIN == 0.05
+
+
+@pytest.mark.parametrize(
+    ("size", "factor"),
+    [
+        ((320, 240), 2),
+        ((640, 480), 4),
+        ((960, 540), 6),
+        ((1280, 720), 8),
+        ((1920, 1080), 12),
+        ((2560, 1440), 16),
+        ((3840, 2160), 16),
+        ((37, 23), 1),
+    ],
+)
+def test_every_blur_works_at_90_to_135_rows_at_least(size: tuple[int, int], factor: int) -> None:
+    from bgcam.effects import MIN_WORK_ROWS, WORK_FACTORS, min_factor
+
+    assert min_factor(size) == factor and factor in WORK_FACTORS
+    rows = min(size) // factor
+    assert factor == 1 or rows >= MIN_WORK_ROWS
+    assert (
+        factor == max(WORK_FACTORS)
+        or min(size) // min(f for f in WORK_FACTORS if f > factor) < MIN_WORK_ROWS
+    )
+
+
+def test_finer_factor_steps_down_the_work_factors() -> None:
+    from bgcam.effects import finer_factor
+
+    assert [finer_factor(f) for f in (16, 12, 8, 6, 4, 3, 2, 1)] == [12, 8, 6, 4, 3, 2, 1, 1]

@@ -172,8 +172,11 @@ class BackgroundBlur:
         dst: Image,
         *,
         small: Image | None = None,
+        sharpen: bool = True,
     ) -> Image:
-        """Write the blurred background of ``image`` at full size into ``dst``."""
+        """Write the blurred background of ``image`` at full size into ``dst``. ``sharpen=False``
+        leaves out a weak blur's share of the sharp frame: the caller then adds it with
+        :meth:`sharpen` where the background shows."""
         p = self.plan
         if p.identity:
             np.copyto(dst, image)
@@ -215,6 +218,14 @@ class BackgroundBlur:
             np.copyto(dst, bg8)
         else:
             resize_bilinear(bg8, dst)
-        if p.sharp > 0:  # a weak blur: the detail finer than the working size, from the frame
-            cv2.addWeighted(image, p.sharp, dst, 1.0 - p.sharp, 0.0, dst=dst)
+        if sharpen:
+            self.sharpen(image, dst)
         return dst
+
+    def sharpen(self, image: Image, dst: Image) -> None:
+        """A weak blur's detail finer than its working size, from the frame: blend ``image``'s
+        share (:attr:`BlurPlan.sharp`) into the upscaled background ``dst`` (the same region
+        of both; nothing when the share is 0)."""
+        s = self.plan.sharp
+        if s > 0:
+            cv2.addWeighted(image, s, dst, 1.0 - s, 0.0, dst=dst)

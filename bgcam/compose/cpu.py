@@ -22,7 +22,7 @@ alpha too, and starts from the frame already shrunk for refining when it is give
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -32,7 +32,7 @@ import numpy.typing as npt
 from bgcam.compose import Prepared, check_inputs, check_matte, register
 from bgcam.compose.blur import BackgroundBlur
 from bgcam.compose.plan import BlurPlan, describe_blur
-from bgcam.compose.tiles import TILE, TileGrid, alpha_rect, blend_exact, copy_block, tile_view
+from bgcam.compose.tiles import TILE, TileGrid, alpha_rect, blend_exact, tile_slices, tile_view
 from bgcam.config import ComposeConfig
 from bgcam.effects import Background, BackgroundSlot, blur_sigma, fill_color, parse_color
 from bgcam.frame import Image, Mask, ShrunkFrame, upsample_alpha8
@@ -76,7 +76,7 @@ class CpuCompositor:
         self._mask = np.empty((h, w), np.uint8)
         self._rows, self._cols = h // TILE, w // TILE
         self._tiles = np.empty((self._rows, self._cols), np.uint8)
-        # Scratch of _copy_tiles: the inside flags with a zero column each side, their steps.
+        # Scratch of _tile_blocks: the flags with a zero column each side, their steps.
         self._runs_pad = np.zeros((self._rows, self._cols + 2), np.int8)
         self._runs_edges = np.empty((self._rows, self._cols + 1), np.int8)
         self._blend_n = 0
@@ -173,13 +173,17 @@ class CpuCompositor:
         if self._passes_through():
             np.copyto(self._out, image)
             return self._out
-        out = self._background(image, alpha8_small, frame.small)
         grid = self._grid_for(alpha8_small)
+        # A weak blur's share of the sharp frame (a full-frame blend) only where the background
+        # shows: not under the tiles wholly inside the person.
+        blur = self._blur if grid is not None and self._blurs() else None
+        sharpen = blur.sharpen if blur is not None and blur.plan.sharp > 0 else None
+        out = self._background(image, alpha8_small, frame.small, sharpen=sharpen is None)
         if grid is None:
             a8 = upsample_alpha8(alpha8_small, self.frame_size, self._a8)
             self._blend_full(image, a8, out)
         else:
-            self._blend_grid(image, alpha8_small, grid, out)
+            self._blend_grid(image, alpha8_small, grid, out, sharpen)
         return out
 
     def reads_background(self, small_size: tuple[int, int] | None) -> bool:
@@ -195,27 +199,37 @@ class CpuCompositor:
         assert self._blur is not None
         return self._blur.reads_image(small_size)
 
+    def _blurs(self) -> bool:
+        """Whether the background is the blur: mode blur, or replace without a background."""
+        mode = self.cfg.mode
+        return mode == "blur" or (mode == "replace" and self._slot.current is None)
+
     def _passes_through(self) -> bool:
         """Mode off, or a blur of strength 0: the output is the frame itself."""
-        mode = self.cfg.mode
-        if mode == "off":
+        if self.cfg.mode == "off":
             return True
-        blurs = mode == "blur" or (mode == "replace" and self._slot.current is None)
-        return blurs and self._blur is not None and self._blur.plan.identity
+        return self._blurs() and self._blur is not None and self._blur.plan.identity
 
     def _background(
-        self, image: Image, alpha8: npt.NDArray[np.uint8] | None, small: Image | None
+        self,
+        image: Image,
+        alpha8: npt.NDArray[np.uint8] | None,
+        small: Image | None,
+        *,
+        sharpen: bool = True,
     ) -> Image:
-        """The background (blurred, replaced or a colour) in the output buffer."""
+        """The background (blurred, replaced or a colour) in the output buffer; ``sharpen``:
+        see :meth:`BackgroundBlur.run`."""
         out = self._out
         mode = self.cfg.mode
         if mode == "remove":
             np.copyto(out, self._fill)
-        elif mode == "replace" and self._slot.current is not None:
+        elif not self._blurs():
+            assert self._slot.current is not None
             np.copyto(out, self._slot.current.frame())
         else:  # blur, and replace without a background (blur is the safe fallback)
             assert self._blur is not None
-            self._blur.run(image, alpha8, out, small=small)
+            self._blur.run(image, alpha8, out, small=small, sharpen=sharpen)
         return out
 
     def _grid_for(self, a8s: npt.NDArray[np.uint8]) -> TileGrid | None:
@@ -244,24 +258,43 @@ class CpuCompositor:
         self._blend_margins(image, out, lambda x0, y0, x1, y1: a8[y0:y1, x0:x1])
 
     def _blend_grid(
-        self, image: Image, a8s: npt.NDArray[np.uint8], grid: TileGrid, out: Image
+        self,
+        image: Image,
+        a8s: npt.NDArray[np.uint8],
+        grid: TileGrid,
+        out: Image,
+        sharpen: Callable[[Image, Image], None] | None = None,
     ) -> None:
-        """Put the person over the background in ``out``, from the working-size alpha."""
+        """Put the person over the background in ``out``, from the working-size alpha;
+        ``sharpen(image_region, out_region)`` first finishes the background where it shows (the
+        tiles not wholly inside the person, and the margins)."""
         rows, cols = self._rows, self._cols
         if rows and cols:
             tmin, tmax = grid.classify(a8s, rows, cols)
-            self._copy_tiles(image, out, tmin == 255)
+            inside = tmin == 255
+            if sharpen is not None:
+                for ys, xs in self._tile_blocks(~inside):
+                    sharpen(image[ys, xs], out[ys, xs])
+            for ys, xs in self._tile_blocks(inside):
+                np.copyto(out[ys, xs], image[ys, xs])
             ty, tx = np.nonzero((tmin < 255) & (tmax > 0))
             if len(ty):
                 self._blend_tiles(image, out, ty, tx, grid.tiles(ty, tx, rows, cols))
+        w, h = self.frame_size
+        hc, wc = rows * TILE, cols * TILE
+        if sharpen is not None:
+            if wc < w:
+                sharpen(image[:, wc:], out[:, wc:])
+            if hc < h:
+                sharpen(image[hc:, :wc], out[hc:, :wc])
         s = grid.s
         self._blend_margins(image, out, lambda x0, y0, x1, y1: alpha_rect(a8s, s, x0, y0, x1, y1))
 
-    def _copy_tiles(self, image: Image, out: Image, inside: npt.NDArray[np.bool_]) -> None:
-        """Copy ``image`` into ``out`` over the tiles marked ``inside``: one slice per run of
-        such tiles in a tile row, runs with the same columns in consecutive rows merged."""
+    def _tile_blocks(self, flags: npt.NDArray[np.bool_]) -> Iterator[tuple[slice, slice]]:
+        """The frame regions (rows, columns) covering the tiles marked in ``flags``: one per
+        run of such tiles in a tile row, runs with the same columns in consecutive rows merged."""
         padded, edges = self._runs_pad, self._runs_edges  # (rows, cols + 2), (rows, cols + 1)
-        padded[:, 1:-1] = inside
+        padded[:, 1:-1] = flags
         np.subtract(padded[:, 1:], padded[:, :-1], out=edges)
         starts_r, starts_c = np.nonzero(edges == 1)
         _, ends_c = np.nonzero(edges == -1)
@@ -271,10 +304,10 @@ class CpuCompositor:
                 block[1] = r
                 continue
             if block is not None:
-                copy_block(image, out, *block)
+                yield tile_slices(*block)
             block = [r, r, c0, c1]
         if block is not None:
-            copy_block(image, out, *block)
+            yield tile_slices(*block)
 
     def _blend_buffers(
         self, n: int

@@ -23,11 +23,14 @@ from dataclasses import dataclass
 
 from bgcam.effects import (
     COARSE_WORK_SIGMA,
+    LINEAR_SHARP_MIN,
     MIN_WORK_SIGMA,
+    SHARP_MIN,
     blur_factor,
     blur_sigma,
     box_size,
     disc_radius,
+    finer_factor,
     median_size,
     min_factor,
     sharp_weight,
@@ -54,7 +57,8 @@ class BlurPlan:
     sigma_full: float
     """Gaussian sigma in full-resolution pixels (0 = no blur: only the person is filled in)."""
     factor: int
-    """Power-of-two downscale of the working resolution."""
+    """Downscale of the working resolution (one of :data:`bgcam.effects.WORK_FACTORS`, or a
+    power of two above them)."""
     work_size: tuple[int, int]
     pre_size: tuple[int, int]
     """Twice the working size: bilinear to here, then an exact 2x box average (factor ≥ 4)."""
@@ -85,6 +89,14 @@ class BlurPlan:
         least = COARSE_WORK_SIGMA if blur_type in COARSE_TYPES else MIN_WORK_SIGMA
         own = blur_factor(sigma_full, (w, h), least) if sigma_full > 0 else 1
         f = max(own, min_factor((w, h)))
+        linear = blur_type in LINEAR_TYPES
+        if (
+            not linear
+            and 0 < sigma_full < least * f
+            and sharp_weight(sigma_full, f) > 0
+            and sharp_weight(sigma_full, finer_factor(f)) == 0
+        ):  # an edge-preserving weak blur: one size finer rather than a full-frame blend
+            f = finer_factor(f)
         for _ in range(coarser):
             if min(w, h) // (f * 2) < MIN_COARSE_ROWS:
                 break
@@ -92,7 +104,8 @@ class BlurPlan:
         sigma = sigma_full / f
         sharp = 0.0
         if sigma < least and f > 1:  # a weak blur: finished with the sharp frame, its sigma
-            sharp = sharp_weight(sigma_full, f)  # less the blur of the shrink and the upscale
+            # less the blur of the shrink and the upscale
+            sharp = sharp_weight(sigma_full, f, LINEAR_SHARP_MIN if linear else SHARP_MIN)
             sigma = math.sqrt(max(0.0, sigma * sigma - RESAMPLE_SIGMA**2))
         return cls(
             frame_size=(w, h),

@@ -122,7 +122,7 @@ class TileGrid:
         return cast(npt.NDArray[np.uint8], inner)
 
 
-def copy_block(image: Image, out: Image, r0: int, r1: int, c0: int, c1: int) -> None:
-    """Copy tile rows r0..r1 (inclusive), tile columns c0..c1 (exclusive) of image into out."""
-    ys, xs = slice(r0 * TILE, (r1 + 1) * TILE), slice(c0 * TILE, c1 * TILE)
-    np.copyto(out[ys, xs], image[ys, xs])
+def tile_slices(r0: int, r1: int, c0: int, c1: int) -> tuple[slice, slice]:
+    """The frame's rows and columns of tile rows r0..r1 (inclusive), tile columns c0..c1
+    (exclusive)."""
+    return slice(r0 * TILE, (r1 + 1) * TILE), slice(c0 * TILE, c1 * TILE)

@@ -115,6 +115,32 @@ def test_matte_path_blends_exactly_with_tiles_found_at_low_resolution(
     np.testing.assert_array_equal(same, expected)
 
 
+@pytest.mark.parametrize(
+    ("size", "small", "strength", "blur_type"),
+    [
+        ((1280, 720), (160, 90), 8, "gaussian"),
+        ((1920, 1080), (240, 135), 5, "lens"),
+        ((328, 184), (41, 23), 5, "box"),
+    ],
+    ids=["720p", "1080p-strips", "x8-strips"],
+)
+def test_a_weak_blurs_sharp_share_is_blended_only_where_the_background_shows(
+    size: tuple[int, int], small: tuple[int, int], strength: int, blur_type: str
+) -> None:
+    """The matte path adds a weak blur's share of the sharp frame outside the tiles wholly
+    inside the person only (and in the strips past the last whole tile): the frame is exactly
+    the full-frame sharpened background under the person."""
+    image = textured(size, seed=6)
+    a8s = (disc_alpha(small, soft=2.0) * 255).round().astype(np.uint8)
+    comp = CpuCompositor(ComposeConfig(mode="blur", blur=strength, blur_type=blur_type), size)
+    blur = comp._blur
+    assert blur is not None and 0 < blur.plan.sharp < 1
+    got = comp.compose_matte(ShrunkFrame(image), a8s).astype(np.int64)
+    bg = blur.run(image, a8s, np.empty_like(image)).astype(np.int64)
+    a8 = upsample_alpha8(a8s, size).astype(np.int64)[..., None]
+    np.testing.assert_array_equal(got, bg + ((image.astype(np.int64) - bg) * a8 + 127) // 255)
+
+
 @pytest.mark.parametrize("factor", [2, 4, 8, 16])
 def test_silhouette_tiles_are_upsampled_bit_exactly(factor: int) -> None:
     """The silhouette tiles' alpha, upsampled window by window in one stacked call, equals the

@@ -40,3 +40,25 @@ def test_gaussian_kernel_is_opencvs(sigma: float) -> None:
     support = int(np.count_nonzero(blurred[0] > 0))
     assert gaussian_ksize(sigma) == support == len(taps)
     np.testing.assert_allclose(taps, cv2.getGaussianKernel(len(taps), sigma).ravel(), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("size", "blur_type", "factor"),
+    [
+        ((1920, 1080), "gaussian", 12),
+        ((1920, 1080), "lens", 12),
+        ((1920, 1080), "median", 8),
+        ((1920, 1080), "bilateral", 8),
+        ((1280, 720), "box", 8),
+        ((1280, 720), "median", 6),
+    ],
+)
+def test_strength_10_needs_no_full_frame_blend_with_the_sharp_frame(
+    size: tuple[int, int], blur_type: str, factor: int
+) -> None:
+    """A linear blur drops a sharp share under 15 % (as close to the full-resolution blur
+    without it); an edge-preserving one works one size finer, where it needs none."""
+    plan = BlurPlan.of(size, 10, blur_type)
+    assert plan.factor == factor and plan.sharp == 0
+    # Weaker still, the share is kept: strength 5 is half the frame's own detail.
+    assert BlurPlan.of(size, 5, blur_type).sharp > 0.3
