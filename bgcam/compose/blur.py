@@ -51,7 +51,7 @@ class BackgroundBlur:
         self.work_size = (ww, wh) = p.work_size
         self.sigma = p.sigma
         self.pre_size = p.pre_size
-        """Bilinear to here first, then an exact 2x box average (factor ≥ 4)."""
+        """Bilinear to here first, then an exact 2x box average (factor ≥ 3)."""
         self._pre = np.empty((self.pre_size[1], self.pre_size[0], 3), np.uint8)
         self._small = np.empty((wh, ww, 3), np.uint8)
         self._smallf = np.empty((wh, ww, 3), np.float32)

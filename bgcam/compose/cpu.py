@@ -3,9 +3,10 @@
 **No halo.** The background is blurred with the person masked out (a normalised, mask-weighted
 blur, :mod:`bgcam.compose.blur`), so the person's colours are never smeared around the silhouette.
 
-**Speed.** The blur runs at the frame size divided by a power of two chosen from the strength
-(``effects.blur_factor``): a strong blur has no detail to lose, so it is computed on a small image
-and upsampled once, straight into the output buffer. The person is then copied over it where
+**Speed.** The blur runs at the frame size divided by a factor chosen from the strength
+(:class:`~bgcam.compose.plan.BlurPlan`; a power of two, or 1.5 times one): a strong blur has no
+detail to lose, so it is computed on a small image and upsampled once, straight into the output
+buffer. The person is then copied over it where
 alpha is 1, and the soft blend ``round((I·a + bg·(255 − a)) / 255)`` is computed only in the 16x16
 tiles that hold a fractional alpha (the silhouette's edge band, a few percent of the frame),
 gathered into long rows (:mod:`bgcam.compose.tiles`). Buffers are allocated once per frame size.
@@ -16,7 +17,9 @@ per tile, the minimum and maximum of the upsampled alpha follow from a small win
 one, so the tiles wholly inside the person are copied (one slice per run of them), and only the
 silhouette's tiles get their alpha upsampled, all in one call, bit-exactly what the full upsample
 (:func:`bgcam.frame.upsample_alpha8`) gives there. The blur takes its weights from the small
-alpha too, and starts from the frame already shrunk for refining when it is given.
+alpha too, and starts from the frame already shrunk for refining when it is given. A weak blur's
+share of the sharp frame (a full-frame blend) is added only outside the tiles wholly inside the
+person.
 """
 
 from __future__ import annotations

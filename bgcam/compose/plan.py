@@ -11,8 +11,13 @@ is computed at :func:`bgcam.effects.min_factor` instead, with its sigma reduced 
 the shrink and the bilinear upscale add (half a working pixel, :data:`RESAMPLE_SIGMA`), and the
 detail finer than that resolution comes from the sharp frame: the background is
 ``sharp · frame + (1 − sharp) · upscaled`` (:func:`bgcam.effects.sharp_weight`). No strength
-works at more than the ``min_factor`` resolution, so no strength costs more than that; strength 0
-is the frame itself. The person's colours stay out of the blurred part as before (normalised
+works at more than the ``min_factor`` resolution (90–135 working rows at any frame size: 1/8 at
+720p, 1/12 at 1080p), so no strength costs more than that; strength 0 is the frame itself. A
+share of the sharp frame is a full-frame blend (2–3 ms at 1080p), so it is paid for only when it
+shows: the linear blurs drop a share under :data:`~bgcam.effects.LINEAR_SHARP_MIN`, and median
+and bilateral, whose full-resolution result keeps more of the frame's edges, work one size finer
+(:func:`~bgcam.effects.finer_factor`) when that needs no share at all; the CPU compositor blends
+it only outside the person. The person's colours stay out of the blurred part as before (normalised
 blur, or the person region filled from its surroundings first), so there is no halo.
 """
 
@@ -61,7 +66,7 @@ class BlurPlan:
     power of two above them)."""
     work_size: tuple[int, int]
     pre_size: tuple[int, int]
-    """Twice the working size: bilinear to here, then an exact 2x box average (factor ≥ 4)."""
+    """Twice the working size: bilinear to here, then an exact 2x box average (factor ≥ 3)."""
     sigma: float
     """Gaussian sigma at the working size."""
     fill_sigma: float
