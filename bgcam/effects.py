@@ -74,8 +74,6 @@ without it: they work one size finer instead (:meth:`bgcam.compose.plan.BlurPlan
 
 MAX_FACTOR = 16
 
-WORK_FACTORS: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16)
-
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".gif", ".mpg"})
 
 
