@@ -52,9 +52,10 @@ without ROI. **Tall crops** (:data:`TALL`): the general model is convolutional e
 written into its graph, and :func:`~bgcam.segment.ortlayout.narrow_input` gives it inputs
 160, 192 and 224 pixels wide (same height, :data:`TALL_WIDTHS`); a box narrower than high gets
 the narrowest of those crops that covers it instead of the square one: the same model at the
-same scale on 62–88 % of the pixels (and time), without the background beside the person.
-On davis-dev this also scored better (J 0.767 → 0.781, F 0.807 → 0.821, T 0.0181 → 0.0173;
-docs/BENCHMARKS.md, round 4). The ``onnx`` segmenter with the built-in models only.
+same scale on 62–88 % of the pixels (and time), at about equal quality (docs/BENCHMARKS.md,
+round 4). A crop keeps its input (or the square) while that fits and is at most one step
+wider than needed: switching at every crossing of a limit cost J and T on davis-dev.
+The ``onnx`` segmenter with the built-in models only.
 A custom model file (``segment.model = path``) is used for every crop, at its own
 input's aspect.
 """

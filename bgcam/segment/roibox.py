@@ -75,6 +75,7 @@ def crop_for(
     square: bool = True,
     wide: bool = True,
     talls: tuple[float, ...] = (),
+    keep: float | None = None,
 ) -> tuple[Box | None, str]:
     """The crop for ``box`` and its shape (:data:`SQUARE`, :data:`TALL`, :data:`WIDE` or
     :data:`WHOLE`).
@@ -100,10 +101,12 @@ def crop_for(
     if square:
         side = math.ceil(max(bw, bh, least))
         if side <= min(fw, fh):
-            for aspect in talls:
-                width = math.ceil(side * aspect)
-                if width >= bw:
-                    return _placed(cx, cy, width, side, frame_size), TALL
+            fits = [a for a in talls if math.ceil(side * a) >= bw] + [1.0]
+            # ``keep`` (the last crop's aspect) stays while it is the narrowest that fits or the
+            # next one up: no switching between two inputs as the box breathes at a limit.
+            aspect = keep if keep in fits[:2] else fits[0]
+            if aspect < 1.0:
+                return _placed(cx, cy, math.ceil(side * aspect), side, frame_size), TALL
             return _placed(cx, cy, side, side, frame_size), SQUARE
     if not wide:
         return None, WHOLE
@@ -146,6 +149,8 @@ class RoiTracker:
         self.square = square
         self.wide = wide
         self.talls = tuple(sorted(talls))
+        self._aspect: float | None = None
+        """The last square or tall crop's aspect (one of ``talls`` or 1.0), kept if it fits."""
         self.box: tuple[float, float, float, float] | None = None
         self._since_full = 0
         self._shapes: list[str] = []
@@ -164,6 +169,7 @@ class RoiTracker:
         self._shapes.clear()
         self.held, self._hold_left, self._hold_len, self._calm = None, 0, 0, 0
         self._hold_box = None
+        self._aspect = None
 
     def plan(self) -> Plan:
         if self.box is None:
@@ -176,6 +182,7 @@ class RoiTracker:
             square=self.square and held is None,
             wide=self.wide and held != WHOLE,
             talls=self.talls,
+            keep=self._aspect,
         )
         if crop is None:
             return Plan(None, WHOLE, True)
@@ -240,6 +247,10 @@ class RoiTracker:
         pass found outside the crop (newcomers), or None.
         """
         self._since_full = 0 if plan.full else self._since_full + 1
+        self._aspect = None
+        if plan.crop is not None and plan.shape in (SQUARE, TALL):
+            x0, y0, x1, y1 = plan.crop
+            self._aspect = min((*self.talls, 1.0), key=lambda a: abs(a - (x1 - x0) / (y1 - y0)))
         if found is None and outside is None:
             if self.box is not None:
                 log.debug("roi: nobody in the crop; whole frames until someone is found")

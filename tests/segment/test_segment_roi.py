@@ -130,6 +130,27 @@ def test_a_tall_box_gets_a_narrower_crop_of_the_same_height() -> None:
     assert crop_for((500, 100, 700, 600), FRAME, 256 / 144, square=False, talls=talls)[1] == WIDE
 
 
+def test_a_crop_keeps_its_input_while_it_fits_and_is_at_most_one_step_too_wide() -> None:
+    """No switching between two inputs as the box breathes at a limit (at 720p, switching at
+    every crossing cost davis-dev's rollerblade J 0.636 → 0.580 and raised dance-twirl's T)."""
+    talls = (160 / 256, 192 / 256, 224 / 256)
+    box = (500.0, 100.0, 700.0, 600.0)  # the 160 input fits
+    crop, shape = crop_for(box, FRAME, 256 / 144, talls=talls, keep=192 / 256)
+    assert shape == TALL and crop is not None and crop[2] - crop[0] == 375  # 192: kept
+    crop, shape = crop_for(box, FRAME, 256 / 144, talls=talls, keep=224 / 256)
+    assert shape == TALL and crop is not None and crop[2] - crop[0] == 313  # two steps: 160
+    wider = (500.0, 100.0, 900.0, 600.0)  # only 224 and the square fit
+    assert crop_for(wider, FRAME, 256 / 144, talls=talls, keep=1.0)[1] == SQUARE
+    assert crop_for(wider, FRAME, 256 / 144, talls=talls, keep=160 / 256)[1] == TALL
+    # The tracker remembers the last crop's aspect.
+    tr = RoiTracker(FRAME, 0.25, FULL_EVERY, talls=talls)
+    tr.observe(tr.plan(), (540.0, 230.0, 660.0, 470.0))
+    first = tr.plan()
+    assert first.shape == TALL and first.crop is not None
+    tr.observe(first, (540.0, 230.0, 660.0, 470.0))
+    assert tr.plan().crop == first.crop
+
+
 def test_tall_and_square_crops_do_not_start_a_hold() -> None:
     tr = RoiTracker(FRAME, 0.25, FULL_EVERY)
     _settle(tr, [TALL, SQUARE, TALL, SQUARE, TALL, SQUARE])
