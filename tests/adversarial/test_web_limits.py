@@ -28,7 +28,9 @@ pytestmark = pytest.mark.slow
 DAEMON_NOFILE = 256
 # Bounded: 10 s in the suite; BGCAM_ATTACK_SECONDS=20 for the Target's run (docs/hardening.md).
 ATTACK_SECONDS = float(os.environ.get("BGCAM_ATTACK_SECONDS", "10"))
-MAX_CONNECTS = int(2500 * ATTACK_SECONDS)  # bounded in count too
+# Bounded in count too, above what the server sheds (~8,500 connections a second here), so that
+# the attack lasts its time.
+MAX_CONNECTS = int(12000 * ATTACK_SECONDS)
 
 
 def _open(port: int) -> socket.socket | None:
