@@ -18,7 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from bgcam.frame import Image, ShrunkFrame, resize_bilinear
+from bgcam.frame import Image, ShrunkFrame, resize_bilinear, warp_linear
 
 
 class Shrinker:
@@ -77,11 +77,4 @@ class Shrinker:
         m = self._m
         m[0, 0], m[0, 2] = kx / 2, (kx - 2) / 4
         m[1, 1], m[1, 2] = ky / 2, (ky - 2) / 4
-        cv2.warpAffine(
-            half,
-            m,
-            (w, h),
-            dst=self._dst,
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
+        warp_linear(half, m, self._dst)

@@ -63,11 +63,10 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
-from bgcam.frame import Image
+from bgcam.frame import Image, warp_linear
 from bgcam.studio.box import Box
 from bgcam.studio.follow import SETTLE_OMEGA_T, Follower
 
@@ -359,19 +358,19 @@ class CropWarp:
             raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
         m = _matrix(crop, self.frame_size, self._m)
         if rects is None:
-            return _warp(image, m, self._image)
+            return warp_linear(image, m, self._image)
         kx, ky, tx, ty = m[0, 0], m[1, 1], m[0, 2], m[1, 2]
         for x0, y0, x1, y1 in rects:
             if x1 > x0 and y1 > y0:
                 m[0, 2], m[1, 2] = tx + kx * x0, ty + ky * y0
-                _warp(image, m, self._image[y0:y1, x0:x1])
+                warp_linear(image, m, self._image[y0:y1, x0:x1])
         return self._image
 
     def alpha(self, alpha8: npt.NDArray[np.uint8], crop: Crop) -> npt.NDArray[np.uint8]:
         """The same crop of a matte covering the whole frame, at the matte's own size."""
         if self._alpha.shape != alpha8.shape:
             self._alpha = np.empty_like(alpha8)
-        return _warp(alpha8, _matrix(crop, alpha8.shape[1::-1], self._m), self._alpha)
+        return warp_linear(alpha8, _matrix(crop, alpha8.shape[1::-1], self._m), self._alpha)
 
     def small(self, small: Image, crop: Crop) -> Image:
         """The same crop of the frame's shrunk copy, at that copy's size: the compositor's
@@ -379,7 +378,7 @@ class CropWarp:
         frame again (at 720p 0.05 ms against 0.5 ms here)."""
         if self._small.shape != small.shape:
             self._small = np.empty_like(small)
-        return _warp(small, _matrix(crop, small.shape[1::-1], self._m), self._small)
+        return warp_linear(small, _matrix(crop, small.shape[1::-1], self._m), self._small)
 
     def shrink(self, image: Image, crop: Crop, size: tuple[int, int]) -> Image:
         """The crop of the whole frame ``image`` straight at ``size`` (width, height; bilinear,
@@ -388,23 +387,7 @@ class CropWarp:
         if self._small.shape != (h, w, 3):
             self._small = np.empty((h, w, 3), np.uint8)
         m = _matrix(crop, self.frame_size, self._m, out=size)
-        return _warp(image, m, self._small)
-
-
-def _warp(
-    src: npt.NDArray[np.uint8], m: npt.NDArray[np.float64], dst: npt.NDArray[np.uint8]
-) -> npt.NDArray[np.uint8]:
-    """``dst`` (its own size) = ``src`` read through the output → source matrix ``m``."""
-    h, w = dst.shape[:2]
-    cv2.warpAffine(
-        src,
-        m,
-        (w, h),
-        dst=dst,
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    return dst
+        return warp_linear(image, m, self._small)
 
 
 def _matrix(

@@ -105,23 +105,13 @@ class BoxFinder:
 def reach(alpha8: npt.NDArray[np.uint8], frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1): the frame pixels (of ``frame_size``, width and height) on which the
     bilinear upsample of ``alpha8`` (:func:`bgcam.frame.upsample_alpha8`) can be above 0, with
-    a margin; empty (x0 = x1) when the matte is 0 everywhere.
+    a margin; empty (x0 = x1) when the matte is 0 everywhere. :func:`reach_bands` in one band.
 
     Any frame pixel's upsampled alpha mixes the two matte pixels on each side of it, so the box
     of the matte's non-zero pixels grown by one matte pixel, scaled, holds them all.
     """
-    h, w = alpha8.shape
-    fw, fh = frame_size
-    x, y, bw, bh = cv2.boundingRect(alpha8)
-    if bw == 0 or bh == 0:
-        return 0, 0, 0, 0
-    sx, sy = fw / w, fh / h
-    return (
-        max(0, math.floor((x - 1) * sx)),
-        max(0, math.floor((y - 1) * sy)),
-        min(fw, math.ceil((x + bw + 1) * sx)),
-        min(fh, math.ceil((y + bh + 1) * sy)),
-    )
+    band = reach_bands(alpha8, frame_size, bands=1)
+    return band[0] if band else (0, 0, 0, 0)
 
 
 BANDS = 6
