@@ -13,6 +13,11 @@ The cache is ``$BGCAM_CACHE_DIR/cpu-layout/`` (default: the platform's user cach
 them only costs the next start its rewrite. One that does not load is removed by
 :func:`forget` and the model rewritten again. A cache that cannot be written is not an
 error (the model is rewritten at each start, as before).
+
+Each upgrade of onnx or of the rewrite makes new keys, so old entries would pile up (about
+0.45 MB each; one start of the default pipeline uses five: the two models and the square one's
+three narrower inputs). A read touches its entry, and every write keeps only the
+:data:`KEEP` entries used most recently.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ log = logging.getLogger(__name__)
 
 _PLANAR, _PLAIN, _SAME = ".planar.onnx", ".onnx", ".same"
 """Entry suffixes: rewritten with planar BGR input, rewritten otherwise, left as it was."""
+KEEP = 24
+"""Entries kept after a write: the most recently used (several model sets and versions)."""
 
 
 def cache_dir() -> Path:
@@ -66,10 +73,47 @@ def lookup(key: str) -> tuple[bytes | None, bool] | None:
     folder = cache_dir()
     for suffix, planar in ((_PLANAR, True), (_PLAIN, False)):
         try:
-            return (folder / f"{key}{suffix}").read_bytes(), planar
+            data = (folder / f"{key}{suffix}").read_bytes()
         except OSError:
             continue
-    return (None, False) if (folder / f"{key}{_SAME}").is_file() else None
+        _touch(folder / f"{key}{suffix}")
+        return data, planar
+    same = folder / f"{key}{_SAME}"
+    if same.is_file():
+        _touch(same)
+        return None, False
+    return None
+
+
+def _touch(path: Path) -> None:
+    """Mark an entry as just used (its modification time orders the pruning)."""
+    try:
+        os.utime(path)
+    except OSError as exc:
+        log.debug("onnx: cannot touch the cached model %s: %s", path.name, exc)
+
+
+def prune(keep: int = KEEP) -> int:
+    """Remove all but the ``keep`` most recently used entries; how many were removed."""
+    entries: list[tuple[float, Path]] = []
+    try:
+        with os.scandir(cache_dir()) as it:
+            for entry in it:
+                if entry.name.endswith((_PLANAR, _PLAIN, _SAME)) and entry.is_file():
+                    entries.append((entry.stat().st_mtime, Path(entry.path)))
+    except OSError:
+        return 0
+    entries.sort(reverse=True)
+    removed = 0
+    for _, path in entries[keep:]:
+        try:
+            path.unlink()
+            removed += 1
+        except OSError as exc:
+            log.debug("onnx: cannot remove the old cached model %s: %s", path.name, exc)
+    if removed:
+        log.debug("onnx: removed %d old cached model(s) from %s", removed, cache_dir())
+    return removed
 
 
 def store(key: str, rewritten: bytes | None, planar: bool) -> None:
@@ -79,6 +123,8 @@ def store(key: str, rewritten: bytes | None, planar: bool) -> None:
         write_atomic(cache_dir() / f"{key}{suffix}", rewritten or b"")
     except OSError as exc:
         log.debug("onnx: cannot cache the rewritten model in %s: %s", cache_dir(), exc)
+        return
+    prune()
 
 
 def forget(key: str) -> None:

@@ -123,3 +123,27 @@ def test_a_model_onnx_cannot_read_is_not_cached(tmp_path: Path, cache: Path) -> 
     junk.write_bytes(b"not a model at all")
     assert for_cpu_layout(junk, "junk.onnx") == (str(junk), False, None)
     assert not cache.exists()
+
+
+def test_old_entries_are_pruned_and_a_read_keeps_its_entry(cache: Path) -> None:
+    keys = [layoutcache.cache_key(bytes([i])) for i in range(layoutcache.KEEP + 5)]
+    for i, key in enumerate(keys):
+        layoutcache.store(key, b"model %d" % i, True)
+        os.utime(cache / f"{key}.planar.onnx", (1000.0 + i, 1000.0 + i))  # stored in this order
+    assert len(list(cache.iterdir())) == layoutcache.KEEP  # the five oldest went
+    assert not (cache / f"{keys[4]}.planar.onnx").exists()
+    # Reading the oldest entry makes it the most recent: the next write removes others.
+    assert layoutcache.lookup(keys[5]) == (b"model 5", True)
+    layoutcache.store(layoutcache.cache_key(b"new"), None, False)
+    left = {p.name.split(".")[0] for p in cache.iterdir()}
+    assert len(left) == layoutcache.KEEP
+    assert keys[5] in left and layoutcache.cache_key(b"new") in left
+    assert keys[6] not in left  # the least recently used went
+    assert layoutcache.lookup(keys[-1]) == (b"model %d" % (len(keys) - 1), True)
+
+
+def test_pruning_an_unreadable_cache_is_quiet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BGCAM_CACHE_DIR", str(tmp_path / "missing"))
+    assert layoutcache.prune() == 0
