@@ -257,7 +257,8 @@ class CpuCompositor:
             cv2.resize(mask[:hc, :wc], (cols, rows), dst=self._tiles, interpolation=cv2.INTER_AREA)
             ty, tx = np.nonzero(self._tiles)
             if len(ty):
-                self._blend_tiles(image, out, ty, tx, tile_view(a8, rows, cols)[ty, tx])
+                view = tile_view(a8, rows, cols)
+                self._blend_tiles(image, out, ty, tx, lambda al: np.copyto(al, view[ty, tx]))
         self._blend_margins(image, out, lambda x0, y0, x1, y1: a8[y0:y1, x0:x1])
 
     def _blend_grid(
@@ -282,7 +283,7 @@ class CpuCompositor:
                 np.copyto(out[ys, xs], image[ys, xs])
             ty, tx = np.nonzero((tmin < 255) & (tmax > 0))
             if len(ty):
-                self._blend_tiles(image, out, ty, tx, grid.tiles(ty, tx, rows, cols))
+                self._blend_tiles(image, out, ty, tx, lambda al: grid.tiles(ty, tx, rows, cols, al))
         w, h = self.frame_size
         hc, wc = rows * TILE, cols * TILE
         if sharpen is not None:
@@ -332,16 +333,17 @@ class CpuCompositor:
         out: Image,
         ty: npt.NDArray[np.intp],
         tx: npt.NDArray[np.intp],
-        alpha: npt.NDArray[np.uint8],
+        alpha_into: Callable[[npt.NDArray[np.uint8]], object],
     ) -> None:
-        """Soft blend in the tiles (ty, tx), whose alpha is ``alpha`` (n, TILE, TILE):
-        out = round((I · a + bg · (255 − a)) / 255), gathered into one long row for speed."""
+        """Soft blend in the tiles (ty, tx), whose alpha ``alpha_into(al)`` writes into ``al``
+        (n, TILE, TILE): out = round((I · a + bg · (255 − a)) / 255), gathered into one long
+        row for speed."""
         rows, cols = self._rows, self._cols
         n = len(ty)
         px = n * TILE * TILE
         (a3, b3, al), (x, y) = self._blend_buffers(n)
         a3, b3, al, x, y = a3[:, :px], b3[:, :px], al[:, :px], x[:, :px], y[:, :px]
-        np.copyto(al.reshape(n, TILE, TILE), alpha)
+        alpha_into(al.reshape(n, TILE, TILE))
         ob = tile_view(out, rows, cols)
         bg = ob[ty, tx].reshape(1, px, 3)
         im = tile_view(image, rows, cols)[ty, tx].reshape(1, px, 3)
