@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from bgcam.compose.plan import BlurPlan, gaussian_ksize
+from bgcam.compose.plan import LINEAR_TYPES, BlurPlan, gaussian_ksize
 from bgcam.effects import disc_kernel
 from bgcam.frame import Image, resize_bilinear
 
@@ -54,7 +54,7 @@ class BackgroundBlur:
         """Bilinear to here first, then an exact 2x box average (factor ≥ 3)."""
         self._pre = np.empty((self.pre_size[1], self.pre_size[0], 3), np.uint8)
         self._small = np.empty((wh, ww, 3), np.uint8)
-        self._smallf = np.empty((wh, ww, 3), np.float32)
+        self._lin = np.empty((wh, ww, 3), np.float32)
         self._a8 = np.empty((wh, ww), np.uint8)
         self._a8d = np.empty((wh, ww), np.uint8)
         self._a = np.empty((wh, ww), np.float32)
@@ -63,6 +63,7 @@ class BackgroundBlur:
         self._stack = np.empty((wh, ww, 4), np.float32)
         self._blur = np.empty((wh, ww, 4), np.float32)
         self._den = np.empty((wh, ww), np.float32)
+        self._den1 = np.empty((wh, ww), np.float32)
         self._bgf = np.empty((wh, ww, 3), np.float32)
         self._bg8 = np.empty((wh, ww, 3), np.uint8)
         self._fill8 = np.empty((wh, ww, 3), np.uint8)
@@ -70,7 +71,6 @@ class BackgroundBlur:
         self._k3 = np.ones((3, 3), np.uint8)
         self._fill_sigma = p.fill_sigma
         levels = np.arange(256, dtype=np.float32)
-        self._identity = levels.reshape(1, 256)
         # w = (1 - a)^2 for a = i / 255: the background weight of an alpha level.
         self._weight_lut = ((np.float32(1.0) - levels / np.float32(255.0)) ** 2).reshape(1, 256)
         if blur_type == "lens":
@@ -91,28 +91,42 @@ class BackgroundBlur:
 
     def reads_image(self, small_size: tuple[int, int] | None) -> bool:
         """Whether :meth:`run`, given a shrunk frame of ``small_size`` (width, height; None:
-        none), reads ``image`` itself: unless the blur starts from that shrunk frame and adds
-        none of the sharp frame's detail."""
+        none), reads ``image`` itself: unless the blur starts from that shrunk frame
+        (:meth:`starts_from`) and adds none of the sharp frame's detail."""
         p = self.plan
-        if p.identity or p.sharp > 0 or self.factor == 1 or small_size is None:
+        if p.identity or p.sharp > 0:
             return True
-        start = self._small if self.factor == 2 else self._pre
-        return (small_size[1], small_size[0]) != start.shape[:2]
+        return not self.starts_from(small_size)
+
+    def starts_from(self, small_size: tuple[int, int] | None) -> bool:
+        """Whether a shrunk frame of ``small_size`` (width, height) is where this blur starts
+        instead of the picture: at factor 2 one of the working size; above, one of the pre
+        size, or up to twice it (bilinear to the pre size: at most a 2x shrink, which averages),
+        or one row or column short of it (rounding: 1080p's 240x135 for 120x68 at 1/16)."""
+        if small_size is None or self.factor == 1:
+            return False
+        if self.factor == 2:
+            return small_size == self.work_size
+        (sw, sh), (pw, ph) = small_size, self.pre_size
+        return pw - 1 <= sw <= 2 * pw and ph - 1 <= sh <= 2 * ph
 
     def _shrink(self, image: Image, small: Image | None) -> Image:
         f = self.factor
         if f == 1:
             np.copyto(self._small, image)
             return self._small
+        start = None if small is None else (small.shape[1], small.shape[0])
         if f == 2:
-            if small is not None and small.shape[:2] == self._small.shape[:2]:
-                return small
-            return resize_bilinear(image, self._small)
+            return (
+                small
+                if small is not None and self.starts_from(start)
+                else resize_bilinear(image, self._small)
+            )
         # Bilinear to twice the working size (a 2x2 sample of each block), then an exact
         # 2x box average: anti-aliased enough for a blur, far cheaper than INTER_AREA.
         pre = self._pre
-        if small is not None and small.shape[:2] == pre.shape[:2]:
-            pre = small
+        if small is not None and self.starts_from(start):
+            pre = small if small.shape == pre.shape else resize_bilinear(small, pre)
         else:
             resize_bilinear(image, pre)
         cv2.resize(pre, self.work_size, dst=self._small, interpolation=cv2.INTER_AREA)
@@ -132,14 +146,14 @@ class BackgroundBlur:
         cv2.LUT(self._a8d, self._weight_lut, dst=a)
         return a
 
-    def _normalised(self, small: Image, weights: _F32, sigma: float, box: bool) -> _F32:
-        """blur(I·w) / blur(w) as float32 (h, w, 3)."""
+    def _weighted(self, small: Image, weights: _F32, sigma: float, box: bool) -> _F32:
+        """The normalised blur's parts: ``stack`` = (B w, G w, R w, 255 w) and its blur in
+        ``_blur``; returns 255 / blur(255 w), the colour channels' divisor, in ``_den``."""
         stack, blurred, den = self._stack, self._blur, self._den
         # stack = (B w, G w, R w, w): the image with an opaque fourth channel, times w.
         cv2.cvtColor(small, cv2.COLOR_BGR2BGRA, dst=self._bgra)
-        cv2.LUT(self._bgra, self._identity, dst=stack)
         cv2.merge([weights, weights, weights, weights], dst=self._w4)
-        cv2.multiply(stack, self._w4, dst=stack)
+        cv2.multiply(self._bgra, self._w4, dst=stack, dtype=cv2.CV_32F)
         if box:
             k = self._kernel_box
             cv2.blur(stack, (k, k), dst=blurred, borderType=cv2.BORDER_REFLECT)
@@ -149,20 +163,28 @@ class BackgroundBlur:
         cv2.extractChannel(blurred, 3, dst=den)
         np.maximum(den, np.float32(1e-6 * 255.0), out=den)
         cv2.divide(255.0, den, dst=den)
+        return den
+
+    def _normalised(self, small: Image, weights: _F32, sigma: float, box: bool) -> _F32:
+        """blur(I·w) / blur(w) as float32 (h, w, 3)."""
+        den = self._weighted(small, weights, sigma, box)
         cv2.merge([den, den, den, den], dst=self._w4)
-        cv2.multiply(blurred, self._w4, dst=blurred)
-        cv2.cvtColor(blurred, cv2.COLOR_BGRA2BGR, dst=self._bgf)
+        cv2.multiply(self._blur, self._w4, dst=self._blur)
+        cv2.cvtColor(self._blur, cv2.COLOR_BGRA2BGR, dst=self._bgf)
         return self._bgf
 
     def _filled(self, small: Image, weights: _F32) -> Image:
-        """The small frame with the person replaced by the surrounding background (uint8)."""
-        nb = self._normalised(small, weights, self._fill_sigma, box=False)
-        # filled = nb + w * (small - nb)
-        np.subtract(small, nb, out=self._smallf)
-        np.multiply(self._smallf, weights[..., None], out=self._smallf)
-        np.add(self._smallf, nb, out=self._smallf)
-        np.clip(self._smallf, 0.0, 255.0, out=self._smallf)
-        self._fill8[...] = self._smallf
+        """The small frame with the person replaced by the surrounding background (uint8,
+        rounded): ``w · I + (1 − w) · nb`` with ``nb`` the normalised blur, whose first term
+        is the stack the blur started from; all in four-channel float, no numpy broadcast."""
+        den = self._weighted(small, weights, self._fill_sigma, box=False)
+        np.subtract(np.float32(1.0), weights, out=self._den1)
+        cv2.multiply(den, self._den1, dst=den)  # (1 − w) / blur(w)
+        cv2.merge([den, den, den, den], dst=self._w4)
+        cv2.multiply(self._blur, self._w4, dst=self._blur)
+        cv2.add(self._blur, self._stack, dst=self._blur)
+        cv2.convertScaleAbs(self._blur, dst=self._bgra)  # rounded, saturated (all ≥ 0)
+        cv2.cvtColor(self._bgra, cv2.COLOR_BGRA2BGR, dst=self._fill8)
         return self._fill8
 
     def run(
@@ -190,14 +212,13 @@ class BackgroundBlur:
             bg8 = self._bg8
         else:
             filled = self._filled(small, weights)
-            if kind == "gaussian":  # weak: the filled frame, plainly blurred
-                if p.sigma > 0:
-                    k = gaussian_ksize(p.sigma)
-                    cv2.GaussianBlur(
-                        filled, (k, k), p.sigma, dst=self._bg8, borderType=cv2.BORDER_REFLECT
-                    )
-                else:
-                    np.copyto(self._bg8, filled)
+            if p.sigma <= 0 and kind in LINEAR_TYPES:  # nothing left to blur: the filled frame
+                np.copyto(self._bg8, filled)
+            elif kind == "gaussian":  # weak: the filled frame, plainly blurred
+                k = gaussian_ksize(p.sigma)
+                cv2.GaussianBlur(
+                    filled, (k, k), p.sigma, dst=self._bg8, borderType=cv2.BORDER_REFLECT
+                )
             elif kind == "box":
                 cv2.blur(filled, (p.box, p.box), dst=self._bg8, borderType=cv2.BORDER_REFLECT)
             elif kind == "median":
@@ -205,13 +226,11 @@ class BackgroundBlur:
             elif kind == "bilateral":
                 cv2.bilateralFilter(filled, p.bilateral_d, 60.0, p.bilateral_sigma, dst=self._bg8)
             else:  # lens: a disc in (approximately) linear light, so highlights bloom
-                lin = cv2.LUT(filled, self._lut, dst=self._smallf)
+                lin = cv2.LUT(filled, self._lut, dst=self._lin)
                 cv2.filter2D(lin, -1, self._kernel, dst=self._bgf, borderType=cv2.BORDER_REFLECT)
                 np.maximum(self._bgf, 0.0, out=self._bgf)
                 cv2.pow(self._bgf, 1.0 / 2.2, dst=self._bgf)
-                np.multiply(self._bgf, np.float32(255.0), out=self._bgf)
-                np.clip(self._bgf, 0.0, 255.0, out=self._bgf)
-                self._bg8[...] = self._bgf
+                cv2.convertScaleAbs(self._bgf, dst=self._bg8, alpha=255.0)  # rounded, saturated
             bg8 = self._bg8
         w, h = self.frame_size
         if bg8.shape[:2] == (h, w):

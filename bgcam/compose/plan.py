@@ -66,7 +66,9 @@ class BlurPlan:
     power of two above them)."""
     work_size: tuple[int, int]
     pre_size: tuple[int, int]
-    """Twice the working size: bilinear to here, then an exact 2x box average (factor ≥ 3)."""
+    """Exactly twice the working size: bilinear to here, then an exact 2x box average (factor
+    ≥ 3; OpenCV's area resize of any other ratio costs ~25x more: 0.58 against 0.02 ms for
+    427x240 → 213x120)."""
     sigma: float
     """Gaussian sigma at the working size."""
     fill_sigma: float
@@ -112,13 +114,14 @@ class BlurPlan:
             # less the blur of the shrink and the upscale
             sharp = sharp_weight(sigma_full, f, LINEAR_SHARP_MIN if linear else SHARP_MIN)
             sigma = math.sqrt(max(0.0, sigma * sigma - RESAMPLE_SIGMA**2))
+        ww, wh = max(1, round(w / f)), max(1, round(h / f))
         return cls(
             frame_size=(w, h),
             blur_type=blur_type,
             sigma_full=sigma_full,
             factor=f,
-            work_size=(max(1, round(w / f)), max(1, round(h / f))),
-            pre_size=(max(1, round(w * 2 / f)), max(1, round(h * 2 / f))),
+            work_size=(ww, wh),
+            pre_size=(2 * ww, 2 * wh),
             sigma=sigma,
             fill_sigma=max(sigma, 1.0),
             box=box_size(sigma),

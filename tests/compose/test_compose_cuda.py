@@ -78,7 +78,7 @@ def test_a_change_prepared_on_another_thread_and_the_cheaper_path_match_cpu(
     ("size", "strength", "area_op"),
     [
         ((640, 480), 100, "AveragePool"),  # pre 160x120 -> work 80x60: exact 2x
-        ((960, 540), 100, "MatMul"),  # pre 240x135 -> work 120x68: OpenCV's area weights
+        ((960, 540), 100, "AveragePool"),  # pre 240x136 (twice the work size, 120x68): 2x
         ((320, 180), 25, None),  # factor 2 (the least at 180 rows): one bilinear step
     ],
 )
