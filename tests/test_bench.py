@@ -180,7 +180,7 @@ def test_sweep_json_has_every_cell_the_slowest_and_its_ratio(model_dir: Path) ->
     from bgcam.sweep import BLUR_TYPES, MODES, STRENGTHS, run_sweep
 
     threads = cv2.getNumThreads()
-    result = run_sweep([(160, 90)], frames=1, warmup=1)
+    result = run_sweep([(160, 90)], frames=2, warmup=1)
     assert cv2.getNumThreads() == threads
     assert set(result) == {"160x90", "meta"}
     res = result["160x90"]
@@ -189,21 +189,27 @@ def test_sweep_json_has_every_cell_the_slowest_and_its_ratio(model_dir: Path) ->
     assert grid <= cells and {m for m, _, _ in cells} == {"blur", *MODES}
     assert len(res["cells"]) == len(BLUR_TYPES) * len(STRENGTHS) + len(MODES)
     for c in res["cells"]:
-        for key in ("ms_p50", "ms_p99", "cpu_ms_p50", "compose_ms_p50", "compose_ms_p99"):
+        for key in ("ms_p50", "ms_p99", "cpu_ms_p50", "compose_ms_p50", "compose_ms_p99", "ratio"):
             assert isinstance(c[key], float) and math.isfinite(c[key]) and c[key] >= 0
     assert (res["default"]["blur_type"], res["default"]["blur"]) == ("gaussian", 60)
-    assert res["slowest"]["ms_p50"] == max(c["ms_p50"] for c in res["cells"])
-    assert res["slowest_ratio"] == pytest.approx(
-        res["slowest"]["ms_p50"] / res["default"]["ms_p50"], rel=0.01
-    )
+    assert res["default"]["ratio"] == 1.0  # paired with itself in every round
+    # The slowest cell: the highest ratio to the default in the same rounds (processor time).
+    assert res["slowest"]["ratio"] == max(c["ratio"] for c in res["cells"])
+    assert res["slowest_ratio"] == res["slowest"]["ratio"]
     assert res["slowest_cpu"]["cpu_ms_p50"] == max(c["cpu_ms_p50"] for c in res["cells"])
     assert res["slowest_cpu_ratio"] == pytest.approx(
         res["slowest_cpu"]["cpu_ms_p50"] / res["default"]["cpu_ms_p50"], rel=0.01
     )
+    assert res["slowest_wall"]["ms_p50"] == max(c["ms_p50"] for c in res["cells"])
+    assert res["slowest_wall_ratio"] == pytest.approx(
+        res["slowest_wall"]["ms_p50"] / res["default"]["ms_p50"], rel=0.01
+    )
     assert res["naive_ms_p50"] > 0 and res["naive_cpu_ms_p50"] > 0
     assert res["naive_ratio"] == pytest.approx(
-        res["naive_ms_p50"] / res["slowest"]["ms_p50"], rel=0.01
+        res["naive_cpu_ms_p50"] / res["slowest"]["cpu_ms_p50"], rel=0.01
     )
+    meta = result["meta"]
+    assert (meta["rounds"], meta["frames_per_round"]) == (2, 1)  # one round per frame asked
     assert "target_ms_p50" not in res  # targets exist for 720p and 1080p only
     json.dumps(result, allow_nan=False)  # what --json prints
     text = io.StringIO()
