@@ -191,6 +191,34 @@ def test_matte_path_blur_matches_the_float_path() -> None:
 
 
 @pytest.mark.parametrize(
+    ("size", "cfg", "small", "starts"),
+    [
+        ((1920, 1080), ComposeConfig(), (240, 135), True),  # pre 240x136: one row short
+        ((1280, 720), ComposeConfig(blur=60, blur_type="lens"), (320, 180), True),  # 2x pre
+        ((1280, 720), ComposeConfig(blur=100), (320, 180), True),  # 4x the work size, 2x pre
+        ((1280, 720), ComposeConfig(blur=10, blur_type="median"), (320, 180), False),  # < pre
+        ((1920, 1080), ComposeConfig(blur=30), (240, 135), False),  # pre 320x180
+    ],
+    ids=["1080p-default", "720p-lens-60", "720p-gaussian-100", "720p-median-10", "1080p-30"],
+)
+def test_the_blur_starts_from_a_shrunk_frame_near_its_pre_size(
+    size: tuple[int, int], cfg: ComposeConfig, small: tuple[int, int], starts: bool
+) -> None:
+    """A shrunk frame from one row short of the blur's pre size up to twice it is where the
+    blur starts (then the picture outside the matte is not read); the result stays within the
+    accelerators' tolerance of shrinking the picture itself."""
+    image = textured(size, seed=5)
+    a8s = (disc_alpha(small, soft=2.0) * 255).round().astype(np.uint8)
+    comp = CpuCompositor(cfg, size)
+    assert comp.reads_background(small) is not starts
+    shrunk = cv2.resize(image, small, interpolation=cv2.INTER_LINEAR)
+    shared = comp.compose_matte(ShrunkFrame(image, shrunk), a8s).copy()
+    unshared = comp.compose_matte(ShrunkFrame(image), a8s)
+    assert psnr(shared, unshared) > 40.0
+    comp.close()
+
+
+@pytest.mark.parametrize(
     "matte",
     [np.zeros((24, 32), np.float32), np.zeros((96, 32), np.uint8), np.zeros((2, 3, 4), np.uint8)],
     ids=["float", "too-tall", "3-d"],
