@@ -47,9 +47,10 @@ import numpy as np
 import numpy.typing as npt
 
 from bgcam import compose, segment
+from bgcam.compose.cpu import CpuCompositor
 from bgcam.config import Config
 from bgcam.effects import blur_sigma
-from bgcam.engine import Engine
+from bgcam.engine import Engine, composite
 from bgcam.errors import BgCamError
 from bgcam.frame import Image, Mask, ShrunkFrame
 
@@ -333,8 +334,10 @@ def bench_studio(
 ) -> dict[str, Any]:
     """Milliseconds per frame of :meth:`bgcam.studio.Studio.process` (between refining and
     compositing), per :data:`STUDIO_VARIANTS`, and of the whole compose side (the effects plus
-    the default compositor on what they return: auto-framing also changes what the compositor
-    is given). The person's matte is shrunk into the middle of the frame, so auto-framing works
+    the default compositor on what they return, handed over as the engine does: auto-framing
+    also changes what the compositor is given, and the CPU compositor draws the framed picture
+    itself, so with it the crop's warp counts in the compose side, not in the effects alone).
+    The person's matte is shrunk into the middle of the frame, so auto-framing works
     zoomed in (its costly case: a crop of every frame); the light correction's gain is above 1
     (a dim picture: its pass runs). The variants take turns frame by frame, so load from other
     processes hits them alike and their differences stay meaningful; the effects alone are
@@ -366,12 +369,12 @@ def bench_studio(
             for label, studio in studios.items():
                 whole = compositors[label].reads_background(small.shape[1::-1])
                 c0, t0 = time.thread_time(), time.perf_counter()
-                framed, matte, hint = studio.process(image, a8, small, i / 30.0, whole=whole)
+                defer = not whole and isinstance(compositors[label], CpuCompositor)
+                framed, matte, hint = studio.process(
+                    image, a8, small, i / 30.0, whole=whole, defer=defer
+                )
                 t1, c1 = time.perf_counter(), time.thread_time()
-                if matte is None:
-                    compositors[label].compose(framed, None)
-                else:
-                    compositors[label].compose_matte(ShrunkFrame(framed, hint), matte)
+                composite(compositors[label], framed, matte, hint)
                 t2 = time.perf_counter()
                 if i >= warmup:
                     alone[label].add((t1 - t0) * 1e3)

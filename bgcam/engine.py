@@ -22,11 +22,12 @@ import numpy as np
 import numpy.typing as npt
 
 from bgcam.compose import Compositor, Prepared, create_compositor
+from bgcam.compose.cpu import CpuCompositor
 from bgcam.config import ComposeConfig, Config, SegmentConfig
 from bgcam.frame import Image, Mask, ShrunkFrame, resize_bilinear, upsample_alpha8
 from bgcam.refine import MaskRefiner
 from bgcam.segment import Segmenter, create_segmenter
-from bgcam.studio import Studio
+from bgcam.studio import FramedPicture, Studio
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ __all__ = [
     "StageTimes",
     "builds_models",
     "builds_off_thread",
+    "composite",
 ]
 
 SegmenterFactory = Callable[[SegmentConfig, tuple[int, int]], Segmenter]
@@ -106,6 +108,24 @@ def builds_models(old: Config, new: Config) -> bool:
         or new.refine != old.refine
         or new.compose.backend != old.compose.backend
     )
+
+
+def composite(
+    compositor: Compositor,
+    picture: Image | FramedPicture,
+    matte: npt.NDArray[np.uint8] | None,
+    small: Image | None,
+) -> Image:
+    """The compositor's output for what the studio effects hand over (:meth:`Engine.compose`):
+    a picture, or a :class:`~bgcam.studio.FramedPicture` that the CPU compositor draws straight
+    into its output (the studio defers the crop only to it, and only with a matte and a shrunk
+    picture); ``matte=None`` blurs everything."""
+    if isinstance(picture, FramedPicture):
+        assert isinstance(compositor, CpuCompositor) and matte is not None and small is not None
+        return compositor.compose_framed(picture, small, matte)
+    if matte is None:
+        return compositor.compose(picture, None)
+    return compositor.compose_matte(ShrunkFrame(picture, small), matte)
 
 
 class Engine:
@@ -209,32 +229,32 @@ class Engine:
         """The compose side: ``frame`` with ``alpha8_small`` (None: blur the whole frame).
 
         The studio effects (:mod:`bgcam.studio`: auto-framing, low-light correction) run first,
-        so the compositor works on the framed, relit picture with the matte framed alike. ``t``
-        is the frame's time in seconds (their smoothing runs on it; default: now; offline, pass
-        the frame's position in the clip), ``fresh`` says the matte is new since the last call,
+        so the compositor works on the framed, relit picture with the matte framed alike (the
+        CPU compositor frames the picture itself, straight into its output: :func:`composite`).
+        ``t`` is the frame's time in seconds (their smoothing runs on it; default: now; offline,
+        pass the frame's position in the clip), ``fresh`` says the matte is new since the last call,
         ``matte_small`` is the matte's own frame at the working size when ``frame`` is another.
         """
         t0 = time.monotonic()
         studio = self.studio
         matte = alpha8_small
+        picture: Image | FramedPicture = frame.image
+        small = frame.small
         if studio.active:
-            image, matte, small = studio.process(
+            whole = self._reads_whole(frame, matte)
+            picture, matte, small = studio.process(
                 frame.image,
                 matte,
                 frame.small,
                 t0 if t is None else t,
                 fresh=fresh,
                 matte_small=matte_small,
-                whole=self._reads_whole(frame, matte),
+                whole=whole,
+                defer=not whole and isinstance(self.compositor, CpuCompositor),
             )
-            if image is not frame.image or small is not frame.small:
-                frame = ShrunkFrame(image, small)
         self._framed = None if matte is alpha8_small else matte
         t1 = time.monotonic()
-        if matte is None:
-            out = self.compositor.compose(frame.image, None)
-        else:
-            out = self.compositor.compose_matte(frame, matte)
+        out = composite(self.compositor, picture, matte, small)
         t2 = time.monotonic()
         self.times.studio = (t1 - t0) * 1e3
         self.times.compose = (t2 - t1) * 1e3

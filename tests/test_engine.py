@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 import bgcam
+from bgcam.compose import Compositor, create_compositor
+from bgcam.compose.cpu import CpuCompositor
 from bgcam.config import Config
 from bgcam.engine import Engine, builds_models
 from bgcam.errors import BackendError
@@ -115,6 +117,12 @@ def test_the_studio_frames_only_what_the_compositor_reads_and_the_output_is_the_
     with Engine(cfg, size) as part, Engine(cfg, size) as whole:
         monkeypatch.setattr(whole.compositor, "reads_background", lambda small_size: True)
         assert part.compositor.reads_background(part.refiner.work_size) is (mode == "off")
+        drawn: list[int] = []  # the CPU compositor frames the picture unless it reads all of it
+        assert isinstance(part.compositor, CpuCompositor)
+        framed = part.compositor.compose_framed
+        monkeypatch.setattr(
+            part.compositor, "compose_framed", lambda *a: drawn.append(1) or framed(*a)
+        )
         older: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for i in range(24):
             frame = np.full((size[1], size[0], 3), 70, np.uint8)
@@ -139,3 +147,37 @@ def test_the_studio_frames_only_what_the_compositor_reads_and_the_output_is_the_
                 assert np.array_equal(outs[0], outs[1]), i
         assert part.studio.crop == whole.studio.crop and not part.studio.crop.is_full
         assert part.studio.light.gain > 1.5
+        assert (len(drawn) > 0) is (mode != "off")
+
+
+class Delegate:
+    """A compositor that is not the CPU one (as the OpenCL and CUDA ones are not), doing what
+    the CPU one does: it must be handed the framed picture itself."""
+
+    def __init__(self, inner: Compositor) -> None:
+        self.inner, self.name, self.pictures = inner, "delegate", 0
+
+    def compose(self, image: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+        return self.inner.compose(image, alpha)
+
+    def compose_matte(self, frame: ShrunkFrame, alpha8_small: np.ndarray) -> np.ndarray:
+        assert isinstance(frame.image, np.ndarray) and frame.image.shape == (360, 640, 3)
+        self.pictures += 1
+        return self.inner.compose_matte(frame, alpha8_small)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_other_compositors_are_handed_the_framed_picture_and_compose_the_same() -> None:
+    size = (640, 360)
+    photo = cv2.imread(str(Path(bgcam.__file__).parent / "data" / "astronaut.jpg"))
+    cfg = Config().replace(**{"compose.backend": "cpu", "effects.autoframe": True})
+    other = Delegate(create_compositor(cfg.compose, size))
+    with Engine(cfg, size) as cpu, Engine(cfg, size, compositor=other) as eng:
+        for i in range(12):
+            frame = np.full((size[1], size[0], 3), 90, np.uint8)
+            frame[140:360, 80 + 6 * i : 300 + 6 * i] = cv2.resize(photo, (220, 220))
+            want = cpu.process(frame, t=i / 30).copy()
+            assert np.array_equal(eng.process(frame, t=i / 30), want), i
+        assert other.pictures == 12 and not eng.studio.crop.is_full

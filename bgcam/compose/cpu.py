@@ -20,13 +20,18 @@ silhouette's tiles get their alpha upsampled, all in one call, bit-exactly what 
 alpha too, and starts from the frame already shrunk for refining when it is given. A weak blur's
 share of the sharp frame (a full-frame blend) is added only outside the tiles wholly inside the
 person.
+
+With auto-framing, :meth:`CpuCompositor.compose_framed` takes the crop itself: the camera frame
+is warped straight into the output over the background, in the bands the matte reaches, and the
+silhouette's tiles are blended with the background set aside before (see there).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -41,6 +46,25 @@ from bgcam.effects import Background, BackgroundSlot, blur_sigma, fill_color, pa
 from bgcam.frame import Image, Mask, ShrunkFrame, upsample_alpha8
 
 log = logging.getLogger(__name__)
+
+
+class LazyPicture(Protocol):
+    """A picture made only where it is needed (:class:`bgcam.studio.FramedPicture`: the
+    camera frame through the auto-framing crop)."""
+
+    @property
+    def source(self) -> Image:
+        """A frame-size picture (any one will do for what the compositor never reads)."""
+        ...
+
+    @property
+    def bands(self) -> tuple[tuple[int, int, int, int], ...]:
+        """Rectangles (x0, y0, x1, y1) holding every pixel where the matte can be above 0."""
+        ...
+
+    def draw(self, dst: Image, rects: Sequence[tuple[int, int, int, int]]) -> Image:
+        """Write the picture into ``rects`` of ``dst`` (the rest is left as it is)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -87,6 +111,13 @@ class CpuCompositor:
         self._blend_wide: tuple[npt.NDArray[np.uint16], ...] = ()
         self._grid: TileGrid | None = None
         self._grid_small: tuple[int, int] | None = None
+        self._in_bands = np.empty((self._rows, self._cols), np.bool_)
+        self._picture: Image | None = None
+        wc, hc = self._cols * TILE, self._rows * TILE
+        self._margin_bg = (
+            np.empty((h, w - wc, 3), np.uint8),
+            np.empty((h - hc, wc, 3), np.uint8),
+        )
         self._blur: BackgroundBlur | None = None
         self._slot = BackgroundSlot(self.frame_size)
         self.economy = 0
@@ -188,6 +219,76 @@ class CpuCompositor:
         else:
             self._blend_grid(image, alpha8_small, grid, out, sharpen)
         return out
+
+    def compose_framed(
+        self, picture: LazyPicture, small: Image, alpha8_small: npt.NDArray[np.uint8]
+    ) -> Image:
+        """:meth:`compose_matte` of the picture that ``picture`` draws, ``small`` its shrunk
+        copy. Bit for bit the same as drawing the whole picture and composing it.
+
+        When the compositor does not read the picture where the matte is 0
+        (:meth:`reads_background` of ``small``'s size is False) and the tiles apply, the
+        picture is drawn once, straight into the output: the background first; then the
+        background of the silhouette's tiles (and of the tiles in the bands that the matte does
+        not reach, and of the margins) set aside; the picture drawn over the bands, rounded out
+        to whole tiles; those tiles put back, or blended with the picture now under them. The
+        tiles wholly inside the person are then done: the framed picture is never made whole
+        and copied. Otherwise the picture is drawn into a buffer and composed as usual.
+        """
+        check_matte(self.frame_size, alpha8_small)
+        w, h = self.frame_size
+        rows, cols = self._rows, self._cols
+        grid = self._grid_for(alpha8_small)
+        if grid is None or not (rows and cols) or self.reads_background(small.shape[1::-1]):
+            if self._picture is None:
+                self._picture = np.empty((h, w, 3), np.uint8)
+            whole = self.reads_background(small.shape[1::-1])
+            picture.draw(self._picture, ((0, 0, w, h),) if whole else picture.bands)
+            return self.compose_matte(ShrunkFrame(self._picture, small), alpha8_small)
+        out = self._background(picture.source, alpha8_small, small)
+        in_bands = self._in_bands
+        in_bands[...] = False
+        rects = []
+        for x0, y0, x1, y1 in picture.bands:  # rounded out to whole tiles
+            c0, r0, c1, r1 = x0 // TILE, y0 // TILE, -(-x1 // TILE), -(-y1 // TILE)
+            in_bands[r0:r1, c0:c1] = True
+            rects.append((c0 * TILE, r0 * TILE, min(w, c1 * TILE), min(h, r1 * TILE)))
+        tmin, tmax = grid.classify(alpha8_small, rows, cols)
+        tiles = tile_view(out, rows, cols)
+        ty, tx = np.nonzero((tmin < 255) & (tmax > 0))
+        hy, hx = np.nonzero(in_bands & (tmax == 0))
+        edge_bg = tiles[ty, tx]  # copies, taken before the picture covers them
+        hole_bg = tiles[hy, hx]
+        margins = self._margins()
+        for ys, xs, saved in margins:
+            np.copyto(saved, out[ys, xs])
+        picture.draw(out, rects)
+        tiles[hy, hx] = hole_bg
+        if len(ty):
+            self._blend_tiles(
+                out, out, ty, tx, lambda al: grid.tiles(ty, tx, rows, cols, al), bg=edge_bg
+            )
+        for ys, xs, saved in margins:  # the margins' background, blended with the picture
+            blend_exact(
+                saved,
+                out[ys, xs],
+                alpha_rect(alpha8_small, grid.s, xs.start, ys.start, xs.stop, ys.stop),
+            )
+            np.copyto(out[ys, xs], saved)
+        return out
+
+    def _margins(self) -> list[tuple[slice, slice, Image]]:
+        """The right and bottom strips that whole tiles do not cover (see
+        :meth:`_blend_margins`), each with an owned buffer of its size."""
+        w, h = self.frame_size
+        hc, wc = self._rows * TILE, self._cols * TILE
+        right, bottom = self._margin_bg
+        regions = []
+        if wc < w:
+            regions.append((slice(0, h), slice(wc, w), right))
+        if hc < h:
+            regions.append((slice(hc, h), slice(0, wc), bottom))
+        return regions
 
     def reads_background(self, small_size: tuple[int, int] | None) -> bool:
         """See :meth:`bgcam.compose.Compositor.reads_background`: the person's tiles are
@@ -334,10 +435,12 @@ class CpuCompositor:
         ty: npt.NDArray[np.intp],
         tx: npt.NDArray[np.intp],
         alpha_into: Callable[[npt.NDArray[np.uint8]], object],
+        bg: npt.NDArray[np.uint8] | None = None,
     ) -> None:
         """Soft blend in the tiles (ty, tx), whose alpha ``alpha_into(al)`` writes into ``al``
         (n, TILE, TILE): out = round((I · a + bg · (255 − a)) / 255), gathered into one long
-        row for speed."""
+        row for speed. ``bg``: the tiles' background (n, TILE, TILE, 3), when ``out`` no longer
+        holds it (then overwritten)."""
         rows, cols = self._rows, self._cols
         n = len(ty)
         px = n * TILE * TILE
@@ -345,7 +448,7 @@ class CpuCompositor:
         a3, b3, al, x, y = a3[:, :px], b3[:, :px], al[:, :px], x[:, :px], y[:, :px]
         alpha_into(al.reshape(n, TILE, TILE))
         ob = tile_view(out, rows, cols)
-        bg = ob[ty, tx].reshape(1, px, 3)
+        bg = (ob[ty, tx] if bg is None else bg).reshape(1, px, 3)
         im = tile_view(image, rows, cols)[ty, tx].reshape(1, px, 3)
         cv2.merge([al, al, al], dst=a3)
         cv2.bitwise_not(a3, dst=b3)  # 255 - a

@@ -10,19 +10,20 @@ removes the background of the *framed, relit* picture with a matte cropped the s
 edges stay exact), and a missing matte still means the whole framed picture is blurred (fail
 closed). Both are off by default, and then :meth:`Studio.process` returns its inputs untouched.
 When the compositor reads the picture only where the matte is above 0 (it says so:
-:meth:`bgcam.compose.Compositor.reads_background`), only that part is framed and relit.
+:meth:`bgcam.compose.Compositor.reads_background`), only that part is framed and relit; the
+CPU compositor then frames it itself, straight into its output (:class:`FramedPicture`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
 
 from bgcam.config import Config, EffectsConfig
 from bgcam.frame import Image
-from bgcam.studio.autoframe import FULL, Crop, CropWarp, Framer
+from bgcam.studio.autoframe import FULL, Crop, CropWarp, FramedPicture, Framer
 from bgcam.studio.box import Box, BoxFinder, reach_bands
 from bgcam.studio.light import LightCorrector
 
@@ -32,6 +33,7 @@ __all__ = [
     "BoxFinder",
     "Crop",
     "CropWarp",
+    "FramedPicture",
     "Framer",
     "LightCorrector",
     "Studio",
@@ -92,6 +94,34 @@ class Studio:
     def crop(self) -> Crop:
         return self.framer.crop
 
+    @overload
+    def process(
+        self,
+        image: Image,
+        alpha8: Matte8 | None,
+        small: Image | None,
+        t: float,
+        *,
+        fresh: bool = ...,
+        matte_small: Image | None = ...,
+        whole: bool = ...,
+        defer: Literal[False] = ...,
+    ) -> tuple[Image, Matte8 | None, Image | None]: ...
+
+    @overload
+    def process(
+        self,
+        image: Image,
+        alpha8: Matte8 | None,
+        small: Image | None,
+        t: float,
+        *,
+        fresh: bool = ...,
+        matte_small: Image | None = ...,
+        whole: bool = ...,
+        defer: bool,
+    ) -> tuple[Image | FramedPicture, Matte8 | None, Image | None]: ...
+
     def process(
         self,
         image: Image,
@@ -102,7 +132,8 @@ class Studio:
         fresh: bool = True,
         matte_small: Image | None = None,
         whole: bool = True,
-    ) -> tuple[Image, Matte8 | None, Image | None]:
+        defer: bool = False,
+    ) -> tuple[Image | FramedPicture, Matte8 | None, Image | None]:
         """The picture, matte and shrunk picture to composite for ``image`` at time ``t`` (s).
 
         ``alpha8`` is the working-size matte of the whole frame (None: no usable matte; the
@@ -116,7 +147,10 @@ class Studio:
         then always returned with a matte), reads the picture only where the matte is above 0
         (:meth:`bgcam.compose.Compositor.reads_background`): the picture is then framed and
         relit only there (:func:`~bgcam.studio.box.reach_bands`), its other pixels are left
-        undefined, and nobody in view costs no pass at all.
+        undefined, and nobody in view costs no pass at all. ``defer=True`` as well: the picture
+        is not framed here; a :class:`FramedPicture` is returned in its place, which the CPU
+        compositor draws straight into its output
+        (:meth:`bgcam.compose.cpu.CpuCompositor.compose_framed`).
         """
         if not self.active:
             self._t = t
@@ -152,6 +186,7 @@ class Studio:
         rects = [(0, 0, w, h)] if whole or matte is None else reach_bands(matte, self.frame_size)
         if lit and self._lit.shape != image.shape:
             self._lit = np.empty_like(image)
+        out: Image | FramedPicture
         if framed:
             src = image
             if lit:  # relight only the parts of the frame the crop reads there, then crop
@@ -159,7 +194,10 @@ class Studio:
                     x0, y0, x1, y1 = self._warp.region(crop, rect)
                     self.light.apply(image[y0:y1, x0:x1], self._lit[y0:y1, x0:x1])
                 src = self._lit
-            out = self._warp.image(src, crop, rects)
+            if defer and not whole and matte is not None:
+                out = FramedPicture(src, crop, tuple(rects), self._warp)
+            else:
+                out = self._warp.image(src, crop, rects)
         else:  # lit: never write into the caller's frame
             for x0, y0, x1, y1 in rects:
                 self.light.apply(image[y0:y1, x0:x1], self._lit[y0:y1, x0:x1])

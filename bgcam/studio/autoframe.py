@@ -43,17 +43,27 @@ acceleration is at most ``ACCEL_PAN·(1 − 1/max_zoom) + ACCEL_SIZE + 2·SPEED_
 consecutive frames at 30 fps ``|Δ²edge| ≤ 4.5 / 30² = 0.005`` of the frame (6.4 px horizontally
 at 1280x720, 3.6 px vertically). No follower passes its goal by more than its per-frame bound.
 
-The crop (:class:`Crop`) is applied by :class:`CropWarp`: one bilinear ``warpAffine`` of the
-camera frame into an owned output-size buffer (sub-pixel placement, so slow pans do not step),
-and the same crop of the working-size matte, so the compositor blurs, replaces or removes the
-background of the framed picture with an exactly aligned matte, and of the working-size copy of
-the frame, which the compositor blurs (instead of shrinking the framed picture again: 0.05 ms
-against 0.5 ms at 720p). At 1x nothing is copied. The full-size warp is most of the cost (0.57
-ms at 720p on the project's 2-vCPU Xeon VM; ``cv2.resize`` of the crop and ``cv2.remap`` were
-3-15 times slower there), so when the compositor reads the picture only where the matte is above
-0 (the default blur, replace, remove) only that part of the output is warped, in a few bands
-(:func:`~bgcam.studio.box.reach_bands`: around the person, 30 % of the frame for the person
-framed at 1.57x in ``bgcam bench``, where the person's whole box is 45 %).
+The crop (:class:`Crop`) is applied by :class:`CropWarp`: bilinear ``warpAffine`` of the
+camera frame (sub-pixel placement, so slow pans do not step), and the same crop of the
+working-size matte, so the compositor blurs, replaces or removes the background of the framed
+picture with an exactly aligned matte, and of the working-size copy of the frame, which the
+compositor blurs (instead of shrinking the framed picture again: 0.05 ms against 0.5 ms at
+720p). At 1x nothing is copied. The full-size warp is most of the cost (0.6-0.9 ms for a whole
+720p frame on the project's 2-vCPU Xeon VM, about 1 ns a pixel plus 5 µs a call; ``cv2.resize``
+of the crop and ``cv2.remap`` were 2-15 times slower there), so when the compositor reads the
+picture only where the matte is above 0 (the default blur, replace, remove) only that part of
+the output is warped, in a few bands (:func:`~bgcam.studio.box.reach_bands`: around the person,
+30 % of the frame for the person framed at 1.57x in ``bgcam bench``, where the person's whole
+box is 45 %).
+
+The CPU compositor then takes the crop itself (:class:`FramedPicture`,
+:meth:`bgcam.compose.cpu.CpuCompositor.compose_framed`): the bands are warped straight into its
+output over the background, once, instead of into a framed picture whose person tiles it then
+copied (bit-identical output; at 720p in ``bgcam bench`` the studio's own part fell from 0.63
+to 0.36 ms and the compose side with auto-framing by 0.2 ms). Warping tile by tile, or run of
+tiles by run, was measured and is no way: 37 runs of 16 rows (28 % of the frame) took 0.59 ms,
+as long as the whole frame, against 0.22 ms for the 4 bands (30 %): thin strips cost 2-6 ns a
+pixel. The OpenCL and CUDA compositors get the framed picture as before.
 """
 
 from __future__ import annotations
@@ -346,25 +356,32 @@ class CropWarp:
         return self._image
 
     def image(
-        self, image: Image, crop: Crop, rects: Sequence[tuple[int, int, int, int]] | None = None
+        self,
+        image: Image,
+        crop: Crop,
+        rects: Sequence[tuple[int, int, int, int]] | None = None,
+        dst: Image | None = None,
     ) -> Image:
-        """The frame ``image`` cropped to ``crop`` and scaled back to the frame size (owned
-        buffer). ``rects`` (x0, y0, x1, y1 each, output pixels): only those parts of the output
-        are written (the rest of the buffer keeps what it held); ``image`` need only hold the
-        :meth:`region` of each there.
+        """The frame ``image`` cropped to ``crop`` and scaled back to the frame size, into
+        ``dst`` (default: the owned :attr:`buffer`). ``rects`` (x0, y0, x1, y1 each, output
+        pixels): only those parts of the output are written (the rest of the buffer keeps what
+        it held); ``image`` need only hold the :meth:`region` of each there.
         """
         w, h = self.frame_size
         if image.shape != (h, w, 3):
             raise ValueError(f"image: expected shape ({h}, {w}, 3), got {image.shape}")
+        out = self._image if dst is None else dst
+        if out.shape != (h, w, 3):
+            raise ValueError(f"dst: expected shape ({h}, {w}, 3), got {out.shape}")
         m = _matrix(crop, self.frame_size, self._m)
         if rects is None:
-            return warp_linear(image, m, self._image)
+            return warp_linear(image, m, out)
         kx, ky, tx, ty = m[0, 0], m[1, 1], m[0, 2], m[1, 2]
         for x0, y0, x1, y1 in rects:
             if x1 > x0 and y1 > y0:
                 m[0, 2], m[1, 2] = tx + kx * x0, ty + ky * y0
-                warp_linear(image, m, self._image[y0:y1, x0:x1])
-        return self._image
+                warp_linear(image, m, out[y0:y1, x0:x1])
+        return out
 
     def alpha(self, alpha8: npt.NDArray[np.uint8], crop: Crop) -> npt.NDArray[np.uint8]:
         """The same crop of a matte covering the whole frame, at the matte's own size."""
@@ -388,6 +405,25 @@ class CropWarp:
             self._small = np.empty((h, w, 3), np.uint8)
         m = _matrix(crop, self.frame_size, self._m, out=size)
         return warp_linear(image, m, self._small)
+
+
+@dataclass(frozen=True, slots=True)
+class FramedPicture:
+    """The framed picture, not made yet: ``source`` (the camera frame, relit where it is
+    read) through ``crop``. Needed only in ``bands`` (x0, y0, x1, y1, output pixels), which
+    hold every pixel where the framed matte can be above 0. The compositor draws it
+    (:meth:`draw`) there straight into its output
+    (:meth:`bgcam.compose.cpu.CpuCompositor.compose_framed`): the camera frame is warped once,
+    and the framed picture is never copied."""
+
+    source: Image
+    crop: Crop
+    bands: tuple[tuple[int, int, int, int], ...]
+    warp: CropWarp
+
+    def draw(self, dst: Image, rects: Sequence[tuple[int, int, int, int]]) -> Image:
+        """The picture in ``rects`` (output pixels, inside :attr:`bands`) of ``dst``."""
+        return self.warp.image(self.source, self.crop, rects, dst)
 
 
 def _matrix(

@@ -481,3 +481,57 @@ def test_outside_the_matte_the_picture_matters_only_when_the_compositor_says_so(
     out = comp.compose_matte(ShrunkFrame(spoilt, small), a8s)
     assert np.array_equal(out, ref) is not reads
     comp.close()
+
+
+FRAMED_SETTINGS = {
+    "blur": {},
+    "remove": {"mode": "remove"},
+    "replace": {"mode": "replace", "background": "file"},
+    "lens": {"blur_type": "lens"},
+    "weak": {"blur": 5},  # adds a share of the sharp picture: drawn whole, composed as usual
+    "off": {"mode": "off"},
+}
+
+
+@pytest.mark.parametrize("setting", FRAMED_SETTINGS.values(), ids=FRAMED_SETTINGS.keys())
+@pytest.mark.parametrize(
+    ("size", "small"),
+    [
+        ((1280, 720), (320, 180)),
+        ((640, 360), (160, 90)),
+        ((648, 372), (162, 93)),
+        ((640, 360), (170, 90)),
+    ],
+    ids=["whole-tiles", "bottom-margin", "both-margins", "no-tile-grid"],
+)
+def test_a_framed_picture_drawn_into_the_output_composes_the_same(
+    size: tuple[int, int], small: tuple[int, int], setting: dict[str, object], tmp_path: Path
+) -> None:
+    """``compose_framed`` (auto-framing's crop warped straight into the output, only in the
+    bands the matte reaches) gives bit for bit what composing the whole framed picture gives,
+    in every mode, with margins that whole tiles leave, and with nobody in view."""
+    from bgcam.studio import Crop, CropWarp, FramedPicture
+    from bgcam.studio.box import reach_bands
+    from tests.compose.compose_cases import background_file
+
+    if setting.get("background") == "file":
+        setting = {**setting, "background": background_file(tmp_path)}
+    image = textured(size, seed=3)
+    alpha = (disc_alpha(small, radius_frac=0.35, soft=2.0) * 255).round().astype(np.uint8)
+    alpha[: small[1] // 5] = 0  # not symmetric: bands of different widths
+    comp = CpuCompositor(ComposeConfig(**setting), size)
+    if setting == {} and small == (320, 180):
+        assert not comp.reads_background(small)  # the picture drawn only in the bands
+    for crop, a8s in (
+        (Crop(0.45, 0.55, 0.64), alpha),
+        (Crop(0.7, 0.3, 0.5), alpha),
+        (Crop(0.45, 0.55, 0.64), np.zeros_like(alpha)),  # nobody in view
+    ):
+        warp = CropWarp(size)
+        matte = warp.alpha(a8s, crop).copy()
+        hint = warp.small(cv2.resize(image, small, interpolation=cv2.INTER_LINEAR), crop).copy()
+        want = comp.compose_matte(ShrunkFrame(warp.image(image, crop), hint), matte).copy()
+        picture = FramedPicture(image, crop, tuple(reach_bands(matte, size)), CropWarp(size))
+        got = comp.compose_framed(picture, hint, matte)
+        np.testing.assert_array_equal(got, want)
+    comp.close()

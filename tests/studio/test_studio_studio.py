@@ -8,8 +8,9 @@ import pytest
 
 from bgcam.compose.cpu import CpuCompositor
 from bgcam.config import ComposeConfig, EffectsConfig
+from bgcam.engine import composite
 from bgcam.frame import ShrunkFrame, upsample_alpha8
-from bgcam.studio import CropWarp, Studio
+from bgcam.studio import CropWarp, FramedPicture, Studio
 from bgcam.studio.box import reach, reach_bands
 from tests.studio.studio_scenes import WORK, person_matte, picture
 
@@ -145,9 +146,11 @@ def test_framing_only_the_persons_part_composes_the_same_picture(
     effects: EffectsConfig, with_small: bool
 ) -> None:
     """``whole=False`` (the compositor blurs from the shrunk picture): the picture is framed
-    and relit only where the matte reaches, and the composite is exactly the same."""
+    and relit only where the matte reaches, and the composite is exactly the same; with
+    ``defer=True`` too, the CPU compositor framing it straight into its output."""
     size = SIZE  # the default blur starts from a shrunk frame of WORK's size
     part, full = Studio(effects, size), Studio(effects, size)
+    deferred = Studio(effects, size)
     comp = CpuCompositor(ComposeConfig(), size)
     assert not comp.reads_background(WORK)
     for i in range(40):
@@ -176,6 +179,12 @@ def test_framing_only_the_persons_part_composes_the_same_picture(
             person[y0:y1, x0:x1] = False
         assert not person.any()
         got = comp.compose_matte(ShrunkFrame(p_out, p_hint), p_a8).copy()
+        d_out, d_a8, d_hint = deferred.process(
+            image, matte, small, i * DT, matte_small=seen, whole=False, defer=True
+        )
+        assert d_a8 is not None and d_hint is not None
+        assert isinstance(d_out, FramedPicture) is effects.autoframe
+        assert np.array_equal(composite(comp, d_out, d_a8, d_hint), got)
         want = comp.compose_matte(ShrunkFrame(f_out, p_hint), f_a8)
         assert np.array_equal(got, want)
     assert part.crop == full.crop and (part.crop.is_full is not effects.autoframe)
