@@ -235,6 +235,7 @@ class CpuCompositor:
         tiles wholly inside the person are then done: the framed picture is never made whole
         and copied. Otherwise the picture is drawn into a buffer and composed as usual.
         """
+        check_inputs(self.frame_size, picture.source, None)
         check_matte(self.frame_size, alpha8_small)
         w, h = self.frame_size
         rows, cols = self._rows, self._cols

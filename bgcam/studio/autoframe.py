@@ -59,8 +59,9 @@ box is 45 %).
 The CPU compositor then takes the crop itself (:class:`FramedPicture`,
 :meth:`bgcam.compose.cpu.CpuCompositor.compose_framed`): the bands are warped straight into its
 output over the background, once, instead of into a framed picture whose person tiles it then
-copied (bit-identical output; at 720p in ``bgcam bench`` the studio's own part fell from 0.63
-to 0.36 ms and the compose side with auto-framing by 0.2 ms). Warping tile by tile, or run of
+copied (bit-identical output; in ``bgcam bench``'s loop the studio's own part fell from
+0.58-0.67 to 0.25-0.29 ms at 720p, the compose side with auto-framing by 0.12-0.14 ms, at
+1080p by 0.25-0.3 ms; docs/BENCHMARKS.md, round 5). Warping tile by tile, or run of
 tiles by run, was measured and is no way: 37 runs of 16 rows (28 % of the frame) took 0.59 ms,
 as long as the whole frame, against 0.22 ms for the 4 bands (30 %): thin strips cost 2-6 ns a
 pixel. The OpenCL and CUDA compositors get the framed picture as before.
