@@ -22,9 +22,13 @@ def remap(
     xy: npt.NDArray[np.float32],
     dst: npt.NDArray[Any],
     interpolation: int,
+    *,
+    y: npt.NDArray[np.float32] | None = None,
 ) -> None:
-    """In place: ``dst(p) = src(xy(p))`` from one two-channel map, edges replicated."""
-    _cv.remap(src, xy, None, interpolation, dst, cv2.BORDER_REPLICATE)
+    """In place: ``dst(p) = src(xy(p))`` from one two-channel map, edges replicated; with
+    ``y``, from two one-channel maps (``xy`` then holds x only). ``interpolation`` may carry
+    ``cv2.WARP_RELATIVE_MAP``: then ``dst(p) = src(p + xy(p))``."""
+    _cv.remap(src, xy, y, interpolation, dst, cv2.BORDER_REPLICATE)
 
 
 def compare_scalar(

@@ -60,88 +60,97 @@ class GuidedFilter:
         self.eps = float(eps)
         self._ksize = (2 * self.radius + 1, 2 * self.radius + 1)
         self._g8 = [np.empty((ph, pw, 3), np.uint8) for pw, ph in sizes[1:]]
+        self._g8_stack = np.empty((3, sh, sw), np.uint8)
+        self._g8_planes = list(self._g8_stack)
         self._p = [np.empty((ph, pw), np.float32) for pw, ph in sizes[1:-1]]
-        # Planes at the inner size, each with `radius` rows of border above and below, so that
-        # one box filter over the planes stacked into a tall image filters each plane alone:
-        # guide (3), source, the products I_c·p (3) and I_c·I_d (6), then the coefficients.
+        # Planes at the inner size: guide (3), source, the products I_c·p (3) and I_c·I_d (6);
+        # then the coefficients (4). Each set is box-filtered in one call, laid side by side.
         r = self.radius
-        self._planes = np.empty((13, sh + 2 * r, sw), np.float32)
+        self._planes = np.empty((13, sh, sw), np.float32)
         self._means = np.empty_like(self._planes)
-        self._coef = np.empty((4, sh + 2 * r, sw), np.float32)
-        self._coef_means = np.empty_like(self._coef)
+        self._coef = np.empty((4, sh, sw), np.float32)
+        self._wide = {n: (_wide(n, sh, sw, r), _wide(n, sh, sw, r)) for n in (13, 4)}
         self._var = np.empty((6, sh, sw), np.float32)
         self._inv = np.empty((6, sh, sw), np.float32)
         self._cov = np.empty((3, sh, sw), np.float32)
         self._det = np.empty((sh, sw), np.float32)
-        self._left, self._right = (np.empty((9, sh, sw), np.float32) for _ in range(2))
+        self._ops = np.empty((24, sh, sw), np.float32)
+        self._eps_diagonal = np.zeros((6, 1, 1), np.float32)
+        self._eps_diagonal[_DIAGONAL] = self.eps
         self._full8 = [np.empty((h, w), np.uint8) for _ in range(3)]
         self._full = np.empty((h, w), np.float32)
         self._up = np.empty((h, w), np.float32)
 
-    def _box(self, planes: _F32, dst: _F32) -> None:
-        """Box-filter each plane of ``planes`` (n, rows + 2r, w) into ``dst`` in one call."""
+    def _box(self, planes: _F32) -> _F32:
+        """Each plane of ``planes`` (n, h, w) box-filtered (borders reflected: … b a | a b …);
+        a view (n, h, w) into a buffer of the filter's, valid until the next call.
+
+        The planes are laid side by side, each with ``radius`` columns of border left and
+        right, into one wide image (rows of n·(w + 2r) values) and filtered in one call: OpenCV's
+        box filter costs per row, so this is several times cheaper than the same planes stacked
+        into a tall, narrow image, and gives the same sums.
+        """
         r = self.radius
-        for i in range(r):  # BORDER_REFLECT rows: … b a | a b …
-            planes[:, r - 1 - i] = planes[:, r + i]
-            planes[:, -r + i] = planes[:, -r - 1 - i]
-        n, rows, cols = planes.shape
+        n, rows = planes.shape[:2]
+        wide, out = self._wide[n]
+        np.copyto(wide[:, :, r:-r], planes.transpose(1, 0, 2))
+        for i in range(r):
+            wide[:, :, r - 1 - i] = wide[:, :, r + i]
+            wide[:, :, -r + i] = wide[:, :, -r - 1 - i]
         cv2.boxFilter(
-            planes.reshape(n * rows, cols),
+            wide.reshape(rows, -1),
             -1,
             self._ksize,
-            dst=dst.reshape(n * rows, cols),
+            dst=out.reshape(rows, -1),
             borderType=cv2.BORDER_REFLECT,
         )
+        means: _F32 = out.transpose(1, 0, 2)[:, :, r:-r]
+        return means
 
     def filter(self, guide: Image, src: _F32, dst: _F32) -> _F32:
-        r = self.radius
-        planes, means, coef = self._planes, self._means, self._coef
-        inner = planes[:, r:-r]
+        inner, coef = self._planes, self._coef
         g8 = _halve(guide, self._g8)
-        np.multiply(g8.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=inner[0:3])
+        cv2.split(g8, self._g8_planes)
+        np.multiply(self._g8_stack, np.float32(1.0 / 255.0), out=inner[0:3])
         if self.subsample > 1:
-            _halve(src, [*self._p, planes[3, r:-r]])
+            _halve(src, [*self._p, inner[3]])
         else:
             np.copyto(inner[3], src)
-        left, right = self._left, self._right
-        np.take(inner, _PROD_LEFT, axis=0, out=left)
-        np.take(inner, _PROD_RIGHT, axis=0, out=right)
-        np.multiply(left, right, out=inner[4:13])
-        self._box(planes, means)
-        m = means[:, r:-r]
+        # The products I_c·p, then I_c·I_d (c ≤ d) in the order 00 01 02 11 12 22.
+        guide_i, src_p = inner[0:3], inner[3]
+        np.multiply(guide_i, src_p, out=inner[4:7])
+        np.multiply(guide_i, guide_i[0], out=inner[7:10])
+        np.multiply(guide_i[1:3], guide_i[1], out=inner[10:12])
+        np.multiply(guide_i[2], guide_i[2], out=inner[12])
+        m = self._means
+        np.copyto(m, self._box(inner))  # (contiguous: the arithmetic below runs faster)
         mean_i, mean_p = m[0:3], m[3]
         # cov(I_c, p) = mean(I_c p) − mean(I_c) mean(p); var(I) the same, eps on the diagonal.
         cov = np.multiply(mean_i, mean_p, out=self._cov)
         np.subtract(m[4:7], cov, out=cov)
         var = self._var
-        np.take(mean_i, _PAIR_LEFT, axis=0, out=left[:6])
-        np.take(mean_i, _PAIR_RIGHT, axis=0, out=right[:6])
-        np.multiply(left[:6], right[:6], out=var)
+        np.multiply(mean_i, mean_i[0], out=var[0:3])
+        np.multiply(mean_i[1:3], mean_i[1], out=var[3:5])
+        np.multiply(mean_i[2], mean_i[2], out=var[5])
         np.subtract(m[7:13], var, out=var)
-        eps = np.float32(self.eps)
-        for i in _DIAGONAL:
-            var[i] += eps
-        # The inverse of var, by cofactors over the determinant; then a = var⁻¹ cov and
-        # b = mean(p) − a · mean(I).
-        inv = self._inv
-        np.take(var, _COF_A, axis=0, out=left[:6])
-        np.take(var, _COF_B, axis=0, out=right[:6])
-        np.multiply(left[:6], right[:6], out=inv)
-        np.take(var, _COF_C, axis=0, out=left[:6])
-        np.take(var, _COF_D, axis=0, out=right[:6])
-        np.multiply(left[:6], right[:6], out=left[:6])
-        inv -= left[:6]
+        var += self._eps_diagonal
+        # The inverse of var, by cofactors (A·B − C·D, all six in three calls) over the
+        # determinant; then a = var⁻¹ cov and b = mean(p) − a · mean(I).
+        inv, ops = self._inv, self._ops
+        np.take(var, _COF_OPERANDS, axis=0, out=ops, mode="clip")  # (clip: no buffering)
+        np.multiply(ops[0:12], ops[12:24], out=ops[0:12])
+        np.subtract(ops[0:6], ops[6:12], out=inv)
         det = np.einsum("kij,kij->ij", var[0:3], inv[0:3], out=self._det)
         inv /= det
-        a = coef[0:3, r:-r]
-        np.take(inv, _INVERSE, axis=0, out=left)
-        np.einsum("ckij,kij->cij", left.reshape(3, 3, *det.shape), cov, out=a)
-        b = coef[3, r:-r]
+        a = coef[0:3]
+        rows = ops[0:9]
+        np.take(inv, _INVERSE, axis=0, out=rows, mode="clip")
+        np.einsum("ckij,kij->cij", rows.reshape(3, 3, *det.shape), cov, out=a)
+        b = coef[3]
         np.einsum("cij,cij->ij", a, mean_i, out=b)
         np.subtract(mean_p, b, out=b)
-        self._box(coef, self._coef_means)
         # Upsample the box-averaged coefficients and apply them: dst = b + Σ_c a_c · I_c.
-        cm = self._coef_means[:, r:-r]
+        cm = self._box(coef)
         np.multiply(cm[0:3], np.float32(1.0 / 255.0), out=cm[0:3])  # a for the 0–255 guide
         cv2.resize(cm[3], self.size, dst=dst, interpolation=cv2.INTER_LINEAR)
         cv2.split(guide, self._full8)
@@ -152,12 +161,13 @@ class GuidedFilter:
         return dst
 
 
-# Index tables of GuidedFilter.filter. Products: I_c·p (c = 0..2), then the six I_c·I_d (c ≤ d)
-# in the order of _PAIR_LEFT/_PAIR_RIGHT: 00 01 02 11 12 22.
-_PAIR_LEFT = [0, 0, 0, 1, 1, 2]
-_PAIR_RIGHT = [0, 1, 2, 1, 2, 2]
-_PROD_LEFT = [0, 1, 2, *_PAIR_LEFT]
-_PROD_RIGHT = [3, 3, 3, *_PAIR_RIGHT]
+def _wide(n: int, rows: int, cols: int, r: int) -> _F32:
+    """A buffer for ``n`` planes of (rows, cols) side by side, ``r`` border columns each."""
+    return np.empty((rows, n, cols + 2 * r), np.float32)
+
+
+# Index tables of GuidedFilter.filter. The six entries of the symmetric var are stored in the
+# order 00 01 02 11 12 22; the diagonal is at:
 _DIAGONAL = [0, 3, 5]
 # Cofactors of the symmetric [[v00 v01 v02] [v01 v11 v12] [v02 v12 v22]] (var indices
 # 0 1 2 / 3 4 / 5): n_k = A_k B_k − C_k D_k for n00 n01 n02 n11 n12 n22.
@@ -165,5 +175,6 @@ _COF_A = [3, 4, 1, 0, 2, 0]
 _COF_B = [5, 2, 4, 5, 1, 3]
 _COF_C = [4, 1, 3, 2, 0, 1]
 _COF_D = [4, 5, 2, 2, 4, 1]
+_COF_OPERANDS = np.array([*_COF_A, *_COF_C, *_COF_B, *_COF_D], np.intp)
 # The full inverse's rows from the six cofactors.
-_INVERSE = [0, 1, 2, 1, 3, 4, 2, 4, 5]
+_INVERSE = np.array([0, 1, 2, 1, 3, 4, 2, 4, 5], np.intp)

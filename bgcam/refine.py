@@ -80,6 +80,9 @@ CHANGE_HI = 0.5
 """Where the new mask and the (warped) history differ by more than CHANGE_LO, the smoother follows
 faster, fully from CHANGE_HI: a confident change of the model is taken even without image motion."""
 
+RELATIVE = cv2.WARP_RELATIVE_MAP
+"""remap's flag for a map of offsets (the flow itself) instead of positions (OpenCV ≥ 4.10)."""
+
 TINY = 1e-4
 """Mask values below this are zero (keeps subnormal floats out of the arithmetic)."""
 
@@ -105,7 +108,9 @@ def finish_tables(hysteresis: float, sharpen: float) -> tuple[_U8, _U8]:
     Near 0.5 the state is nudged by ``bump(s) = min(h, 4 h s (1 − s) / (1 − 4 h²))`` towards the
     pixel's label (h on [0.5 − h, 0.5 + h], 0 at 0 and 1), so noise cannot move the edge back
     and forth; then ``round(255 (0.5 + g (s' − 0.5)))``, saturated, steepens the edge ramp
-    around the same 0.5 crossing (g = ``sharpen``).
+    around the same 0.5 crossing (g = ``sharpen``). The two tables are mirror images,
+    ``person[s] = 255 - background[255 - s]`` (the person table is made so: the rounding of
+    ties at exactly half a level keeps the symmetry), so one lookup serves both labels.
     """
     s = np.arange(256, dtype=np.float64) / 255.0
     h = float(hysteresis)
@@ -115,7 +120,8 @@ def finish_tables(hysteresis: float, sharpen: float) -> tuple[_U8, _U8]:
         a = np.rint(255.0 * (0.5 + sharpen * (nudged - 0.5)))
         return np.clip(a, 0, 255).astype(np.uint8).reshape(1, 256)
 
-    return table(s - bump), table(s + bump)
+    background = table(s - bump)
+    return background, np.ascontiguousarray(255 - background[:, ::-1])
 
 
 class MaskRefiner:
@@ -148,10 +154,13 @@ class MaskRefiner:
         self._mask, self._edge = f32(), f32()
         self._motion, self._out, self._tmp = f32(), f32(), f32()
         self._bits, self._s8 = u8(), u8()
-        self._finish_luts = finish_tables(cfg.hysteresis, cfg.sharpen)
-        # Label flips: to person above 0.5 + h, to background below 0.5 - h (0–255 levels).
-        hyst = cfg.hysteresis
-        self._label_levels = (math.ceil(255 * (0.5 - hyst)), math.floor(255 * (0.5 + hyst)))
+        # Label flips: to person above 0.5 + h, to background below 0.5 - h, in 0–255 levels:
+        # above hi = floor(255 (0.5 + h)), below lo = ceil(255 (0.5 - h)) = 255 - hi.
+        self._flip_level = math.floor(255 * (0.5 + cfg.hysteresis))
+        background, person = finish_tables(cfg.hysteresis, cfg.sharpen)
+        above = np.arange(256).reshape(1, 256) > self._flip_level
+        self._finish_lut = np.where(above, person, background)
+        """The output for t = s XOR label (see _finish)."""
         self._a8_small = np.zeros((wh, ww), np.uint8)
         self._a8 = np.zeros((h, w), np.uint8)
         self._alpha = np.zeros((h, w), np.float32)
@@ -178,11 +187,11 @@ class MaskRefiner:
         self._fmotion = np.empty((fh, fw), np.float32)
         self._motion_ksize = max(3, round(5 * fh / wh) | 1)
         self._flow = np.zeros((fh, fw, 2), np.float32)
-        self._flow_up = np.empty((wh, ww, 2), np.float32)
-        self._grid = self._grid_of(ww, wh)
-        self._fgrid = self._grid_of(fw, fh)
-        self._map = np.empty((wh, ww, 2), np.float32)
-        self._fmap = np.empty((fh, fw, 2), np.float32)
+        # The flow at the working size, in working pixels, as two planes (x, y): OpenCV
+        # resizes and remaps with one-channel float planes several times faster than with one
+        # two-channel one. The maps are relative (offsets from each pixel, WARP_RELATIVE_MAP).
+        self._flow_xy = np.empty((2, fh, fw), np.float32)
+        self._map = (f32(), f32())
         self._wstate = f32()
         self._wlabel = u8()
         self._low: Mask | None = None
@@ -199,12 +208,6 @@ class MaskRefiner:
             fh,
             grid,
         )
-
-    @staticmethod
-    def _grid_of(w: int, h: int) -> _F32:
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        grid: _F32 = np.dstack([gx, gy])
-        return grid
 
     def reset(self) -> None:
         """Forget the temporal history: the next mask is taken as it is."""
@@ -258,11 +261,14 @@ class MaskRefiner:
         small = self.guide(frame)
         cfg = self.cfg
         ww, wh = self.work_size
-        low = self._low
-        if low is None or low.shape != mask_low.shape:
-            low = self._low = np.empty(mask_low.shape, np.float32)
-        cv2.threshold(mask_low, TINY, 0.0, cv2.THRESH_TOZERO, dst=low)  # no subnormals
-        cv2.resize(low, (ww, wh), dst=self._mask, interpolation=cv2.INTER_LINEAR)
+        if mask_low.shape == (wh, ww):  # (the ROI segmenter's output is at this size already)
+            cv2.threshold(mask_low, TINY, 0.0, cv2.THRESH_TOZERO, dst=self._mask)  # no subnormals
+        else:
+            low = self._low
+            if low is None or low.shape != mask_low.shape:
+                low = self._low = np.empty(mask_low.shape, np.float32)
+            cv2.threshold(mask_low, TINY, 0.0, cv2.THRESH_TOZERO, dst=low)
+            cv2.resize(low, (ww, wh), dst=self._mask, interpolation=cv2.INTER_LINEAR)
         cv2.threshold(self._mask, 1.0, 0.0, cv2.THRESH_TRUNC, dst=self._mask)
 
         if cfg.edge == "guided":
@@ -307,19 +313,24 @@ class MaskRefiner:
         """
         warped_prev = self._fprev
         if self.cfg.motion_compensation:
-            self._dis.calc(self._fgray, self._fprev, self._flow)  # current -> previous
-            cv2.add(self._fgrid, self._flow, dst=self._fmap)
-            cvcompat.remap(self._fprev, self._fmap, self._fwarp, cv2.INTER_LINEAR)
+            flow = self._flow
+            self._dis.calc(self._fgray, self._fprev, flow)  # current -> previous
+            linear, nearest = RELATIVE | cv2.INTER_LINEAR, RELATIVE | cv2.INTER_NEAREST
+            cvcompat.remap(self._fprev, flow, self._fwarp, linear)
             warped_prev = self._fwarp
             if self._flow_size == self.work_size:
-                np.copyto(self._map, self._fmap)
+                cvcompat.remap(self._state, flow, self._wstate, linear)
+                cvcompat.remap(self._label, flow, self._wlabel, nearest)
             else:
-                cv2.resize(
-                    self._flow, self.work_size, dst=self._flow_up, interpolation=cv2.INTER_LINEAR
-                )
-                cv2.scaleAdd(self._flow_up, self._flow_scale, self._grid, dst=self._map)
-            cvcompat.remap(self._state, self._map, self._wstate, cv2.INTER_LINEAR)
-            cvcompat.remap(self._label, self._map, self._wlabel, cv2.INTER_NEAREST)
+                # Scaled to working pixels at the flow's size (a quarter of the pixels), then
+                # upsampled: the same as upsampling first (exactly so for a power of two).
+                scale = np.float32(self._flow_scale)
+                np.multiply(flow.transpose(2, 0, 1), scale, out=self._flow_xy)
+                for plane, xy in zip(self._flow_xy, self._map, strict=True):
+                    cv2.resize(plane, self.work_size, dst=xy, interpolation=cv2.INTER_LINEAR)
+                mx, my = self._map
+                cvcompat.remap(self._state, mx, self._wstate, linear, y=my)
+                cvcompat.remap(self._label, mx, self._wlabel, nearest, y=my)
         else:
             np.copyto(self._wstate, self._state)
             np.copyto(self._wlabel, self._label)
@@ -336,51 +347,60 @@ class MaskRefiner:
         return True
 
     def _smooth(self) -> None:
-        """state = warped + k * (edge - warped), k per pixel from motion and disagreement."""
+        """state = warped + k * (edge - warped), k per pixel from motion and disagreement.
+
+        k = still + (moving - still) * min(1, max(motion ramp, change ramp)). That affine map
+        is monotonic, so it is applied to each ramp first (the motion one at the flow's size)
+        and the max and the clamp taken on the weights themselves: the same k, in fewer passes.
+        """
         cfg = self.cfg
-        motion, chg, delta = self._motion, self._out, self._tmp
+        k, chg, delta = self._motion, self._out, self._tmp
         fmotion = self._fmotion
-        # Ramp from the threshold (still, 0) to 3x the threshold (moving, 1).
+        still, gain = cfg.still_weight, cfg.motion_weight - cfg.still_weight
+        # Ramp from the threshold (still, 0) to 3x the threshold (moving, 1); then its weight.
         lo = cfg.motion_threshold
         cv2.addWeighted(fmotion, 1.0 / (2.0 * lo), fmotion, 0.0, -0.5, dst=fmotion)
         cv2.threshold(fmotion, 0.0, 0.0, cv2.THRESH_TOZERO, dst=fmotion)
         self.motion_ratio = float(cv2.countNonZero(fmotion)) / fmotion.size
-        if fmotion.shape == motion.shape:
-            np.copyto(motion, fmotion)
+        cv2.addWeighted(fmotion, gain, fmotion, 0.0, still, dst=fmotion)
+        if fmotion.shape == k.shape:
+            np.copyto(k, fmotion)
         else:
-            cv2.resize(fmotion, self.work_size, dst=motion, interpolation=cv2.INTER_LINEAR)
+            cv2.resize(fmotion, self.work_size, dst=k, interpolation=cv2.INTER_LINEAR)
         # A large disagreement between the new mask and the history is evidence of change too:
-        # a ramp from CHANGE_LO (0) to CHANGE_HI (1) on |edge - warped|.
+        # a ramp from CHANGE_LO (0) to CHANGE_HI (1) on |edge - warped|, as a weight.
         cv2.subtract(self._edge, self._wstate, dst=delta)
         cv2.absdiff(self._edge, self._wstate, dst=chg)
-        span = 1.0 / (CHANGE_HI - CHANGE_LO)
-        cv2.addWeighted(chg, span, chg, 0.0, -CHANGE_LO * span, dst=chg)
-        cv2.max(motion, chg, dst=motion)
-        cv2.threshold(motion, 1.0, 0.0, cv2.THRESH_TRUNC, dst=motion)
-        # k = still + (moving - still) * clip(motion) ; state = warped + k * delta.
-        k = motion
-        gain = cfg.motion_weight - cfg.still_weight
-        cv2.addWeighted(k, gain, k, 0.0, cfg.still_weight, dst=k)
-        cv2.multiply(delta, k, dst=delta)
-        cv2.add(self._wstate, delta, dst=self._state)
+        span = gain / (CHANGE_HI - CHANGE_LO)
+        cv2.addWeighted(chg, span, chg, 0.0, still - CHANGE_LO * span, dst=chg)
+        if gain >= 0:
+            cv2.max(k, chg, dst=k)
+            cv2.threshold(k, cfg.motion_weight, 0.0, cv2.THRESH_TRUNC, dst=k)
+        else:  # (moving weighs less than still: the map decreases)
+            cv2.min(k, chg, dst=k)
+            np.maximum(k, np.float32(cfg.motion_weight), out=k)
+        # warped += k * delta; the warped buffers then hold the state (the old ones are reused).
+        cv2.accumulateProduct(delta, k, self._wstate)
+        self._state, self._wstate = self._wstate, self._state
+        self._label, self._wlabel = self._wlabel, self._label
         _flush(self._state)
-        np.copyto(self._label, self._wlabel)
 
     def _finish(self) -> None:
         """Labels flip at 0.5 ± hysteresis; alpha8_small = the kept label's table at state.
 
         Both the hysteresis nudge and the sharpening are functions of the state value alone
         (one per label), so they are two 256-entry tables applied to the state rounded to
-        8 bits (what the output has anyway).
+        8 bits (what the output has anyway). The tables are mirror images and the flip levels
+        symmetric (hi = 255 - lo), so with t = s XOR label (s for a background pixel, 255 - s
+        for a person) one rule serves both labels: the label flips where t > hi, and the
+        output is table[t] XOR label, the table taking the person side above hi.
         """
-        s8, label, bits = self._s8, self._label, self._bits
+        s8, label, t = self._s8, self._label, self._bits
         cv2.convertScaleAbs(self._state, dst=s8, alpha=255.0)  # round(255 s), s in [0, 1]
-        lo, hi = self._label_levels
-        cvcompat.compare_scalar(s8, hi, cv2.CMP_GT, bits)
-        cv2.bitwise_or(label, bits, dst=label)
-        cvcompat.compare_scalar(s8, lo, cv2.CMP_GE, bits)
-        cv2.bitwise_and(label, bits, dst=label)
-        lut_bg, lut_person = self._finish_luts
-        cv2.LUT(s8, lut_bg, dst=self._a8_small)
-        cv2.LUT(s8, lut_person, dst=bits)
-        cv2.copyTo(bits, label, self._a8_small)
+        cv2.bitwise_xor(s8, label, dst=t)
+        a8 = self._a8_small
+        cv2.LUT(t, self._finish_lut, dst=a8)
+        cv2.bitwise_xor(a8, label, dst=a8)
+        flip = s8
+        cvcompat.compare_scalar(t, self._flip_level, cv2.CMP_GT, flip)
+        cv2.bitwise_xor(label, flip, dst=label)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
@@ -294,3 +295,122 @@ def test_static_noisy_scene_flicker_with_the_real_model(model_dir: Path) -> None
     (d_ours, flips_ours), (d_raw, _) = flicker(ours), flicker(raw)
     assert d_ours <= d_raw / 8, (d_ours, d_raw)
     assert flips_ours < 0.0015
+
+
+# -- the restructured arithmetic against its plain formulas ------------------------------------
+
+
+def plain_tables(hysteresis: float, sharpen: float) -> tuple[np.ndarray, np.ndarray]:
+    """The hysteresis nudge and the sharpening, each label's table computed on its own."""
+    s = np.arange(256) / 255.0
+    h = hysteresis
+    bump = np.minimum(h, 4 * h * s * (1 - s) / (1 - 4 * h * h)) if h > 0 else 0 * s
+
+    def table(x: np.ndarray) -> np.ndarray:
+        return np.clip(np.rint(255 * (0.5 + sharpen * (x - 0.5))), 0, 255).astype(np.int64)
+
+    return table(s - bump), table(s + bump)
+
+
+@pytest.mark.parametrize("hysteresis", [0.0, 0.05, 0.1, 0.3, 0.49])
+@pytest.mark.parametrize("sharpen", [1.0, 3.0, 7.3])
+def test_finish_is_the_plain_two_table_rule(hysteresis: float, sharpen: float) -> None:
+    """One lookup at state XOR label gives what comparing against 0.5 ± h and reading each
+    label's own table gives: the same labels, the same alpha but for ties at half a level,
+    where the person table is the background one mirrored (at most 1 level)."""
+    bg, person = finish_tables(hysteresis, sharpen)
+    np.testing.assert_array_equal(person[0], 255 - bg[0, ::-1])
+    plain_bg, plain_person = plain_tables(hysteresis, sharpen)
+    np.testing.assert_array_equal(bg[0], plain_bg)
+    assert np.abs(person[0].astype(np.int64) - plain_person).max() <= 1
+
+    r = MaskRefiner(RefineConfig(hysteresis=hysteresis, sharpen=sharpen), (320, 240))
+    rng = np.random.default_rng(11)
+    state = np.clip(rng.normal(0.5, 0.3, r._state.shape), 0, 1).astype(np.float32)
+    state[:8] = np.arange(256, dtype=np.float32).reshape(8, 32).repeat(10, axis=1) / 255
+    label = np.where(rng.random(state.shape) < 0.5, 255, 0).astype(np.uint8)
+    r._state[...] = state
+    r._label[...] = label
+    r._finish()
+
+    s8 = cv2.convertScaleAbs(state, alpha=255.0).astype(np.int64)  # (its float32 rounding)
+    lo = math.ceil(255 * (0.5 - hysteresis))
+    hi = math.floor(255 * (0.5 + hysteresis))
+    new_label = np.where(s8 > hi, 255, np.where(s8 < lo, 0, label))
+    np.testing.assert_array_equal(r._label, new_label)
+    expected = np.where(new_label == 255, plain_person[s8], plain_bg[s8])
+    diff = np.abs(r.alpha8_small.astype(np.int64) - expected)
+    assert diff.max() <= 1
+    ties = (new_label == 255) & (person[0][s8] != plain_person[s8])
+    assert not diff[~ties].any()
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        RefineConfig(),
+        RefineConfig(still_weight=0.3, motion_weight=0.6, motion_threshold=3.0),
+        RefineConfig(still_weight=0.6, motion_weight=0.05),  # moving weighs less than still
+        RefineConfig(still_weight=0.5, motion_weight=0.5),
+    ],
+    ids=["default", "other-weights", "decreasing", "flat"],
+)
+def test_smooth_is_the_plain_motion_weighted_average(cfg: RefineConfig) -> None:
+    """k = still + (moving - still) * clip(max(motion ramp, change ramp), 0, 1), applied as
+    weights in fewer passes: the same state to float32 rounding."""
+    r = MaskRefiner(cfg, (1280, 720))
+    rng = np.random.default_rng(5)
+    edge = np.clip(cv2.GaussianBlur(rng.random(r._edge.shape, np.float32), (0, 0), 3) * 3 - 1, 0, 1)
+    warped = np.clip(edge + rng.normal(0, 0.2, edge.shape), 0, 1).astype(np.float32)
+    fmotion = cv2.GaussianBlur(rng.random(r._fmotion.shape, np.float32) * 40, (0, 0), 2)
+    r._edge[...] = edge
+    r._wstate[...] = warped
+    r._fmotion[...] = fmotion
+    r._smooth()
+
+    ramp = np.maximum(fmotion / (2 * cfg.motion_threshold) - 0.5, 0)
+    motion = cv2.resize(ramp, r.work_size, interpolation=cv2.INTER_LINEAR)
+    change = (np.abs(edge - warped) - 0.15) / (0.5 - 0.15)
+    m = np.clip(np.maximum(motion, change), 0, 1)
+    k = cfg.still_weight + (cfg.motion_weight - cfg.still_weight) * m
+    state = warped + k * (edge - warped)
+    state = np.where(state < 1e-4, 0, np.minimum(state, 1))
+    np.testing.assert_allclose(r._state, state, atol=2e-6)
+    assert r.motion_ratio == pytest.approx(float((ramp > 0).mean()))
+
+
+@pytest.mark.parametrize("frame_size", [(1280, 720), (1920, 1080), (320, 240)])
+def test_history_warp_is_the_absolute_map_remap(
+    davis_dir: Path, frame_size: tuple[int, int]
+) -> None:
+    """The flow scaled at its own size, upsampled and used as a relative map warps the state
+    and the labels as the absolute map grid + scale * upsampled flow does, to float rounding,
+    on real consecutive frames."""
+    frames = sorted((davis_dir / "JPEGImages" / "dance-twirl").glob("*.jpg"))[20:23]
+    r = MaskRefiner(RefineConfig(), frame_size)
+    ww, wh = r.work_size
+    yy, xx = np.mgrid[0:wh, 0:ww].astype(np.float32)
+    state = np.clip(np.sin(xx / 7.0) * np.cos(yy / 5.0) + 0.5, 0, 1).astype(np.float32)
+    label = np.where(state >= 0.5, 255, 0).astype(np.uint8)
+    images = [
+        cv2.resize(cv2.imread(str(p)), frame_size, interpolation=cv2.INTER_AREA) for p in frames
+    ]
+    for img in images[:2]:
+        r.update(np.zeros((wh, ww), np.float32), ShrunkFrame(img))
+    grey = cv2.cvtColor(r.guide(ShrunkFrame(images[2])), cv2.COLOR_BGR2GRAY)
+    cv2.resize(grey, r._flow_size, dst=r._fgray, interpolation=cv2.INTER_AREA)
+    r._state[...] = state
+    r._label[...] = label
+    assert r._align()
+    flow = r._flow
+    assert np.abs(flow).max() > 1.0  # the dancer moves
+    if flow.shape[:2] == (wh, ww):
+        up = flow
+    else:
+        up = cv2.resize(flow, (ww, wh), interpolation=cv2.INTER_LINEAR)
+    scale = np.float32(r._flow_scale)
+    mx, my = xx + scale * up[..., 0], yy + scale * up[..., 1]
+    warped = cv2.remap(state, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    warped_label = cv2.remap(label, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    np.testing.assert_allclose(r._wstate, warped, atol=2e-5)  # (seen: 4.4e-6)
+    assert (r._wlabel != warped_label).mean() < 1e-3  # (seen: none)
