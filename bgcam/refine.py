@@ -187,10 +187,11 @@ class MaskRefiner:
         self._fmotion = np.empty((fh, fw), np.float32)
         self._motion_ksize = max(3, round(5 * fh / wh) | 1)
         self._flow = np.zeros((fh, fw, 2), np.float32)
-        # The flow at the working size, in working pixels, as two planes (x, y): OpenCV
-        # resizes and remaps with one-channel float planes several times faster than with one
-        # two-channel one. The maps are relative (offsets from each pixel, WARP_RELATIVE_MAP).
+        # The flow as two planes (x, y), then at the working size in working pixels: OpenCV
+        # resizes and remaps with one-channel float planes faster than with one two-channel
+        # one. The maps are relative (offsets from each pixel: WARP_RELATIVE_MAP).
         self._flow_xy = np.empty((2, fh, fw), np.float32)
+        self._flow_planes = list(self._flow_xy)
         self._map = (f32(), f32())
         self._wstate = f32()
         self._wlabel = u8()
@@ -313,20 +314,21 @@ class MaskRefiner:
         """
         warped_prev = self._fprev
         if self.cfg.motion_compensation:
-            flow = self._flow
-            self._dis.calc(self._fgray, self._fprev, flow)  # current -> previous
+            self._dis.calc(self._fgray, self._fprev, self._flow)  # current -> previous
             linear, nearest = RELATIVE | cv2.INTER_LINEAR, RELATIVE | cv2.INTER_NEAREST
-            cvcompat.remap(self._fprev, flow, self._fwarp, linear)
+            flow_xy = self._flow_xy
+            cv2.split(self._flow, self._flow_planes)
+            fx, fy = self._flow_planes
+            cvcompat.remap(self._fprev, fx, self._fwarp, linear, y=fy)
             warped_prev = self._fwarp
             if self._flow_size == self.work_size:
-                cvcompat.remap(self._state, flow, self._wstate, linear)
-                cvcompat.remap(self._label, flow, self._wlabel, nearest)
+                cvcompat.remap(self._state, fx, self._wstate, linear, y=fy)
+                cvcompat.remap(self._label, fx, self._wlabel, nearest, y=fy)
             else:
                 # Scaled to working pixels at the flow's size (a quarter of the pixels), then
                 # upsampled: the same as upsampling first (exactly so for a power of two).
-                scale = np.float32(self._flow_scale)
-                np.multiply(flow.transpose(2, 0, 1), scale, out=self._flow_xy)
-                for plane, xy in zip(self._flow_xy, self._map, strict=True):
+                np.multiply(flow_xy, np.float32(self._flow_scale), out=flow_xy)
+                for plane, xy in zip(flow_xy, self._map, strict=True):
                     cv2.resize(plane, self.work_size, dst=xy, interpolation=cv2.INTER_LINEAR)
                 mx, my = self._map
                 cvcompat.remap(self._state, mx, self._wstate, linear, y=my)
