@@ -30,7 +30,8 @@ that its height stays at or above ``refine.work_height`` (with the default 128: 
    same matte.
 
 Every array kept from one frame to the next (``_state``, ``_label``, ``_fprev``) is owned by the
-refiner and written by copy: the segmenter's output buffer is reused by it and never kept here.
+refiner and written by copy (the smoother swaps the state and labels with the refiner's own warped
+copies): the segmenter's output buffer is reused by it and never kept here.
 
 Floats below :data:`TINY` are flushed to zero where they enter (model output, state): a sigmoid
 output holds values around 1e-40, and arithmetic on such subnormal floats is far slower.
@@ -167,7 +168,7 @@ class MaskRefiner:
         self._a8_stale = False
         self._alpha_stale = False
         self._lut = (np.arange(256, dtype=np.float32) / np.float32(255.0)).reshape(1, 256)
-        # History: owned, written only by copy (never a view of a caller's buffer).
+        # History: owned, never a view of a caller's buffer (swapped with _wstate/_wlabel).
         self._state = f32()
         self._label = np.zeros((wh, ww), np.uint8)
         """Person (255) / background (0) per working pixel, flipped with hysteresis."""
