@@ -114,10 +114,15 @@ class CpuCompositor:
         self._in_bands = np.empty((self._rows, self._cols), np.bool_)
         self._picture: Image | None = None
         wc, hc = self._cols * TILE, self._rows * TILE
-        self._margin_bg = (
-            np.empty((h, w - wc, 3), np.uint8),
-            np.empty((h - hc, wc, 3), np.uint8),
-        )
+        self._margins: list[tuple[slice, slice]] = []
+        """The right and bottom strips that whole tiles do not cover (frame sizes that are not
+        multiples of TILE): (rows, columns) each."""
+        if wc < w:
+            self._margins.append((slice(0, h), slice(wc, w)))
+        if hc < h:
+            self._margins.append((slice(hc, h), slice(0, wc)))
+        self._margin_bg = [np.empty_like(self._out[ys, xs]) for ys, xs in self._margins]
+        """:meth:`compose_framed`'s copy of each margin's background."""
         self._blur: BackgroundBlur | None = None
         self._slot = BackgroundSlot(self.frame_size)
         self.economy = 0
@@ -260,8 +265,8 @@ class CpuCompositor:
         hy, hx = np.nonzero(in_bands & (tmax == 0))
         edge_bg = tiles[ty, tx]  # copies, taken before the picture covers them
         hole_bg = tiles[hy, hx]
-        margins = self._margins()
-        for ys, xs, saved in margins:
+        margins = list(zip(self._margins, self._margin_bg, strict=True))
+        for (ys, xs), saved in margins:
             np.copyto(saved, out[ys, xs])
         picture.draw(out, rects)
         tiles[hy, hx] = hole_bg
@@ -269,7 +274,7 @@ class CpuCompositor:
             self._blend_tiles(
                 out, out, ty, tx, lambda al: grid.tiles(ty, tx, rows, cols, al), bg=edge_bg
             )
-        for ys, xs, saved in margins:  # the margins' background, blended with the picture
+        for (ys, xs), saved in margins:  # the margins' background, blended with the picture
             blend_exact(
                 saved,
                 out[ys, xs],
@@ -277,19 +282,6 @@ class CpuCompositor:
             )
             np.copyto(out[ys, xs], saved)
         return out
-
-    def _margins(self) -> list[tuple[slice, slice, Image]]:
-        """The right and bottom strips that whole tiles do not cover (see
-        :meth:`_blend_margins`), each with an owned buffer of its size."""
-        w, h = self.frame_size
-        hc, wc = self._rows * TILE, self._cols * TILE
-        right, bottom = self._margin_bg
-        regions = []
-        if wc < w:
-            regions.append((slice(0, h), slice(wc, w), right))
-        if hc < h:
-            regions.append((slice(hc, h), slice(0, wc), bottom))
-        return regions
 
     def reads_background(self, small_size: tuple[int, int] | None) -> bool:
         """See :meth:`bgcam.compose.Compositor.reads_background`: the person's tiles are
@@ -386,13 +378,9 @@ class CpuCompositor:
             ty, tx = np.nonzero((tmin < 255) & (tmax > 0))
             if len(ty):
                 self._blend_tiles(image, out, ty, tx, lambda al: grid.tiles(ty, tx, rows, cols, al))
-        w, h = self.frame_size
-        hc, wc = rows * TILE, cols * TILE
         if sharpen is not None:
-            if wc < w:
-                sharpen(image[:, wc:], out[:, wc:])
-            if hc < h:
-                sharpen(image[hc:, :wc], out[hc:, :wc])
+            for ys, xs in self._margins:
+                sharpen(image[ys, xs], out[ys, xs])
         s = grid.s
         self._blend_margins(image, out, lambda x0, y0, x1, y1: alpha_rect(a8s, s, x0, y0, x1, y1))
 
@@ -465,14 +453,10 @@ class CpuCompositor:
         out: Image,
         alpha_of: Callable[[int, int, int, int], npt.NDArray[np.uint8]],
     ) -> None:
-        """Blend the right and bottom strips that whole tiles do not cover (frame sizes that
-        are not multiples of TILE); ``alpha_of(x0, y0, x1, y1)`` gives their alpha."""
-        w, h = self.frame_size
-        hc, wc = self._rows * TILE, self._cols * TILE
-        if wc < w:
-            blend_exact(out[:, wc:], image[:, wc:], alpha_of(wc, 0, w, h))
-        if hc < h:
-            blend_exact(out[hc:, :wc], image[hc:, :wc], alpha_of(0, hc, wc, h))
+        """Blend the margins (:attr:`_margins`); ``alpha_of(x0, y0, x1, y1)`` gives their
+        alpha."""
+        for ys, xs in self._margins:
+            blend_exact(out[ys, xs], image[ys, xs], alpha_of(xs.start, ys.start, xs.stop, ys.stop))
 
 
 @register("cpu")
