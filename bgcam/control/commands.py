@@ -21,6 +21,10 @@ from bgcam.errors import BgCamError
 from bgcam.status import DaemonStatus
 
 BLUR_STEP = 10
+SETUP_TICKS = 30
+"""Ticks (about a second at 30 fps) during which :meth:`CommandQueue.add_hook`'s hooks keep
+running after start, a stage build or a command: native code set up then (an OpenCL driver's
+kernels compile on the first frames after a swap) may replace process-wide state."""
 
 SWITCHES: dict[str, tuple[str, ...]] = {
     "autoframe": ("on", "off", "toggle"),
@@ -277,6 +281,8 @@ class CommandQueue:
     maxsize: int = 64
     _q: queue.Queue[tuple[Command, Future[DaemonStatus]]] = field(init=False)
     _hooks: list[Callable[[], None]] = field(init=False, default_factory=list)
+    _hook_ticks: int = field(init=False, default=SETUP_TICKS)
+    """Ticks left on which the hooks run (see :meth:`add_hook`); the first ones after start."""
     _held: tuple[Command, Future[DaemonStatus], Future[None]] | None = field(
         init=False, default=None
     )
@@ -339,11 +345,27 @@ class CommandQueue:
                 return items
 
     def add_hook(self, hook: Callable[[], None]) -> None:
-        """Run ``hook`` on the pipeline's thread at each :meth:`run_pending` (between frames).
+        """Run ``hook`` on the pipeline's thread (between frames) at the :meth:`run_pending` of
+        the ticks when native code may have changed process-wide state: the first
+        :data:`SETUP_TICKS` ticks, every tick while stages are being built (``settling``), and
+        the :data:`SETUP_TICKS` ticks after that or after any command ran. In steady state it
+        does not run at all: a hook that must also notice changes then has its own timer (the
+        signal guard checks from its dispatcher thread).
 
-        For control surfaces that must act on the main thread; keep it cheap, never raise.
+        Keep it cheap, never raise.
         """
         self._hooks.append(hook)
+
+    def _run_hooks(self, setup: bool) -> None:
+        """The hooks' schedule (:meth:`add_hook`); ``setup``: stages are being set up now."""
+        if setup:
+            self._hook_ticks = SETUP_TICKS
+        elif self._hook_ticks <= 0:
+            return
+        else:
+            self._hook_ticks -= 1
+        for hook in self._hooks:
+            hook()
 
     def run_pending(self, daemon: Daemon, memory: ToggleMemory) -> int:
         """Execute the waiting commands against ``daemon`` in order, resolving each future.
@@ -351,9 +373,8 @@ class CommandQueue:
         While the daemon is settling (stages being built) no command runs; the one that started
         the build gets its reply once the build is done.
         """
-        for hook in self._hooks:
-            hook()
         settling = daemon.settling()
+        self._run_hooks(settling is not None)
         if settling is not None and not settling.done():
             return 0
         if self._held is not None:
@@ -370,6 +391,7 @@ class CommandQueue:
             except queue.Empty:
                 return n
             n += 1
+            self._hook_ticks = SETUP_TICKS  # a command may build a stage in place: watch after
             if not fut.set_running_or_notify_cancel():
                 continue  # the submitter gave up waiting; do not run a cancelled command
             try:

@@ -72,8 +72,10 @@ class SignalDispatcher:
                 signal.siginterrupt(num, False)
         self._guard = HandlerGuard.capture(list(self._old))
         if self._guard is not None:
-            # Check between frames too: a library that replaces a handler does so from the
-            # pipeline's thread (e.g. OpenCL set-up), so the next tick undoes it at once.
+            # Check between frames too, on the ticks around a stage build (the hooks'
+            # schedule): a library that replaces a handler does so while stages are set up
+            # (e.g. OpenCL's first compile), so the next tick undoes it. In steady state only
+            # the dispatcher's own GUARD_PERIOD check runs: nothing on the output thread.
             self._pipeline.commands.add_hook(self._guard_hook)
         self._thread.start()
 
@@ -192,7 +194,10 @@ class HandlerGuard:
         if sys.platform == "win32":
             return None
         try:
-            libc = ctypes.CDLL(None, use_errno=True)
+            # PyDLL: sigaction is one quick system call, so keep the GIL across it. CDLL would
+            # release and re-take it around each call, which costs far more than the call
+            # when other threads hold the GIL (up to the interpreter's switch interval).
+            libc = ctypes.PyDLL(None, use_errno=True)
             libc.sigaction.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
             libc.sigaction.restype = ctypes.c_int
         except (OSError, AttributeError) as exc:

@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from bgcam.config import Config, SegmentConfig
-from bgcam.control.commands import Command, CommandError, CommandQueue, CommandTimeout
+from bgcam.control.commands import (
+    SETUP_TICKS,
+    Command,
+    CommandError,
+    CommandQueue,
+    CommandTimeout,
+)
 from bgcam.pipeline import Pipeline
 from bgcam.segment import Segmenter, available, create_segmenter
 from tests.live_media import wait_for
@@ -93,3 +99,34 @@ def test_acall_has_the_same_rules(pipeline: Pipeline) -> None:
     assert reply.mode == "remove"
     with pytest.raises(CommandTimeout, match="not applied"):
         asyncio.run(CommandQueue().acall(Command("toggle"), 0.05))
+
+
+def test_hooks_run_around_stage_set_up_and_not_in_steady_state(pipeline: Pipeline) -> None:
+    """The signal guard's hook (:meth:`CommandQueue.add_hook`) costs the output thread nothing
+    once the stages are set up: it runs on the first ticks, every tick of a build, and the
+    SETUP_TICKS ticks after a build or a command, and then not at all."""
+    calls: list[int] = []
+    frames = lambda: int(pipeline.stats.summary()["frames_out"])  # noqa: E731
+    pipeline.commands.add_hook(lambda: calls.append(frames()))
+    start = frames()
+    wait_for(lambda: frames() > start + 2 * SETUP_TICKS, 60, "steady state")
+    settled = len(calls)
+    assert settled <= SETUP_TICKS + 1  # the first ticks after start only
+    now = frames()
+    wait_for(lambda: frames() > now + SETUP_TICKS, 60, "more frames")
+    assert len(calls) == settled  # steady state: never
+    pipeline.commands.call(Command("blur", 70), 10)  # a command: the next ticks, then quiet
+    now = frames()
+    wait_for(lambda: frames() > now + 2 * SETUP_TICKS, 60, "frames after the command")
+    assert SETUP_TICKS - 1 <= len(calls) - settled <= SETUP_TICKS + 1
+    settled = len(calls)
+    t0 = time.monotonic()
+    pipeline.commands.call(Command("segmenter", "onnx"), 30)  # a 1.5 s build: every tick of it
+    during = len(calls) - settled
+    ticks = frames()
+    wait_for(lambda: frames() > ticks + 2 * SETUP_TICKS, 60, "frames after the build")
+    assert time.monotonic() - t0 >= 1.5
+    assert during >= 10 and len(calls) - settled >= during + SETUP_TICKS - 1
+    now = frames()
+    wait_for(lambda: frames() > now + SETUP_TICKS, 60, "more frames")
+    assert len(calls) - settled <= during + SETUP_TICKS + 2
