@@ -29,7 +29,7 @@ silhouette's tiles are blended with the background set aside before (see there).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,7 +40,7 @@ import numpy.typing as npt
 from bgcam.compose import Prepared, check_inputs, check_matte, register
 from bgcam.compose.blur import BackgroundBlur
 from bgcam.compose.plan import BlurPlan, describe_blur
-from bgcam.compose.tiles import TILE, TileGrid, alpha_rect, blend_exact, tile_slices, tile_view
+from bgcam.compose.tiles import TILE, ExactBlend, TileGrid, alpha_rect, tile_view
 from bgcam.config import ComposeConfig
 from bgcam.effects import Background, BackgroundSlot, blur_sigma, fill_color, parse_color
 from bgcam.frame import Image, Mask, ShrunkFrame, upsample_alpha8
@@ -106,9 +106,7 @@ class CpuCompositor:
         # Scratch of _tile_blocks: the flags with a zero column each side, their steps.
         self._runs_pad = np.zeros((self._rows, self._cols + 2), np.int8)
         self._runs_edges = np.empty((self._rows, self._cols + 1), np.int8)
-        self._blend_n = 0
-        self._blend_bufs: tuple[npt.NDArray[np.uint8], ...] = ()
-        self._blend_wide: tuple[npt.NDArray[np.uint16], ...] = ()
+        self._exact = ExactBlend()
         self._grid: TileGrid | None = None
         self._grid_small: tuple[int, int] | None = None
         self._in_bands = np.empty((self._rows, self._cols), np.bool_)
@@ -275,12 +273,8 @@ class CpuCompositor:
                 out, out, ty, tx, lambda al: grid.tiles(ty, tx, rows, cols, al), bg=edge_bg
             )
         for (ys, xs), saved in margins:  # the margins' background, blended with the picture
-            blend_exact(
-                saved,
-                out[ys, xs],
-                alpha_rect(alpha8_small, grid.s, xs.start, ys.start, xs.stop, ys.stop),
-            )
-            np.copyto(out[ys, xs], saved)
+            a8 = alpha_rect(alpha8_small, grid.s, xs.start, ys.start, xs.stop, ys.stop)
+            self._exact.blend(out[ys, xs], saved, a8, out[ys, xs])
         return out
 
     def reads_background(self, small_size: tuple[int, int] | None) -> bool:
@@ -384,38 +378,34 @@ class CpuCompositor:
         s = grid.s
         self._blend_margins(image, out, lambda x0, y0, x1, y1: alpha_rect(a8s, s, x0, y0, x1, y1))
 
-    def _tile_blocks(self, flags: npt.NDArray[np.bool_]) -> Iterator[tuple[slice, slice]]:
+    def _tile_blocks(self, flags: npt.NDArray[np.bool_]) -> list[tuple[slice, slice]]:
         """The frame regions (rows, columns) covering the tiles marked in ``flags``: one per
-        run of such tiles in a tile row, runs with the same columns in consecutive rows merged."""
+        run of such tiles in a tile row, a run merged with the one before it (in row-major
+        order) when that run is the same columns in the row above. Found with whole-array
+        steps: a Python loop over the runs cost ~0.2 ms a frame at 1080p."""
         padded, edges = self._runs_pad, self._runs_edges  # (rows, cols + 2), (rows, cols + 1)
         padded[:, 1:-1] = flags
         np.subtract(padded[:, 1:], padded[:, :-1], out=edges)
-        starts_r, starts_c = np.nonzero(edges == 1)
-        _, ends_c = np.nonzero(edges == -1)
-        block: list[int] | None = None  # [first row, last row, c0, c1]
-        for r, c0, c1 in zip(starts_r.tolist(), starts_c.tolist(), ends_c.tolist(), strict=True):
-            if block is not None and block[1] == r - 1 and block[2:] == [c0, c1]:
-                block[1] = r
-                continue
-            if block is not None:
-                yield tile_slices(*block)
-            block = [r, r, c0, c1]
-        if block is not None:
-            yield tile_slices(*block)
-
-    def _blend_buffers(
-        self, n: int
-    ) -> tuple[tuple[npt.NDArray[np.uint8], ...], tuple[npt.NDArray[np.uint16], ...]]:
-        """Scratch for ``n`` tiles (grown by half again when too small, then reused)."""
-        if n > self._blend_n:
-            self._blend_n = cap = max(n, self._blend_n * 3 // 2, 64)
-            px = cap * TILE * TILE
-            self._blend_bufs = (
-                *(np.empty((1, px, 3), np.uint8) for _ in range(2)),
-                np.empty((1, px), np.uint8),
+        rs, c0 = np.nonzero(edges == 1)
+        c1 = np.nonzero(edges == -1)[1]
+        if not len(rs):
+            return []
+        # A run starts a block unless it continues the previous run one row down.
+        starts = np.ones(len(rs), np.bool_)
+        starts[1:] = (rs[1:] != rs[:-1] + 1) | (c0[1:] != c0[:-1]) | (c1[1:] != c1[:-1])
+        first = np.flatnonzero(starts)
+        last = np.append(first[1:], len(rs)) - 1
+        t = TILE
+        return [
+            (slice(r0 * t, (r1 + 1) * t), slice(a * t, b * t))
+            for r0, r1, a, b in zip(
+                rs[first].tolist(),
+                rs[last].tolist(),
+                c0[first].tolist(),
+                c1[first].tolist(),
+                strict=True,
             )
-            self._blend_wide = tuple(np.empty((1, px, 3), np.uint16) for _ in range(2))
-        return self._blend_bufs, self._blend_wide
+        ]
 
     def _blend_tiles(
         self,
@@ -433,19 +423,13 @@ class CpuCompositor:
         rows, cols = self._rows, self._cols
         n = len(ty)
         px = n * TILE * TILE
-        (a3, b3, al), (x, y) = self._blend_buffers(n)
-        a3, b3, al, x, y = a3[:, :px], b3[:, :px], al[:, :px], x[:, :px], y[:, :px]
+        al = self._exact.alpha(px)
         alpha_into(al.reshape(n, TILE, TILE))
         ob = tile_view(out, rows, cols)
-        bg = (ob[ty, tx] if bg is None else bg).reshape(1, px, 3)
-        im = tile_view(image, rows, cols)[ty, tx].reshape(1, px, 3)
-        cv2.merge([al, al, al], dst=a3)
-        cv2.bitwise_not(a3, dst=b3)  # 255 - a
-        np.multiply(im, a3, out=x, dtype=np.uint16)
-        np.multiply(bg, b3, out=y, dtype=np.uint16)
-        cv2.add(x, y, dst=x)
-        cv2.convertScaleAbs(x, dst=bg, alpha=1.0 / 255.0)  # rounded: sums ≤ 65025
-        ob[ty, tx] = bg.reshape(n, TILE, TILE, 3)
+        bg = ob[ty, tx] if bg is None else bg
+        im = tile_view(image, rows, cols)[ty, tx]
+        self._exact.blend(im.reshape(1, px, 3), bg.reshape(1, px, 3), al.reshape(1, px))
+        ob[ty, tx] = bg
 
     def _blend_margins(
         self,
@@ -456,7 +440,8 @@ class CpuCompositor:
         """Blend the margins (:attr:`_margins`); ``alpha_of(x0, y0, x1, y1)`` gives their
         alpha."""
         for ys, xs in self._margins:
-            blend_exact(out[ys, xs], image[ys, xs], alpha_of(xs.start, ys.start, xs.stop, ys.stop))
+            a8 = alpha_of(xs.start, ys.start, xs.stop, ys.stop)
+            self._exact.blend(image[ys, xs], out[ys, xs], a8)
 
 
 @register("cpu")

@@ -35,11 +35,45 @@ def tile_view(a: npt.NDArray[np.uint8], rows: int, cols: int) -> npt.NDArray[np.
     return view
 
 
-def blend_exact(out: Image, image: Image, a8: npt.NDArray[np.uint8]) -> None:
-    """out = out + (image − out) · a8 / 255 (rounded), in place, for small regions."""
-    o = out.astype(np.int32)
-    o += ((image.astype(np.int32) - o) * a8[..., None].astype(np.int32) + 127) // 255
-    out[...] = o
+class ExactBlend:
+    """The soft blend ``round((image · a + bg · (255 − a)) / 255)`` per channel, exact (the
+    rounding of the integer sum, never half-way: 255 is odd), in scratch buffers that grow by
+    half again when too small and are then reused (no allocation per frame)."""
+
+    def __init__(self) -> None:
+        self._cap = 0
+        self._u8: tuple[npt.NDArray[np.uint8], ...] = ()
+        self._u16: tuple[npt.NDArray[np.uint16], ...] = ()
+
+    def _grow(self, px: int) -> None:
+        if px > self._cap:
+            self._cap = cap = max(px, self._cap * 3 // 2, 64 * TILE * TILE)
+            self._u8 = (*(np.empty(cap * 3, np.uint8) for _ in range(2)), np.empty(cap, np.uint8))
+            self._u16 = tuple(np.empty(cap * 3, np.uint16) for _ in range(2))
+
+    def alpha(self, px: int) -> npt.NDArray[np.uint8]:
+        """Scratch for ``px`` alpha values (1-D; overwritten by :meth:`blend`'s next caller
+        of :meth:`alpha`, not by :meth:`blend`)."""
+        self._grow(px)
+        return self._u8[2][:px]
+
+    def blend(
+        self, image: Image, bg: Image, a8: npt.NDArray[np.uint8], dst: Image | None = None
+    ) -> None:
+        """Blend ``image`` over ``bg`` (both (h, w, 3)) by ``a8`` (h, w) into ``dst`` (default:
+        ``bg``, in place); any of them may be a view with contiguous rows."""
+        px = a8.size
+        self._grow(px)
+        shape = (*a8.shape, 3)
+        a3, b3 = (b[: px * 3].reshape(shape) for b in self._u8[:2])
+        x, y = (b[: px * 3].reshape(shape) for b in self._u16)
+        cv2.merge([a8, a8, a8], dst=a3)
+        cv2.bitwise_not(a3, dst=b3)  # 255 − a
+        np.multiply(image, a3, out=x, dtype=np.uint16)
+        np.multiply(bg, b3, out=y, dtype=np.uint16)
+        cv2.add(x, y, dst=x)
+        # x / 255 rounded (cvRound of the float quotient; sums ≤ 65025 are never half-way)
+        cv2.convertScaleAbs(x, dst=bg if dst is None else dst, alpha=1.0 / 255.0)
 
 
 def alpha_rect(
@@ -155,9 +189,3 @@ class TileGrid:
         if rest:
             out[full * per :] = inner[full, :rest]
         return out
-
-
-def tile_slices(r0: int, r1: int, c0: int, c1: int) -> tuple[slice, slice]:
-    """The frame's rows and columns of tile rows r0..r1 (inclusive), tile columns c0..c1
-    (exclusive)."""
-    return slice(r0 * TILE, (r1 + 1) * TILE), slice(c0 * TILE, c1 * TILE)
