@@ -3,7 +3,13 @@
 For each frame size, :func:`run_bench` times
 
 * the **default pipeline** (default config: the segmenter, refiner and compositor that
-  ``bgcam run`` uses), segmenting every frame;
+  ``bgcam run`` uses), segmenting every frame (``segment.max_skip = 0``: the cost of every
+  frame of a moving picture);
+* **keyframes** on and off (:func:`_bench_keyframes`: ``segment.max_skip`` as configured, else
+  :data:`KEYFRAMES_ON`, against 0), with the share of frames propagated without the model. The
+  bench frames are rigid shifts of one photo, which the optical flow explains exactly: nearly
+  every frame the gate allows is propagated, as on a still webcam picture, never as on a
+  moving person (davis-dev: none; docs/BENCHMARKS.md);
 * every other available segmenter × compositor backend (those that cannot be created here are
   listed as skipped, with the reason);
 * the **studio effects** (:func:`bench_studio`: auto-framing, low-light correction, both,
@@ -223,8 +229,9 @@ def bench_size(base: Config, size: tuple[int, int], frames: int, warmup: int) ->
     # The same raw model and runtime as ours (a model, even when benchmarking hsv).
     naive_seg_name = "onnx" if base.segment.segmenter == "hsv" else base.segment.segmenter
     naive_cfg = base.replace(**{"segment.segmenter": naive_seg_name, "segment.roi": False}).segment
+    every_frame = base.replace(**{"segment.max_skip": 0})
     with (
-        Engine(base, size) as engine,
+        Engine(every_frame, size) as engine,
         _closing(segment.create_segmenter(naive_cfg, size)) as naive_seg,
     ):
         naive = NaivePipeline(naive_seg, size, sigma)
@@ -272,16 +279,17 @@ def bench_size(base: Config, size: tuple[int, int], frames: int, warmup: int) ->
             if reason:
                 per[seg_name][backend] = {"skipped": reason}
                 continue
-            cfg = base.replace(**{"segment.segmenter": seg_name, "compose.backend": backend})
+            cfg = every_frame.replace(**{"segment.segmenter": seg_name, "compose.backend": backend})
             with Engine(cfg, size) as eng:
                 log.info("%s: %s + %s, %d frames", key, seg_name, backend, frames)
                 t, s = time_engine(eng, views, frames, warmup)
             per[seg_name][backend] = _summary("", t, s)
     result["segmenters"] = per
-    result["roi"] = _bench_roi(base, size, views, frames, warmup)
+    result["roi"] = _bench_roi(every_frame, size, views, frames, warmup)
+    result["keyframes"] = _bench_keyframes(base, size, views, frames, warmup)
 
     # The studio effects alone, on the default pipeline's mattes.
-    result["studio"] = bench_studio(base, size, views, frames, warmup)
+    result["studio"] = bench_studio(every_frame, size, views, frames, warmup)
     return result
 
 
@@ -299,6 +307,29 @@ def _bench_roi(
                 log.info("%s: roi %s, %s person, %d frames", size_key(size), roi, framing, frames)
                 t, s = time_engine(eng, frames_of, frames, warmup)
             out[framing]["on" if roi else "off"] = _summary("", t, s)
+    return out
+
+
+KEYFRAMES_ON = 2
+"""``segment.max_skip`` of the bench's keyframes-on row when the config's is 0."""
+
+
+def _bench_keyframes(
+    base: Config, size: tuple[int, int], views: Sequence[Image], frames: int, warmup: int
+) -> dict[str, dict[str, float]]:
+    """The default pipeline with keyframes (``segment.max_skip``) on and off, each row with the
+    share of its frames propagated (``propagated``, 0–1)."""
+    out: dict[str, dict[str, float]] = {}
+    on = base.segment.max_skip or KEYFRAMES_ON
+    for name, skip in (("on", on), ("off", 0)):
+        with Engine(base.replace(**{"segment.max_skip": skip}), size) as eng:
+            key = size_key(size)
+            log.info("%s: keyframes %s (max_skip %d), %d frames", key, name, skip, frames)
+            t, s = time_engine(eng, views, frames, warmup)
+            row = _summary("", t, s)
+            row["max_skip"] = skip
+            row["propagated"] = round(eng.propagated / max(1, eng.propagated + eng.keyframes), 3)
+        out[name] = row
     return out
 
 

@@ -75,9 +75,12 @@ class StageSwap:
     prepared: Prepared | None = None
     """The slow parts of the ``compose`` change (a new blur, background), already built."""
 
+    keyframes: bool = False
+    """``segment.max_skip`` changed (nothing to build: the segment side takes it at the swap)."""
+
     @property
     def segment_side(self) -> bool:
-        return self.segmenter is not None or self.refiner is not None
+        return self.segmenter is not None or self.refiner is not None or self.keyframes
 
     def discard_segment_side(self) -> None:
         if self.segmenter is not None:
@@ -101,10 +104,15 @@ def builds_off_thread(old: Config, new: Config) -> bool:
     return builds_models(old, new) or new.compose != old.compose
 
 
+def _models(seg: SegmentConfig) -> SegmentConfig:
+    """``seg`` without the settings that build nothing (the keyframe gate's)."""
+    return seg.model_copy(update={"max_skip": 0})
+
+
 def builds_models(old: Config, new: Config) -> bool:
     """Would moving from ``old`` to ``new`` build a stage (a model load: keep it off the clock)?"""
     return (
-        new.segment != old.segment
+        _models(new.segment) != _models(old.segment)
         or new.refine != old.refine
         or new.compose.backend != old.compose.backend
     )
@@ -158,6 +166,13 @@ class Engine:
             raise
         self.studio = Studio(cfg.effects, frame_size)
         self.times = StageTimes()
+        self._max_skip = cfg.segment.max_skip
+        self._skipped = 0
+        self._key_next = True
+        self.keyframe = True
+        """Whether the last :meth:`mask` ran the model (else it propagated the last matte)."""
+        self.keyframes = 0
+        self.propagated = 0
         self._refined = False
         self._small = np.empty((1, 1, 3), np.uint8)
         self._frame = ShrunkFrame(self._small)
@@ -200,15 +215,55 @@ class Engine:
         return ShrunkFrame(image, resize_bilinear(image, self._small))
 
     def mask(self, image: Image) -> None:
-        """Segment and refine ``image`` (the segment side); the result is :meth:`matte`."""
+        """Segment and refine ``image`` (the segment side); the result is :meth:`matte`.
+
+        A *keyframe* runs the model; a *propagated* frame (``segment.max_skip`` > 0) does not:
+        the refiner's history, warped along the optical flow, stands as its matte. A frame is
+        propagated only when all of these hold: fewer than ``max_skip`` frames were propagated
+        since the last keyframe; the refiner finds it predictable
+        (:meth:`~bgcam.refine.MaskRefiner.track`: a history to follow, no scene cut, nothing
+        near the person moving beyond the flow); the segmenter has no pass due (the ROI
+        segmenter's full-frame pass, its search while nobody is found, a box that just grew);
+        and no stage or setting changed since the last keyframe. :attr:`keyframe` says which
+        it was; :attr:`keyframes` and :attr:`propagated` count them.
+        """
         t0 = time.monotonic()
         self._frame = frame = self.shrink(image)
-        low = self.segmenter.segment(frame)
+        seg, refiner = self.segmenter, self.refiner
         t1 = time.monotonic()
-        self.refiner.update(low, frame)
+        model = 0.0  # seconds in the model
+        if self._may_skip() and refiner.track(frame):
+            refiner.propagate()
+            skipped = getattr(seg, "skipped", None)
+            if skipped is not None:
+                skipped()
+            self._skipped += 1
+            self.propagated += 1
+            self.keyframe = False
+        else:
+            t2 = time.monotonic()
+            try:
+                low = seg.segment(frame)
+            except BaseException:
+                refiner.reset()  # (drops what track() found for this frame)
+                raise
+            model = time.monotonic() - t2
+            refiner.update(low, frame)
+            self._skipped = 0
+            self._key_next = False
+            self.keyframes += 1
+            self.keyframe = True
         self._refined = True
-        self.times.segment = (t1 - t0) * 1e3
-        self.times.refine = (time.monotonic() - t1) * 1e3
+        # segment: shrinking and the model (none on a propagated frame); refine: all the rest.
+        self.times.segment = (t1 - t0 + model) * 1e3
+        self.times.refine = (time.monotonic() - t1 - model) * 1e3
+
+    def _may_skip(self) -> bool:
+        """May this frame be propagated, as far as the engine and the segmenter know?"""
+        if self._key_next or self._skipped >= self._max_skip:
+            return False
+        due = getattr(self.segmenter, "keyframe_due", None)
+        return due is None or not due()
 
     def matte(self) -> tuple[npt.NDArray[np.uint8], Image]:
         """The last refined matte (working-size 8-bit alpha) and its frame at that size; both
@@ -289,8 +344,10 @@ class Engine:
         old, size = self.cfg, self.frame_size
         swap = StageSwap(cfg)
         try:
-            if cfg.segment != old.segment:
+            if _models(cfg.segment) != _models(old.segment):
                 swap.segmenter = self._build_segmenter(cfg.segment, size)
+            elif cfg.segment != old.segment:
+                swap.keyframes = True
             if cfg.refine != old.refine:
                 swap.refiner = MaskRefiner(cfg.refine, size)
             if cfg.compose != old.compose:
@@ -349,7 +406,10 @@ class Engine:
         if swap.refiner is not None:
             self.refiner = swap.refiner
             self._refined = False
+        self._max_skip = swap.cfg.segment.max_skip
+        self._key_next = True  # a changed setting: the next frame runs the model
         swap.segmenter = swap.refiner = None
+        swap.keyframes = False
 
     def update(self, cfg: Config) -> None:
         """Swap in a new config on this thread, rebuilding only the stages whose section changed."""

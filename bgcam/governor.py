@@ -20,6 +20,13 @@ both threads under half busy; then one level up. The gap between the two thresho
 waiting time are the hysteresis that keeps it from oscillating. Each step is logged with its
 reason. A level whose segmenter cannot be built here is skipped.
 
+**Keyframes are not a step.** ``segment.max_skip`` propagates a frame only when nothing near the
+person moves beyond the optical flow (:meth:`bgcam.refine.MaskRefiner.track`); raising it would
+not loosen that gate, so under load from a moving picture, the only case the governor sees, it
+would save nothing and only delay the steps that do. Still pictures already get the saving at
+level 0, and the stage times (means over keyframes and propagated frames) carry it into the
+busy figures the governor judges.
+
 **What the segmenter cannot fix.** When a window is overloaded while the segmentation thread is
 not the busy one, a cheaper model would not help: the governor logs what costs the output
 thread its time instead (compositing and sending per frame against the frame budget), once per

@@ -21,7 +21,13 @@ that its height stays at or above ``refine.work_height`` (with the default 128: 
 4. **Hysteresis.** Each working pixel keeps a person/background label that flips only when the
    smoothed value crosses ``0.5 ± hysteresis``; the output is nudged towards the kept label near
    0.5 so that noise cannot make the edge flicker by a pixel back and forth.
-5. **Output.** The sharpened matte is rounded to 8 bits at the working size
+5. **Keyframes.** With ``segment.max_skip`` > 0 the engine asks first (:meth:`MaskRefiner.track`:
+   the flow and the warp of step 3, reused by the update) whether the frame is predictable:
+   nothing near the person moved beyond the flow by more than ``motion_threshold`` (where the
+   smoother would take only ``still_weight`` of a new mask anyway). Then
+   :meth:`MaskRefiner.propagate` stands in for the model, the guided filter and the smoother:
+   the warped state and labels are this frame's (see :meth:`bgcam.engine.Engine.mask`).
+6. **Output.** The sharpened matte is rounded to 8 bits at the working size
    (:attr:`MaskRefiner.alpha8_small`); that is what the compositors take. Its frame-size form
    (:attr:`MaskRefiner.alpha8`, :func:`bgcam.frame.upsample_alpha8`: bilinear, 8-bit fixed
    point) and the float32 alpha in [0, 1] (:attr:`MaskRefiner.alpha`, exactly ``alpha8 / 255``)
@@ -83,6 +89,14 @@ faster, fully from CHANGE_HI: a confident change of the model is taken even with
 
 RELATIVE = cv2.WARP_RELATIVE_MAP
 """remap's flag for a map of offsets (the flow itself) instead of positions (OpenCV ≥ 4.10)."""
+
+NEAR = 0.05
+"""The person's neighbourhood for :meth:`MaskRefiner.track`: the labels widened by this share of
+the frame's height on every side (where an arm or a head moves next)."""
+
+NEAR_MOVING = 0.01
+"""A frame is predictable (:meth:`MaskRefiner.track`) while under this share of the pixels near
+the person move beyond the optical flow: camera noise never does, a moving hand does."""
 
 TINY = 1e-4
 """Mask values below this are zero (keeps subnormal floats out of the arithmetic)."""
@@ -196,6 +210,14 @@ class MaskRefiner:
         self._map = (f32(), f32())
         self._wstate = f32()
         self._wlabel = u8()
+        self._fnear = np.empty((fh, fw), np.uint8)
+        self._fmoving = np.empty((fh, fw), np.uint8)
+        r = max(1, round(NEAR * fh))
+        self._near_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1))
+        self._tracked: bool | None = None
+        """What :meth:`track` found for the frame about to be updated (None: not tracked)."""
+        self.near_moving = 0.0
+        """Share of the pixels near the person that moved beyond the flow (last :meth:`track`)."""
         self._low: Mask | None = None
         self._fresh = True
         self.motion_ratio = 0.0
@@ -214,6 +236,7 @@ class MaskRefiner:
     def reset(self) -> None:
         """Forget the temporal history: the next mask is taken as it is."""
         self._fresh = True
+        self._tracked = None
 
     # -- results ---------------------------------------------------------------------------
 
@@ -280,23 +303,80 @@ class MaskRefiner:
             np.copyto(self._edge, self._mask)
 
         if cfg.temporal:
-            # The grey frame is only for the optical flow (the guided filter takes colour).
-            fw, fh = self._flow_size
-            if (fw, fh) == (ww, wh):
-                cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._fgray)
-            else:
-                cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._gray8)
-                cv2.resize(self._gray8, (fw, fh), dst=self._fgray, interpolation=cv2.INTER_AREA)
-            if self._fresh or not self._align():
-                self._start()
-            else:
+            aligned = self._tracked if self._tracked is not None else self._follow(small)
+            self._tracked = None
+            if aligned:
                 self._smooth()
+            else:
+                self._start()
             np.copyto(self._fprev, self._fgray)
         else:
             self._start()
 
         self._finish()
         self._a8_stale = self._alpha_stale = True
+
+    def track(self, frame: ShrunkFrame) -> bool:
+        """Follow the history onto ``frame`` ahead of its mask (the optical flow, the warp and
+        the residual motion that :meth:`update` would compute; it then reuses them), and say
+        whether this frame's matte is *predictable* from the last one, so that
+        :meth:`propagate` may stand in for the model and :meth:`update`.
+
+        Predictable: temporal smoothing with motion compensation on, a history that is neither
+        fresh nor cut off by a scene change, and fewer than :data:`NEAR_MOVING` of the pixels
+        near the person (the warped labels, widened by :data:`NEAR`) moving beyond the flow by
+        more than ``refine.motion_threshold``: where the smoother itself would call them still
+        and take only ``still_weight`` of a new mask.
+        """
+        cfg = self.cfg
+        if not (cfg.temporal and cfg.motion_compensation):
+            return False
+        aligned = self._tracked = self._follow(self.guide(frame))
+        return aligned and self._near_still()
+
+    def propagate(self) -> None:
+        """This frame's matte without a new mask: the history warped along the flow that
+        :meth:`track` found (the state and the labels as they are, then the usual output).
+        Only after a :meth:`track` that returned True."""
+        if not self._tracked:
+            raise RuntimeError("propagate() needs a track() that found the frame predictable")
+        self._tracked = None
+        cvcompat.compare_scalar(self._fmotion, self.cfg.motion_threshold, cv2.CMP_GT, self._fmoving)
+        self.motion_ratio = cv2.countNonZero(self._fmoving) / self._fmoving.size
+        self._state, self._wstate = self._wstate, self._state
+        self._label, self._wlabel = self._wlabel, self._label
+        np.copyto(self._fprev, self._fgray)
+        self._finish()
+        self._a8_stale = self._alpha_stale = True
+
+    def _follow(self, small: Image) -> bool:
+        """The grey flow frame of ``small``, then the history aligned to it (:meth:`_align`);
+        False when there is no history to follow (fresh, or a scene cut)."""
+        ww, wh = self.work_size
+        # The grey frame is only for the optical flow (the guided filter takes colour).
+        fw, fh = self._flow_size
+        if (fw, fh) == (ww, wh):
+            cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._fgray)
+        else:
+            cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._gray8)
+            cv2.resize(self._gray8, (fw, fh), dst=self._fgray, interpolation=cv2.INTER_AREA)
+        return not self._fresh and self._align()
+
+    def _near_still(self) -> bool:
+        """Does (almost) nothing near the person move beyond the flow? (see :meth:`track`)"""
+        near, moving = self._fnear, self._fmoving
+        if self._flow_size == self.work_size:
+            np.copyto(near, self._wlabel)
+        else:
+            cv2.resize(self._wlabel, self._flow_size, dst=near, interpolation=cv2.INTER_AREA)
+        cv2.dilate(near, self._near_kernel, dst=near)
+        area = cv2.countNonZero(near)
+        if area == 0:
+            return True  # nobody: the model runs again after max_skip frames anyway
+        cvcompat.compare_scalar(self._fmotion, self.cfg.motion_threshold, cv2.CMP_GT, moving)
+        cv2.bitwise_and(moving, near, dst=moving)
+        self.near_moving = cv2.countNonZero(moving) / area
+        return self.near_moving < NEAR_MOVING
 
     # -- temporal --------------------------------------------------------------------------
 

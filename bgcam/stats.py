@@ -69,6 +69,12 @@ class RunStats(TypedDict):
     frames_unmasked: int
     late_ticks: int
     segmentations: int
+    """Mattes made (keyframes and propagated frames; the stage times are means over them)."""
+    keyframes: int
+    """Mattes the model ran for."""
+    propagated: int
+    """Mattes carried from the last one along the optical flow, without the model
+    (``segment.max_skip``)."""
     segment_errors: int
     stage_ms: StageMs
     sink: NotRequired[dict[str, Any]]
@@ -121,6 +127,7 @@ class Counters:
     """New frames composed without a usable mask (blurred whole: fail closed)."""
     late_ticks: int = 0
     segmentations: int = 0
+    keyframes: int = 0
     segment_errors: int = 0
     stage_ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     stage_n: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
@@ -187,13 +194,15 @@ class Stats:
                 c.stage_ms[name] += ms
                 c.stage_n[name] += 1
 
-    def segmented(self, *, error: bool = False) -> None:
+    def segmented(self, *, error: bool = False, keyframe: bool = True) -> None:
+        """One matte made (``keyframe``: by the model), or a failure (``error``)."""
         with self._lock:
             for c in self._both():
                 if error:
                     c.segment_errors += 1
                 else:
                     c.segmentations += 1
+                    c.keyframes += keyframe
 
     def take_window(self, name: str) -> RunStats:
         """The figures of window ``name`` ("log" or "gov"); starts a new one."""
@@ -241,6 +250,8 @@ def summarize(c: Counters) -> RunStats:
         "frames_unmasked": c.frames_unmasked,
         "late_ticks": c.late_ticks,
         "segmentations": c.segmentations,
+        "keyframes": c.keyframes,
+        "propagated": c.segmentations - c.keyframes,
         "segment_errors": c.segment_errors,
         "stage_ms": stage,
     }

@@ -92,6 +92,7 @@ def cell_label(cell: dict[str, Any]) -> str:
 
 def _cell_config(base: Config, cell: dict[str, Any], background: str) -> Config:
     over: dict[str, Any] = {f"compose.{k}": v for k, v in cell.items()}
+    over["segment.max_skip"] = 0  # the model on every frame, as in the bench's default row
     if cell["mode"] == "replace" and not base.compose.background:
         over["compose.background"] = background
     return base.replace(**over)

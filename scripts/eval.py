@@ -62,8 +62,9 @@ def to_png8(alpha: Mask, buf: np.ndarray | None = None) -> np.ndarray:
 
 def run_sequence(
     cfg: Config, frames: list[Path], out_dir: Path, raw_dir: Path
-) -> Iterator[tuple[float, float, float]]:
-    """Run one engine over ``frames``, writing engine and raw masks; yield stage times (ms)."""
+) -> Iterator[tuple[float, float, float, float]]:
+    """Run one engine over ``frames``, writing engine and raw masks; yield stage times (ms) and
+    1.0 for a keyframe (the model ran), 0.0 for a propagated frame (``segment.max_skip``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     raw_dir.mkdir(parents=True, exist_ok=True)
     first = cv2.imread(str(frames[0]), cv2.IMREAD_COLOR)
@@ -87,7 +88,7 @@ def run_sequence(
                 cv2.resize(raw, (w, h), dst=raw_full, interpolation=cv2.INTER_LINEAR)
                 cv2.imwrite(str(raw_dir / f"{path.stem}.png"), to_png8(raw_full))
                 t = engine.times
-                yield t.segment, t.refine, t.compose
+                yield t.segment, t.refine, t.compose, float(engine.keyframe)
     finally:
         raw_seg.close()
 
@@ -144,7 +145,7 @@ def main() -> int:
         raise SystemExit(f"no JPEGImages/ under {args.data}")
     tmp = tempfile.TemporaryDirectory(prefix="bgcam-eval-")
     out = args.out or Path(tmp.name)
-    times: list[tuple[float, float, float]] = []
+    times: list[tuple[float, float, float, float]] = []
 
     t0 = time.monotonic()
     for seq in sorted(p for p in (args.data / "JPEGImages").iterdir() if p.is_dir()):
@@ -164,15 +165,15 @@ def main() -> int:
         ],
         check=True,
     )
-    for _ in run_sequence(
-        cfg, frames_of(still_frames), out / "still" / "bgcam", out / "still" / "raw"
-    ):
-        pass
+    still_times = list(
+        run_sequence(cfg, frames_of(still_frames), out / "still" / "bgcam", out / "still" / "raw")
+    )
     still = {k: flicker(args.tools, out / "still" / k) for k in ("raw", "bgcam")}
     elapsed = time.monotonic() - t0
 
     arr = np.array(times)
     ms = dict(zip(("segment", "refine", "compose"), np.median(arr, axis=0).tolist(), strict=False))
+    keyframes = {"clips": float(arr[:, 3].mean()), "still": float(np.mean(still_times, axis=0)[3])}
     raw, ours = scores["raw"]["mean"], scores["bgcam"]["mean"]
     checks = {
         "J": ours["J"] >= raw["J"],
@@ -185,6 +186,7 @@ def main() -> int:
         "scores": scores,
         "still": {k: {"flicker": v[0], "flipped": v[1]} for k, v in still.items()},
         "ms_median": ms,
+        "keyframe_share": keyframes,
         "checks": checks,
         "masks": str(out) if args.out else None,
     }
@@ -216,6 +218,10 @@ def main() -> int:
     print(
         f"median ms per frame at the data's size: segment {ms['segment']:.2f}, "
         f"refine {ms['refine']:.2f}, compose {ms['compose']:.2f}; {elapsed:.0f} s in all"
+    )
+    print(
+        f"keyframes (the model ran): {keyframes['clips']:.1%} of the clips' frames, "
+        f"{keyframes['still']:.1%} of the still's"
     )
     if args.out:
         print(f"masks in {out}/bgcam, {out}/raw, {out}/still")

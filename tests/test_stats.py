@@ -57,3 +57,13 @@ def test_windows_restart_independently() -> None:
     assert s.take_window("log")["frames_out"] == 0
     assert s.take_window("gov")["frames_out"] == 1
     assert s.summary()["frames_out"] == 1
+
+
+def test_stats_count_keyframes_and_propagated_frames() -> None:
+    stats = Stats()
+    for key in (True, False, False, True):
+        stats.segmented(keyframe=key)
+    stats.segmented(error=True)
+    s = stats.summary()
+    assert (s["segmentations"], s["keyframes"], s["propagated"]) == (4, 2, 2)
+    assert s["segment_errors"] == 1

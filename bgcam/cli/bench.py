@@ -78,6 +78,17 @@ def print_table(result: dict[str, Any], console: Console) -> None:
                     _pair(row, "compose_ms"),
                     f"{res['naive_ms_p50'] / row['ms_p50']:.1f}x",
                 )
+        for onoff, row in res.get("keyframes", {}).items():
+            table.add_row(
+                "",
+                f"keyframes {onoff} (max_skip {row['max_skip']:g}, "
+                f"{row['propagated']:.0%} propagated)",
+                _pair(row, "ms"),
+                _pair(row, "segment_ms"),
+                _pair(row, "refine_ms"),
+                _pair(row, "compose_ms"),
+                f"{res['naive_ms_p50'] / row['ms_p50']:.1f}x",
+            )
         table.add_row(
             "",
             "naive reference",
@@ -247,7 +258,8 @@ def bench(
 
     For each size: the default pipeline segmenting every frame, every available segmenter and
     compositor backend, and in the same run a naive reference (raw model, full-resolution
-    Gaussian blur of the same strength, float32 blend), with the ratio naive / ours.
+    Gaussian blur of the same strength, float32 blend), with the ratio naive / ours; ROI on and
+    off, and keyframes (segment.max_skip) on and off with the share of frames propagated.
     With --sweep: the whole frame at every compositor setting instead (see docs/BENCHMARKS.md).
     """
     from bgcam.bench import parse_sizes, run_bench

@@ -107,8 +107,16 @@ class SegmentConfig(Section):
         15,
         ge=1,
         le=300,
-        description="also segment the whole frame every Nth segmented frame, to find "
+        description="also segment the whole frame every Nth frame, to find "
         "newcomers outside the crop (15 = 0.5 s at 30 fps)",
+    )
+    max_skip: int = Field(
+        1,
+        ge=0,
+        le=4,
+        description="keyframes: run the model only when the matte is not predictable from the "
+        "last one; at most this many frames in a row follow the last matte along the optical "
+        "flow (only where nothing near the person moves beyond it); 0 = the model on every frame",
     )
 
 

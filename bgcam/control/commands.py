@@ -46,6 +46,7 @@ COMMANDS: dict[str, str | None] = {
     "roi": "str",
     "roi_margin": "str",
     "roi_full_every": "str",
+    "max_skip": "str",
     "autoframe": "switch",
     "light": "switch",
     "pause": None,
@@ -89,10 +90,11 @@ def _number(kind: type[int] | type[float]) -> Callable[[str, str], int | float]:
     return parse
 
 
-ROI_SETTINGS: dict[str, Callable[[str, str], bool | int | float]] = {
+SEGMENT_SETTINGS: dict[str, Callable[[str, str], bool | int | float]] = {
     "roi": _switch,
     "roi_margin": _number(float),
     "roi_full_every": _number(int),
+    "max_skip": _number(int),
 }
 """Commands that set ``segment.<name>`` (validated like the config file: ranges, types)."""
 
@@ -247,9 +249,9 @@ def execute(daemon: Daemon, cmd: Command, memory: ToggleMemory) -> DaemonStatus:
         elif name == "segmenter":
             seg: SegmenterName | str = str(arg)
             daemon.apply_config(cfg.replace(**{"segment.segmenter": seg}))
-        elif name in ROI_SETTINGS:
+        elif name in SEGMENT_SETTINGS:
             key = f"segment.{name}"
-            daemon.apply_config(cfg.replace(**{key: ROI_SETTINGS[name](key, str(arg))}))
+            daemon.apply_config(cfg.replace(**{key: SEGMENT_SETTINGS[name](key, str(arg))}))
         elif name == "autoframe":
             on = not cfg.effects.autoframe if arg == "toggle" else arg == "on"
             daemon.apply_config(cfg.replace(**{"effects.autoframe": on}))

@@ -218,7 +218,7 @@ class SegmentationWorker:
                 self._failing = False
             backoff = 0.0
             last_seg = frame.index
-            stats.segmented()
+            stats.segmented(keyframe=engine.keyframe)
             times = engine.times
             stats.stage("segment", times.segment)
             stats.stage("refine", times.refine)

@@ -26,11 +26,16 @@ crop rule and the constants named below live in :mod:`bgcam.segment.roibox`):
   A hold that runs out while the box has not moved since its middle (a still scene) is renewed,
   without letting the back-and-forth resume first (:data:`HOLD_STILL`).
   A hold only ever keeps a *larger* crop: a box that outgrows it still gets the larger shape.
-- **Full-frame pass.** Every ``segment.roi_full_every`` segmented frames the whole frame is also
-  segmented (the configured model, exactly as without ROI); person pixels found *outside* the
+- **Full-frame pass.** Every ``segment.roi_full_every`` frames (segmented or propagated) the
+  whole frame is also segmented (the configured model, exactly as without ROI); person pixels
+  found *outside* the
   crop are taken into the output there and the box grows at once to cover them. So someone who
   enters at the frame's edge is found within that many frames (15 = 0.5 s at 30 fps) and shown
   from then on.
+- **Keyframes** (``segment.max_skip``, :meth:`bgcam.engine.Engine.mask`): a frame propagated
+  without the model counts towards the full-frame pass (:meth:`RoiSegmenter.skipped`), so the
+  pass still comes every ``roi_full_every`` *frames*; a frame with a pass due, a box that just
+  grew, or nobody found (searching) is always a keyframe (:meth:`RoiSegmenter.keyframe_due`).
 - **Lost / nobody.** When the crop holds no person pixel the box is dropped; with no box, every
   frame is segmented whole (exactly as without ROI; fail-closed handling is downstream and
   unchanged). When a whole frame finds someone, their crop is segmented in the same frame (a
@@ -309,6 +314,22 @@ class RoiSegmenter:
             "shape": self.shape,
             "people": None if box is None else [round(v) for v in box],
         }
+
+    def keyframe_due(self) -> bool:
+        """Must the next frame be segmented (no propagation, see
+        :meth:`bgcam.engine.Engine.mask`)? While nobody is found (whole frames, searching),
+        after the box grew (someone moved out of it), and when a full-frame pass is due beside
+        a crop. (With a box whose crop is the whole frame, close framing, every segmented frame
+        is a full pass: nothing extra is due.)"""
+        tracker = self.tracker
+        if tracker.box is None or tracker.grew:
+            return True
+        plan = tracker.plan()
+        return plan.crop is not None and plan.full
+
+    def skipped(self) -> None:
+        """A frame went by without segmentation: it counts towards the full-frame pass."""
+        self.tracker.skipped()
 
     def reset(self) -> None:
         self.tracker.reset()

@@ -152,6 +152,8 @@ class RoiTracker:
         self._aspect: float | None = None
         """The last square or tall crop's aspect (one of ``talls`` or 1.0), kept if it fits."""
         self.box: tuple[float, float, float, float] | None = None
+        self.grew = False
+        """The last :meth:`observe` grew the box (someone moved out of it, or was found)."""
         self._since_full = 0
         self._shapes: list[str] = []
         """The output's last ALTERNATION shapes, oldest first."""
@@ -165,6 +167,7 @@ class RoiTracker:
 
     def reset(self) -> None:
         self.box = None
+        self.grew = False
         self._since_full = 0
         self._shapes.clear()
         self.held, self._hold_left, self._hold_len, self._calm = None, 0, 0, 0
@@ -187,6 +190,12 @@ class RoiTracker:
         if crop is None:
             return Plan(None, WHOLE, True)
         return Plan(crop, shape, self._since_full + 1 >= self.full_every)
+
+    def skipped(self) -> None:
+        """A frame went by without segmentation (a propagated one, see
+        :meth:`bgcam.engine.Engine.mask`): it counts towards the next full-frame pass, so that
+        newcomers are still looked for every ``full_every`` frames."""
+        self._since_full += 1
 
     def settle(self, shape: str) -> None:
         """Record the shape this frame's output was made with; start or end a hold.
@@ -248,6 +257,7 @@ class RoiTracker:
         """
         self._since_full = 0 if plan.full else self._since_full + 1
         self._aspect = None
+        self.grew = False
         if plan.crop is not None and plan.shape in (SQUARE, TALL):
             x0, y0, x1, y1 = plan.crop
             self._aspect = min((*self.talls, 1.0), key=lambda a: abs(a - (x1 - x0) / (y1 - y0)))
@@ -267,6 +277,7 @@ class RoiTracker:
         target = [max(0.0, target[0]), max(0.0, target[1]), min(fw, target[2]), min(fh, target[3])]
         if self.box is None:
             self.box = (target[0], target[1], target[2], target[3])
+            self.grew = True
             return
         box = list(self.box)
         margin = self.margin * max(box[2] - box[0], box[3] - box[1])
@@ -275,6 +286,7 @@ class RoiTracker:
             inward = target[side] - box[side] if side < 2 else box[side] - target[side]
             if inward < -slack:  # the target is outside the box: grow at once
                 box[side] = target[side]
+                self.grew = True
             elif inward > dead:
                 step = SHRINK_RATE * (inward - dead)
                 box[side] += step if side < 2 else -step

@@ -146,6 +146,7 @@ def _settings(cfg: Config, status: DaemonStatus) -> dict[str, Any]:
         "roi": cfg.segment.roi,
         "roi_margin": cfg.segment.roi_margin,
         "roi_full_every": cfg.segment.roi_full_every,
+        "max_skip": cfg.segment.max_skip,
         "paused": status.paused,
         "autoframe": cfg.effects.autoframe,
         "light": cfg.effects.light,

@@ -76,6 +76,8 @@ def test_ctl_roi_settings(daemon: Pipeline, rundir: Path) -> None:
     assert daemon.config.segment.roi_margin == 0.3
     assert bgcam(rundir, "ctl", "roi-full-every", "10").returncode == 0
     assert daemon.config.segment.roi_full_every == 10
+    assert bgcam(rundir, "ctl", "max-skip", "3").returncode == 0
+    assert daemon.config.segment.max_skip == 3
 
 
 def test_ctl_studio_effects(daemon: Pipeline, rundir: Path) -> None:
@@ -96,6 +98,8 @@ def test_status_plain_and_json(daemon: Pipeline, rundir: Path) -> None:
     assert res.returncode == 0, res.stderr
     status = json.loads(res.stdout)
     assert status["mode"] == "blur" and status["frames_out"] > 0
+    assert status["keyframes"] + status["propagated"] == status["segmentations"]
+    assert status["config"]["segment"]["max_skip"] == 1
     res = bgcam(rundir, "status")
     assert res.returncode == 0 and "frames_out" in res.stdout and "fps_out" in res.stdout
 
@@ -112,6 +116,8 @@ def test_status_plain_and_json(daemon: Pipeline, rundir: Path) -> None:
         (["ctl", "roi-margin", "wide"], "segment.roi_margin: expected a number"),
         (["ctl", "roi-full-every", "0"], "segment.roi_full_every"),
         (["ctl", "roi-full-every", "2.5"], "segment.roi_full_every: expected an integer"),
+        (["ctl", "max-skip", "5"], "segment.max_skip: expected a value ≤ 4, got 5"),
+        (["ctl", "max-skip", "one"], "segment.max_skip: expected an integer"),
     ],
 )
 def test_ctl_errors_are_clean(

@@ -85,9 +85,12 @@ def test_file_to_file_with_stats(tmp_path: Path, env: dict[str, str]) -> None:
         "frames_out",
         "frames_repeated",
         "frames_dropped",
+        "keyframes",
+        "propagated",
     ):
         assert key in data
     assert data["frames_out"] > 30
+    assert data["keyframes"] + data["propagated"] == data["segmentations"] > 0
     frames = count_frames(out)
     assert len(frames) == data["frames_out"]  # the file holds exactly what was sent
     assert frames[0].shape == (180, 320, 3)

@@ -242,6 +242,32 @@ def test_nobody_in_view_segments_whole_frames() -> None:
     assert all(c == FRAME for c in whole.calls)
 
 
+def test_keyframes_never_skip_a_search_a_grown_box_or_a_full_frame_pass() -> None:
+    seg, whole, _ = _roi()
+    person = (500, 200, 700, 700)
+    assert seg.keyframe_due()  # nobody found yet: every frame searches
+    while seg.keyframe_due():
+        seg.segment(ShrunkFrame(_scene([person])))
+    # Settled: propagated frames count towards the full-frame pass, which is never skipped.
+    whole.calls.clear()
+    frames = 0
+    for _ in range(3 * FULL_EVERY):
+        frames += 1
+        if seg.keyframe_due():
+            seg.segment(ShrunkFrame(_scene([person])))
+        else:
+            seg.skipped()
+        if whole.calls:
+            assert frames <= FULL_EVERY
+            whole.calls.clear()
+            frames = 0
+    # An arm out of the box: the box grows, and the next frame is a keyframe.
+    seg.segment(ShrunkFrame(_scene([person, (700, 300, 900, 360)])))
+    assert seg.tracker.grew and seg.keyframe_due()
+    seg.segment(ShrunkFrame(_scene([person, (700, 300, 900, 360)])))
+    assert not seg.tracker.grew
+
+
 def _cfg(**kw: object) -> SegmentConfig:
     return SegmentConfig.model_validate({"segmenter": "onnx", "providers": ["CPU"], **kw})
 

@@ -123,6 +123,9 @@
     if ((force || !held("roi_full_every")) && typeof s.roi_full_every === "number") {
       $("roi-full-every").value = String(s.roi_full_every);
     }
+    if ((force || !held("max_skip")) && typeof s.max_skip === "number") {
+      $("max-skip").value = String(s.max_skip);
+    }
     state.paused = !!s.paused;
     $("pause").setAttribute("aria-pressed", state.paused ? "true" : "false");
     state.autoframe = !!s.autoframe;
@@ -231,7 +234,8 @@
       send("roi", on, "Person tracking " + on);
     });
     [["roi-margin", "roi_margin", "Room around the person "],
-     ["roi-full-every", "roi_full_every", "Newcomer search every "]].forEach(([id, name, text]) => {
+     ["roi-full-every", "roi_full_every", "Newcomer search every "],
+     ["max-skip", "max_skip", "Frames without the model at most "]].forEach(([id, name, text]) => {
       $(id).addEventListener("change", (ev) => {
         state.touched[name] = Date.now();
         send(name, ev.target.value, text + ev.target.value);
