@@ -52,8 +52,8 @@ class ExactBlend:
             self._u16 = tuple(np.empty(cap * 3, np.uint16) for _ in range(2))
 
     def alpha(self, px: int) -> npt.NDArray[np.uint8]:
-        """Scratch for ``px`` alpha values (1-D; overwritten by :meth:`blend`'s next caller
-        of :meth:`alpha`, not by :meth:`blend`)."""
+        """Scratch for ``px`` alpha values (1-D), for the caller to fill and pass to
+        :meth:`blend` (which does not write it); reused by the next call."""
         self._grow(px)
         return self._u8[2][:px]
 
