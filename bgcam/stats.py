@@ -2,8 +2,9 @@
 
 Several views of the same counters: *windows* (since the last stats line, logged every
 ``log.stats_interval`` seconds; since the quality governor last looked) and the *run* (since the
-pipeline started running, written by ``--stats-json``). Latencies go into fixed histograms (0.25 ms
-bins up to 2 s), so percentiles cost no allocation and no sorting however long the daemon runs.
+pipeline started running, written by ``--stats-json``). Latencies (and the output's waits for a
+frame's own matte) go into fixed histograms (0.25 ms bins up to 2 s), so percentiles cost no
+allocation and no sorting however long the daemon runs.
 
 ``cpu_percent`` is the process's user+system CPU time over wall time, in percent of one core (two
 busy cores = 200).
@@ -68,6 +69,15 @@ class RunStats(TypedDict):
     frames_placeholder: int
     frames_unmasked: int
     late_ticks: int
+    mattes_own: int
+    """New frames composed with the matte of that very frame (the edge where the person is)."""
+    mattes_older: int
+    """New frames composed with a matte of another (earlier) frame: its edge trails motion."""
+    matte_waits: int
+    """New frames whose tick waited for their own matte (it was being made)."""
+    matte_wait_ms_p50: float
+    matte_wait_ms_max: float
+    """How long those ticks waited (the latency the exact edge costs)."""
     segmentations: int
     """Mattes made (keyframes and propagated frames; the stage times are means over them)."""
     keyframes: int
@@ -126,12 +136,15 @@ class Counters:
     frames_unmasked: int = 0
     """New frames composed without a usable mask (blurred whole: fail closed)."""
     late_ticks: int = 0
+    mattes_own: int = 0
+    mattes_older: int = 0
     segmentations: int = 0
     keyframes: int = 0
     segment_errors: int = 0
     stage_ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     stage_n: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    matte_wait: LatencyHistogram = field(default_factory=LatencyHistogram)
     t0: float = field(default_factory=time.monotonic)
     cpu0: float = field(default_factory=_cpu_seconds)
     t_first_out: float | None = None
@@ -187,6 +200,17 @@ class Stats:
         with self._lock:
             for c in self._both():
                 c.late_ticks += 1
+
+    def matte(self, *, own: bool | None, wait_ms: float | None) -> None:
+        """A new frame composed with its ``own`` matte (False: an older one; None: no usable
+        one), after waiting ``wait_ms`` for it (None: nothing to wait for)."""
+        with self._lock:
+            for c in self._both():
+                if own is not None:
+                    c.mattes_own += own
+                    c.mattes_older += not own
+                if wait_ms is not None:
+                    c.matte_wait.add(wait_ms)
 
     def stage(self, name: str, ms: float) -> None:
         with self._lock:
@@ -249,6 +273,11 @@ def summarize(c: Counters) -> RunStats:
         "frames_placeholder": c.frames_placeholder,
         "frames_unmasked": c.frames_unmasked,
         "late_ticks": c.late_ticks,
+        "mattes_own": c.mattes_own,
+        "mattes_older": c.mattes_older,
+        "matte_waits": c.matte_wait.n,
+        "matte_wait_ms_p50": round(c.matte_wait.percentile(50), 2),
+        "matte_wait_ms_max": round(c.matte_wait.max_ms, 2),
         "segmentations": c.segmentations,
         "keyframes": c.keyframes,
         "propagated": c.segmentations - c.keyframes,

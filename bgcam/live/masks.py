@@ -6,11 +6,17 @@ with a matte only when that matte is *usable*: it exists, segmentation has not f
 was computed from a frame captured at most :func:`max_mask_age` before or after this one. Otherwise
 the caller blurs the whole frame. A mask marks where the person *was*; the bound limits how long
 an area the person left can show unblurred background.
+
+The exchange also knows which frame the segmentation thread is on (:meth:`MaskExchange.taken`),
+so the output thread can wait, within a deadline, for the matte of the very frame it composes
+(:meth:`MaskExchange.wait_own`) instead of composing it with the previous frame's matte, whose
+edge trails a moving person by a frame. A publish, a failure or a stop wakes the waiter.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import numpy.typing as npt
@@ -49,7 +55,8 @@ class Matte:
 
 
 class MaskBuffer:
-    """Three mattes: one being written, one ready, one being read (never waits or tears)."""
+    """Three mattes: one being written, one ready, one being read (never waits or tears).
+    ``_changed`` is notified on every publish and invalidation (for :class:`MaskExchange`)."""
 
     def __init__(self) -> None:
         self._bufs = [Matte() for _ in range(3)]
@@ -58,6 +65,7 @@ class MaskBuffer:
         self._ready_meta: tuple[int, float] | None = None
         self._read_meta: tuple[int, float] | None = None
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
 
     def publish(
         self, alpha8: npt.NDArray[np.uint8], small: Image, index: int, t_capture: float
@@ -68,12 +76,19 @@ class MaskBuffer:
             self._write, self._ready = self._ready, self._write
             self._ready_meta = (index, t_capture)
             self._fresh = True
+            self._published(index)
+            self._changed.notify_all()
+
+    def _published(self, index: int) -> None:
+        """Called under the lock when frame ``index``'s matte became the newest."""
 
     def invalidate(self) -> None:
         """No usable mask until the next publish (segmentation failed)."""
         with self._lock:
             self._fresh = False
             self._ready_meta = self._read_meta = None
+            self._published(-1)
+            self._changed.notify_all()
 
     def acquire(self) -> tuple[Matte, int, float] | None:
         """The newest matte with its frame index and capture time (output thread only)."""
@@ -88,7 +103,61 @@ class MaskBuffer:
 
 
 class MaskExchange(MaskBuffer):
-    """A :class:`MaskBuffer` that hands out only mattes usable for a given frame."""
+    """A :class:`MaskBuffer` that hands out only mattes usable for a given frame, and lets the
+    output wait for a frame's own matte while the segmentation thread is on (or about to take)
+    that frame."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._taken = -1
+        """The index of the frame the segmentation thread took last."""
+        self._working = False
+        """It is segmenting that frame now."""
+        self._next = False
+        """It will segment the next new frame too (it segments every frame, and works)."""
+
+    def taken(self, index: int, *, segment: bool, then: bool) -> None:
+        """Segmentation thread: frame ``index`` was taken; ``segment``: it is segmented now (its
+        publish follows); ``then``: the next new frame will be segmented as well."""
+        with self._lock:
+            self._taken, self._working, self._next = index, segment, then
+            self._changed.notify_all()
+
+    def idle(self) -> None:
+        """Segmentation thread (or its stopper): nothing is being segmented, nor will be soon
+        (not segmenting, failed, stopped): a waiting output stops waiting."""
+        with self._lock:
+            self._working = self._next = False
+            self._changed.notify_all()
+
+    def _published(self, index: int) -> None:
+        self._working = False
+        if index < 0:  # failed
+            self._next = False
+
+    def _coming(self, index: int) -> bool:
+        """Under the lock: frame ``index``'s matte is not the newest yet, but it is being made
+        or will be (the thread works on it, or takes every frame and has not reached it)."""
+        meta = self._ready_meta if self._fresh else self._read_meta
+        if meta is not None and meta[0] >= index:
+            return False
+        if self._taken == index:
+            return self._working
+        return self._taken < index and self._next
+
+    def wait_own(self, index: int, deadline: float) -> float | None:
+        """Wait until frame ``index``'s matte is published, or until it is clear that none is
+        coming, or until ``deadline`` (``time.monotonic()``). None when there was nothing to wait
+        for; else the seconds waited (the caller then looks at :meth:`usable` as always)."""
+        with self._lock:
+            if not self._coming(index):
+                return None
+            t0 = time.monotonic()
+            while self._coming(index):
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._changed.wait(left):
+                    break
+            return time.monotonic() - t0
 
     def usable(self, frame: Frame, every: int, source_fps: float) -> tuple[Matte, bool] | None:
         """The newest matte if it may be composed with ``frame``, and whether it was computed

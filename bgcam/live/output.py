@@ -2,8 +2,10 @@
 
 The output thread calls :meth:`Output.tick` once per :class:`~bgcam.live.clock.OutputClock`
 period. A new frame is composed with the newest *usable* matte (fail closed: none, and the whole
-frame is blurred); no new frame repeats the last output (``frames_repeated``); a source lost for
-more than :data:`LOST_GRACE`, or silent for :data:`STALL`, gets the "camera unavailable" card.
+frame is blurred), after waiting, within :data:`MATTE_WAIT` and the tick's deadline, for that
+frame's own matte while it is being made; no new frame repeats the last output
+(``frames_repeated``); a source lost for more than :data:`LOST_GRACE`, or silent for
+:data:`STALL`, gets the "camera unavailable" card.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ frames flowing): a capture thread held up for a few milliseconds by other work t
 much latency once, instead of a repeated frame followed by a skipped one."""
 IDLE_CARD_PERIOD = 1.0
 """Seconds between cards while on-demand idles (nobody reads them)."""
+MATTE_WAIT = 0.5
+"""Periods a tick waits at most for the matte of the frame it composes, while the segmentation
+thread is on that frame (see :meth:`Output._matte_deadline`)."""
+COST_DECAY = 0.98
+"""Per tick decay of the compose+send time estimate (it follows a rise at once, a fall slowly)."""
 
 
 def wants_matte(cfg: Config) -> bool:
@@ -71,6 +78,9 @@ class Output:
         self._last_index = -1
         self._t_new = time.monotonic()
         self._next_card = 0.0
+        self._cost = 0.0
+        """Seconds compose + send take (a decaying maximum): a matte wait leaves them room."""
+        self._t_compose = 0.0
 
     def tick(self, source: Source, clock: OutputClock, *, paused: bool) -> bool:
         """Send one frame; False when the source ended or the sink closed."""
@@ -83,7 +93,8 @@ class Output:
         if paused:
             out, placeholder = self.cards.card("paused"), True
         elif frame is not None and frame.index > self._last_index:
-            out, unmasked = self._compose(frame, source.fps)
+            deadline = self._matte_deadline(sched, clock.period)
+            out, unmasked = self._compose(frame, source.fps, deadline)
             dropped = frame.index - self._last_index - 1 if self._last_index >= 0 else 0
             self._last_index, new, self._t_new = frame.index, True, now
             clock.phase_lock(sched, frame.t_capture, source.fps)
@@ -100,11 +111,20 @@ class Output:
             out = self._last.image
         if not self.send(out):
             return False
+        if new:
+            spent = time.monotonic() - self._t_compose
+            self._cost = max(spent, COST_DECAY * self._cost)
         latency = (time.monotonic() - frame.t_capture) * 1e3 if new and frame else None
         self._stats.frame_out(
             new=new, latency_ms=latency, dropped=dropped, placeholder=placeholder, unmasked=unmasked
         )
         return True
+
+    def _matte_deadline(self, sched: float, period: float) -> float:
+        """Until when this tick may wait for its frame's matte: :data:`MATTE_WAIT` periods from
+        now, and never so long that compose + send (as long as they recently took) would end
+        after the next tick's time (the clock would slip)."""
+        return min(time.monotonic() + MATTE_WAIT * period, sched + period - self._cost)
 
     def _due_but_late(
         self, frame: Frame | None, source: Source, clock: OutputClock, now: float
@@ -142,11 +162,19 @@ class Output:
         self._stats.stage("send", (time.monotonic() - t0) * 1e3)
         return True
 
-    def _compose(self, frame: Frame, source_fps: float) -> tuple[Image, bool]:
-        """``frame`` composed with the newest usable matte; and True when there was none."""
+    def _compose(self, frame: Frame, source_fps: float, deadline: float) -> tuple[Image, bool]:
+        """``frame`` composed with the newest usable matte (its own when it comes before
+        ``deadline``); and True when there was none."""
         engine = self._engine
         masking = self._masking()
+        waited = self._masks.wait_own(frame.index, deadline) if masking else None
+        self._t_compose = time.monotonic()
         got = self._masks.usable(frame, self._every(), source_fps) if masking else None
+        if got is not None or waited is not None:
+            self._stats.matte(
+                own=None if got is None else got[1],
+                wait_ms=None if waited is None else waited * 1e3,
+            )
         if got is None:
             out = self._last.update(
                 lambda: engine.compose(ShrunkFrame(frame.image), None, t=frame.t_capture)

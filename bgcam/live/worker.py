@@ -136,6 +136,7 @@ class SegmentationWorker:
     def stop(self, timeout: float = 1.0) -> bool:
         """Stop and join; False when the thread is still stuck in a stage after ``timeout``."""
         self._stop.set()
+        self._masks.idle()  # an output waiting for a matte stops waiting
         if self._cv_threads is not None:
             cv2.setNumThreads(self._cv_threads)
             self._cv_threads = None
@@ -197,11 +198,15 @@ class SegmentationWorker:
                 continue
             last = frame.index
             if not self._active():
+                masks.idle()
                 continue
             every, auto = self._schedule()
             if auto and every > 1 and motion.moving(frame.image):
                 every = 1
-            if frame.index - last_seg < every:
+            segment = frame.index - last_seg >= every
+            # The output may wait for this frame's matte (or the next one's) while it is made.
+            masks.taken(frame.index, segment=segment, then=segment and every <= 1)
+            if not segment:
                 continue
             try:
                 engine.mask(frame.image)
@@ -222,6 +227,7 @@ class SegmentationWorker:
             times = engine.times
             stats.stage("segment", times.segment)
             stats.stage("refine", times.refine)
+        masks.idle()
 
     def _failed(self, exc: Exception) -> None:
         if self._failing:

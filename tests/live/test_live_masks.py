@@ -1,6 +1,10 @@
-"""The mask exchange: a triple buffer that never tears, and the age policy (fail closed)."""
+"""The mask exchange: a triple buffer that never tears, the age policy (fail closed), and the
+output's bounded wait for a frame's own matte (real threads)."""
 
 from __future__ import annotations
+
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -68,3 +72,76 @@ def test_a_failure_invalidates_the_matte() -> None:
     ex.publish(np.zeros((2, 2), np.uint8), np.zeros((2, 2, 3), np.uint8), 1, 1.0)
     ex.invalidate()
     assert ex.usable(Frame(np.zeros((4, 4, 3), np.uint8), 1, 1.0), 1, 30.0) is None
+
+
+def _matte(ex: MaskExchange, index: int) -> None:
+    ex.publish(np.full((2, 2), 200, np.uint8), np.zeros((2, 2, 3), np.uint8), index, 0.0)
+
+
+def _wait_in_thread(
+    ex: MaskExchange, index: int, seconds: float
+) -> tuple[threading.Thread, list[float | None]]:
+    """``wait_own(index)`` with a deadline ``seconds`` away, on its own thread."""
+    result: list[float | None] = []
+    deadline = time.monotonic() + seconds
+    thread = threading.Thread(target=lambda: result.append(ex.wait_own(index, deadline)))
+    thread.start()
+    return thread, result
+
+
+@pytest.mark.parametrize(
+    ("taken", "segment", "then", "index", "waits"),
+    [
+        (None, False, False, 0, False),  # the worker has taken nothing: nothing is coming
+        (5, True, True, 5, True),  # it segments this frame now
+        (5, True, False, 5, True),  # also when it skips the next (governor every > 1)
+        (4, True, True, 5, True),  # it segments every frame and has not reached this one
+        (4, False, True, 5, True),  # (a skipped frame while the next one is due)
+        (4, True, False, 5, False),  # it will skip the next frame (every > 1)
+        (5, False, False, 5, False),  # it took this frame and skips it
+        (6, True, True, 5, False),  # it moved on to a newer frame: this one is never segmented
+    ],
+)
+def test_the_output_waits_only_for_a_matte_that_is_coming(
+    taken: int | None, segment: bool, then: bool, index: int, waits: bool
+) -> None:
+    ex = MaskExchange()
+    if taken is not None:
+        ex.taken(taken, segment=segment, then=then)
+    got = ex.wait_own(index, time.monotonic() + (0.05 if waits else 30.0))
+    assert (got is not None) is waits
+
+
+def test_a_publish_of_the_frame_wakes_the_waiting_output() -> None:
+    ex = MaskExchange()
+    _matte(ex, 4)
+    ex.taken(5, segment=True, then=True)
+    thread, result = _wait_in_thread(ex, 5, 60.0)
+    _matte(ex, 5)
+    thread.join(20.0)
+    assert not thread.is_alive() and result and result[0] is not None
+    got = ex.usable(Frame(np.zeros((4, 4, 3), np.uint8), 5, 0.0), 1, 30.0)
+    assert got is not None and got[1] is True  # the frame's own matte
+
+
+@pytest.mark.parametrize("wake", ["idle", "invalidate", "skip"])
+def test_a_stop_a_failure_or_a_skip_wakes_the_waiting_output(wake: str) -> None:
+    ex = MaskExchange()
+    ex.taken(4, segment=True, then=True)  # the next frame, 5, is coming
+    thread, result = _wait_in_thread(ex, 5, 60.0)
+    if wake == "idle":
+        ex.idle()  # the worker stops
+    elif wake == "invalidate":
+        ex.invalidate()  # segmentation failed
+    else:
+        ex.taken(5, segment=False, then=False)  # the governor skips frame 5
+    thread.join(20.0)  # far shorter than the deadline: the wait was ended, not timed out
+    assert not thread.is_alive() and result and result[0] is not None
+
+
+def test_the_wait_ends_at_the_deadline() -> None:
+    ex = MaskExchange()
+    ex.taken(5, segment=True, then=True)  # and never published
+    waited = ex.wait_own(5, time.monotonic() + 0.05)
+    assert waited is not None and waited > 0.0
+    assert ex.usable(Frame(np.zeros((4, 4, 3), np.uint8), 5, 0.0), 1, 30.0) is None
