@@ -106,6 +106,13 @@ def test_run_bench_reports_every_segmenter_and_backend(model_dir: Path) -> None:
             else:
                 _check_stage_keys(row)
     assert result["meta"]["frames"] == 4 and result["meta"]["threads"] == 1
+    keyframes = res["keyframes"]
+    assert set(keyframes) == {"moving", "still"}
+    for rows in keyframes.values():
+        assert (rows["on"]["max_skip"], rows["off"]["max_skip"]) == (1, 0)
+        assert rows["off"]["propagated"] == 0.0 and 0.0 <= rows["on"]["propagated"] <= 0.5
+        _check_stage_keys(rows["on"])
+        assert rows["on"]["ms_mean"] > 0
     studio = res["studio"]
     for name in ("off", "autoframe", "light", "both"):
         assert studio[f"{name}_ms_p50"] >= 0 and studio[f"{name}_ms_p99"] >= 0
@@ -123,6 +130,7 @@ def test_run_bench_reports_every_segmenter_and_backend(model_dir: Path) -> None:
     assert "320x240 studio effects (thread CPU ms p50): off" in table
     assert "320x240" in table and "onnx/cpu (default)" in table
     assert "naive reference" in table and f"{res['ratio']:.1f}x" in table
+    assert "keyframes on, still (" in table and "keyframes off, moving (0% propagated, " in table
 
 
 def test_bench_json_cli(model_dir: Path) -> None:
