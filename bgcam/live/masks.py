@@ -23,10 +23,14 @@ import numpy.typing as npt
 
 from bgcam.frame import Frame, Image
 
-__all__ = ["MAX_MASK_AGE", "MaskBuffer", "MaskExchange", "Matte", "max_mask_age"]
+__all__ = ["MAX_MASK_AGE", "TOOK_WEIGHT", "MaskBuffer", "MaskExchange", "Matte", "max_mask_age"]
 
 MAX_MASK_AGE = 0.2
 """Seconds a mask may be older (or newer) than the frame it is composed with."""
+
+
+TOOK_WEIGHT = 0.2
+"""Weight of the newest segmentation in the moving average of how long one takes."""
 
 
 def max_mask_age(every: int, source_fps: float) -> float:
@@ -115,12 +119,18 @@ class MaskExchange(MaskBuffer):
         """It is segmenting that frame now."""
         self._next = False
         """It will segment the next new frame too (it segments every frame, and works)."""
+        self._t_start = 0.0
+        """When it started segmenting the frame it took (``time.monotonic()``)."""
+        self._took = 0.0
+        """Seconds from taking a frame to publishing its matte, a moving average."""
 
     def taken(self, index: int, *, segment: bool, then: bool) -> None:
         """Segmentation thread: frame ``index`` was taken; ``segment``: it is segmented now (its
         publish follows); ``then``: the next new frame will be segmented as well."""
         with self._lock:
             self._taken, self._working, self._next = index, segment, then
+            if segment:
+                self._t_start = time.monotonic()
             self._changed.notify_all()
 
     def idle(self) -> None:
@@ -131,9 +141,20 @@ class MaskExchange(MaskBuffer):
             self._changed.notify_all()
 
     def _published(self, index: int) -> None:
-        self._working = False
         if index < 0:  # failed
             self._next = False
+        elif self._working and index == self._taken:
+            took = time.monotonic() - self._t_start
+            self._took += TOOK_WEIGHT * (took - self._took) if self._took else took
+        self._working = False
+
+    def _expected(self, index: int) -> float:
+        """Under the lock, for a frame that is :meth:`_coming`: when its matte should be out."""
+        if self._taken == index:
+            return self._t_start + self._took
+        if self._working:  # an older frame first
+            return self._t_start + 2 * self._took
+        return time.monotonic() + self._took
 
     def _coming(self, index: int) -> bool:
         """Under the lock: frame ``index``'s matte is not the newest yet, but it is being made
@@ -148,9 +169,11 @@ class MaskExchange(MaskBuffer):
     def wait_own(self, index: int, deadline: float) -> float | None:
         """Wait until frame ``index``'s matte is published, or until it is clear that none is
         coming, or until ``deadline`` (``time.monotonic()``). None when there was nothing to wait
-        for; else the seconds waited (the caller then looks at :meth:`usable` as always)."""
+        for, or when the matte would come too late (segmentation has lately taken longer than
+        the time left); else the seconds waited (the caller then looks at :meth:`usable` as
+        always)."""
         with self._lock:
-            if not self._coming(index):
+            if not self._coming(index) or self._expected(index) > deadline:
                 return None
             t0 = time.monotonic()
             while self._coming(index):

@@ -145,3 +145,17 @@ def test_the_wait_ends_at_the_deadline() -> None:
     waited = ex.wait_own(5, time.monotonic() + 0.05)
     assert waited is not None and waited > 0.0
     assert ex.usable(Frame(np.zeros((4, 4, 3), np.uint8), 5, 0.0), 1, 30.0) is None
+
+
+def test_no_wait_for_a_matte_that_would_come_after_the_deadline() -> None:
+    ex = MaskExchange()
+    ex.taken(5, segment=True, then=True)
+    time.sleep(0.2)  # segmenting frame 5 took at least 0.2 s
+    _matte(ex, 5)
+    ex.taken(6, segment=True, then=True)
+    assert ex.wait_own(6, time.monotonic() + 0.05) is None  # 0.2 s would be needed: no wait
+    assert ex.wait_own(7, time.monotonic() + 0.05) is None  # (and after it: 0.4 s)
+    thread, result = _wait_in_thread(ex, 6, 60.0)  # a longer deadline: it is waited for
+    _matte(ex, 6)
+    thread.join(20.0)
+    assert not thread.is_alive() and result and result[0] is not None
