@@ -130,7 +130,9 @@ def test_run_bench_reports_every_segmenter_and_backend(model_dir: Path) -> None:
     assert "320x240 studio effects (thread CPU ms p50): off" in table
     assert "320x240" in table and "onnx/cpu (default)" in table
     assert "naive reference" in table and f"{res['ratio']:.1f}x" in table
-    assert "keyframes on, still (" in table and "keyframes off, moving (0% propagated, " in table
+    assert "keyframes on, still" in table and "keyframes off, moving" in table
+    assert "320x240 keyframes (frames propagated, mean ms over all frames): on moving " in table
+    assert ", off moving 0% " in table
 
 
 def test_bench_json_cli(model_dir: Path) -> None:

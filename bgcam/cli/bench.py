@@ -82,8 +82,7 @@ def print_table(result: dict[str, Any], console: Console) -> None:
             for onoff, row in rows.items():
                 table.add_row(
                     "",
-                    f"keyframes {onoff}, {scene} ({row['propagated']:.0%} propagated, "
-                    f"mean {row['ms_mean']:.1f} ms)",
+                    f"keyframes {onoff}, {scene}",
                     _pair(row, "ms"),
                     _pair(row, "segment_ms"),
                     _pair(row, "refine_ms"),
@@ -146,6 +145,16 @@ def print_table(result: dict[str, Any], console: Console) -> None:
                         for name in variants[1:]
                     )
                 )
+        kf = res.get("keyframes") if isinstance(res, dict) else None
+        if kf:
+            console.print(
+                f"{key} keyframes (frames propagated, mean ms over all frames): "
+                + ", ".join(
+                    f"{onoff} {scene} {row['propagated']:.0%} {row['ms_mean']:.1f}"
+                    for scene, rows in kf.items()
+                    for onoff, row in rows.items()
+                )
+            )
     meta = result["meta"]
     console.print(
         f"[dim]{meta['frames']} frames after {meta['warmup']} warm-up, {meta['cpu']} "

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from fractions import Fraction
@@ -83,13 +85,30 @@ def set_pipe_size(fd: int, size: int) -> None:
             continue
 
 
+def dies_with_parent(cmd: list[str]) -> list[str]:
+    """``cmd`` run so that it is terminated when the thread that starts it dies: through
+    util-linux's ``setpriv --pdeathsig TERM`` (Linux's parent-death signal, kept across the exec
+    into ``cmd``), when it is installed; else ``cmd`` as it is.
+
+    Without it, a BgCam killed outright (SIGKILL, the OOM killer, a crash) leaves its
+    ``gst-launch`` child running, and with it a "BgCam" camera node that never gets another
+    frame, beside the one the next start publishes. The threads that start children (the
+    pipeline's, the sink's writer) live until the sink closes, which stops the child first.
+    ``setpriv`` rather than a ``preexec_fn``: that runs Python between fork and exec, which can
+    deadlock in a process with threads.
+    """
+    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    return [setpriv, "--pdeathsig", "TERM", "--", *cmd] if setpriv else cmd
+
+
 class Child:
-    """One gst-launch-1.0 process with its stdin pipe and a file holding its stderr."""
+    """One gst-launch-1.0 process with its stdin pipe and a file holding its stderr; it ends
+    with BgCam (:func:`dies_with_parent`)."""
 
     def __init__(self, cmd: list[str], *, pipe: bool = True) -> None:
         self.err: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in reap()
         self.proc = subprocess.Popen(
-            cmd,
+            dies_with_parent(cmd),
             stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self.err,
