@@ -28,10 +28,9 @@ crop rule and the constants named below live in :mod:`bgcam.segment.roibox`):
   A hold only ever keeps a *larger* crop: a box that outgrows it still gets the larger shape.
 - **Full-frame pass.** Every ``segment.roi_full_every`` frames (segmented or propagated) the
   whole frame is also segmented (the configured model, exactly as without ROI); person pixels
-  found *outside* the
-  crop are taken into the output there and the box grows at once to cover them. So someone who
-  enters at the frame's edge is found within that many frames (15 = 0.5 s at 30 fps) and shown
-  from then on.
+  found *outside* the crop are taken into the output there and the box grows at once to cover
+  them. So someone who enters at the frame's edge is found within that many frames (15 = 0.5 s
+  at 30 fps) and shown from then on.
 - **Keyframes** (``segment.max_skip``, :meth:`bgcam.engine.Engine.mask`): a frame propagated
   without the model counts towards the full-frame pass (:meth:`RoiSegmenter.skipped`), so the
   pass still comes every ``roi_full_every`` *frames*; a frame with a pass due, a box that just
