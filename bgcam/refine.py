@@ -218,6 +218,8 @@ class MaskRefiner:
         """What :meth:`track` found for the frame about to be updated (None: not tracked)."""
         self.near_moving = 0.0
         """Share of the pixels near the person that moved beyond the flow (last :meth:`track`)."""
+        self._moving_share = 0.0
+        """Share of all pixels that moved beyond the flow (last :meth:`track`)."""
         self._low: Mask | None = None
         self._fresh = True
         self.motion_ratio = 0.0
@@ -341,8 +343,7 @@ class MaskRefiner:
         if not self._tracked:
             raise RuntimeError("propagate() needs a track() that found the frame predictable")
         self._tracked = None
-        cvcompat.compare_scalar(self._fmotion, self.cfg.motion_threshold, cv2.CMP_GT, self._fmoving)
-        self.motion_ratio = cv2.countNonZero(self._fmoving) / self._fmoving.size
+        self.motion_ratio = self._moving_share  # (as track() found it)
         self._state, self._wstate = self._wstate, self._state
         self._label, self._wlabel = self._wlabel, self._label
         np.copyto(self._fprev, self._fgray)
@@ -363,8 +364,11 @@ class MaskRefiner:
         return not self._fresh and self._align()
 
     def _near_still(self) -> bool:
-        """Does (almost) nothing near the person move beyond the flow? (see :meth:`track`)"""
+        """Does (almost) nothing near the person move beyond the flow? (see :meth:`track`)
+        Also finds the share of all pixels that do (:meth:`propagate`'s ``motion_ratio``)."""
         near, moving = self._fnear, self._fmoving
+        cvcompat.compare_scalar(self._fmotion, self.cfg.motion_threshold, cv2.CMP_GT, moving)
+        self._moving_share = cv2.countNonZero(moving) / moving.size
         if self._flow_size == self.work_size:
             np.copyto(near, self._wlabel)
         else:
@@ -373,7 +377,6 @@ class MaskRefiner:
         area = cv2.countNonZero(near)
         if area == 0:
             return True  # nobody: the model runs again after max_skip frames anyway
-        cvcompat.compare_scalar(self._fmotion, self.cfg.motion_threshold, cv2.CMP_GT, moving)
         cv2.bitwise_and(moving, near, dst=moving)
         self.near_moving = cv2.countNonZero(moving) / area
         return self.near_moving < NEAR_MOVING
