@@ -243,10 +243,10 @@ class CpuCompositor:
         w, h = self.frame_size
         rows, cols = self._rows, self._cols
         grid = self._grid_for(alpha8_small)
-        if grid is None or not (rows and cols) or self.reads_background(small.shape[1::-1]):
+        whole = self.reads_background(small.shape[1::-1])
+        if grid is None or not (rows and cols) or whole:
             if self._picture is None:
                 self._picture = np.empty((h, w, 3), np.uint8)
-            whole = self.reads_background(small.shape[1::-1])
             picture.draw(self._picture, ((0, 0, w, h),) if whole else picture.bands)
             return self.compose_matte(ShrunkFrame(self._picture, small), alpha8_small)
         out = self._background(picture.source, alpha8_small, small)
