@@ -58,7 +58,7 @@ def resize_bilinear(src: Image, dst: Image) -> Image:
     most 2x with it (:class:`~bgcam.shrink.Shrinker` does the rest by area)."""
     sh, sw = src.shape[:2]
     dh, dw = dst.shape[:2]
-    return warp_linear(src, _resize_map(sw, sh, dw, dh), dst)
+    return warp_linear(src, resize_map(sw, sh, dw, dh), dst)
 
 
 def warp_linear(src: Image, m: npt.NDArray[np.float64], dst: Image) -> Image:
@@ -78,7 +78,7 @@ def warp_linear(src: Image, m: npt.NDArray[np.float64], dst: Image) -> Image:
 
 
 @functools.lru_cache(maxsize=16)
-def _resize_map(sw: int, sh: int, dw: int, dh: int) -> npt.NDArray[np.float64]:
+def resize_map(sw: int, sh: int, dw: int, dh: int) -> npt.NDArray[np.float64]:
     """The inverse map of :func:`resize_bilinear`: output pixel centre → source position."""
     kx, ky = sw / dw, sh / dh
     m = np.array([[kx, 0.0, 0.5 * kx - 0.5], [0.0, ky, 0.5 * ky - 0.5]], np.float64)

@@ -6,7 +6,10 @@ blur, :mod:`bgcam.compose.blur`), so the person's colours are never smeared arou
 **Speed.** The blur runs at the frame size divided by a factor chosen from the strength
 (:class:`~bgcam.compose.plan.BlurPlan`; a power of two, or 1.5 times one): a strong blur has no
 detail to lose, so it is computed on a small image and upsampled once, straight into the output
-buffer. The person is then copied over it where
+buffer: on the matte path only where the background can show, a few rectangles around the
+tiles wholly inside the person (:class:`~bgcam.compose.tiles.BackgroundCover`; the upsample is
+one warp of the whole frame unless skipping pays for the extra calls; a replaced or removed
+background is copied there alone). The person is then copied over it where
 alpha is 1, and the soft blend ``round((I·a + bg·(255 − a)) / 255)`` is computed only in the 16x16
 tiles that hold a fractional alpha (the silhouette's edge band, a few percent of the frame),
 gathered into long rows (:mod:`bgcam.compose.tiles`). Buffers are allocated once per frame size.
@@ -40,7 +43,15 @@ import numpy.typing as npt
 from bgcam.compose import Prepared, check_inputs, check_matte, register
 from bgcam.compose.blur import BackgroundBlur
 from bgcam.compose.plan import BlurPlan, describe_blur
-from bgcam.compose.tiles import TILE, ExactBlend, TileGrid, alpha_rect, tile_view
+from bgcam.compose.tiles import (
+    TILE,
+    BackgroundCover,
+    ExactBlend,
+    Rect,
+    TileGrid,
+    alpha_rect,
+    tile_view,
+)
 from bgcam.config import ComposeConfig
 from bgcam.effects import Background, BackgroundSlot, blur_sigma, fill_color, parse_color
 from bgcam.frame import Image, Mask, ShrunkFrame, upsample_alpha8
@@ -110,6 +121,8 @@ class CpuCompositor:
         self._grid: TileGrid | None = None
         self._grid_small: tuple[int, int] | None = None
         self._in_bands = np.empty((self._rows, self._cols), np.bool_)
+        self._inside = np.empty((self._rows, self._cols), np.bool_)
+        self._cover = BackgroundCover(self.frame_size)
         self._picture: Image | None = None
         wc, hc = self._cols * TILE, self._rows * TILE
         self._margins: list[tuple[slice, slice]] = []
@@ -211,16 +224,17 @@ class CpuCompositor:
             np.copyto(self._out, image)
             return self._out
         grid = self._grid_for(alpha8_small)
-        # A weak blur's share of the sharp frame (a full-frame blend) only where the background
-        # shows: not under the tiles wholly inside the person.
-        blur = self._blur if grid is not None and self._blurs() else None
-        sharpen = blur.sharpen if blur is not None and blur.plan.sharp > 0 else None
-        out = self._background(image, alpha8_small, frame.small, sharpen=sharpen is None)
         if grid is None:
+            out = self._background(image, alpha8_small, frame.small)
             a8 = upsample_alpha8(alpha8_small, self.frame_size, self._a8)
             self._blend_full(image, a8, out)
-        else:
-            self._blend_grid(image, alpha8_small, grid, out, sharpen)
+            return out
+        # The background (and a weak blur's share of the sharp frame, a full-frame blend) only
+        # where it shows: not under the tiles wholly inside the person.
+        classes = self._classify(grid, alpha8_small)
+        rects = self._cover.rects(self._inside) if classes is not None else None
+        out = self._background(image, alpha8_small, frame.small, rects=rects)
+        self._blend_grid(image, alpha8_small, grid, out, classes)
         return out
 
     def compose_framed(
@@ -249,7 +263,12 @@ class CpuCompositor:
                 self._picture = np.empty((h, w, 3), np.uint8)
             picture.draw(self._picture, ((0, 0, w, h),) if whole else picture.bands)
             return self.compose_matte(ShrunkFrame(self._picture, small), alpha8_small)
-        out = self._background(picture.source, alpha8_small, small)
+        classes = self._classify(grid, alpha8_small)
+        assert classes is not None  # there are whole tiles (above)
+        tmin, tmax = classes
+        out = self._background(
+            picture.source, alpha8_small, small, rects=self._cover.rects(self._inside)
+        )
         in_bands = self._in_bands
         in_bands[...] = False
         rects = []
@@ -257,7 +276,6 @@ class CpuCompositor:
             c0, r0, c1, r1 = x0 // TILE, y0 // TILE, -(-x1 // TILE), -(-y1 // TILE)
             in_bands[r0:r1, c0:c1] = True
             rects.append((c0 * TILE, r0 * TILE, min(w, c1 * TILE), min(h, r1 * TILE)))
-        tmin, tmax = grid.classify(alpha8_small, rows, cols)
         tiles = tile_view(out, rows, cols)
         ty, tx = np.nonzero((tmin < 255) & (tmax > 0))
         hy, hx = np.nonzero(in_bands & (tmax == 0))
@@ -307,21 +325,34 @@ class CpuCompositor:
         alpha8: npt.NDArray[np.uint8] | None,
         small: Image | None,
         *,
-        sharpen: bool = True,
+        rects: list[Rect] | None = None,
     ) -> Image:
-        """The background (blurred, replaced or a colour) in the output buffer; ``sharpen``:
-        see :meth:`BackgroundBlur.run`."""
+        """The background (blurred, replaced or a colour) in the output buffer: only in the
+        regions ``rects`` when given (:class:`~bgcam.compose.tiles.BackgroundCover`; the rest of
+        the buffer is left as it was)."""
         out = self._out
         mode = self.cfg.mode
         if mode == "remove":
-            np.copyto(out, self._fill)
+            _copy_rects(self._fill, out, rects)
         elif not self._blurs():
             assert self._slot.current is not None
-            np.copyto(out, self._slot.current.frame())
+            _copy_rects(self._slot.current.frame(), out, rects)
         else:  # blur, and replace without a background (blur is the safe fallback)
             assert self._blur is not None
-            self._blur.run(image, alpha8, out, small=small, sharpen=sharpen)
+            warp = rects is not None and self._cover.pays(rects)
+            self._blur.run(image, alpha8, out, small=small, rects=rects, warp_rects=warp)
         return out
+
+    def _classify(
+        self, grid: TileGrid, a8s: npt.NDArray[np.uint8]
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]] | None:
+        """Each tile's least and greatest alpha (:meth:`TileGrid.classify`), and
+        :attr:`_inside` set to the tiles wholly inside the person; None without whole tiles."""
+        if not (self._rows and self._cols):
+            return None
+        tmin, tmax = grid.classify(a8s, self._rows, self._cols)
+        np.equal(tmin, 255, out=self._inside)
+        return tmin, tmax
 
     def _grid_for(self, a8s: npt.NDArray[np.uint8]) -> TileGrid | None:
         size = (a8s.shape[1], a8s.shape[0])
@@ -355,26 +386,18 @@ class CpuCompositor:
         a8s: npt.NDArray[np.uint8],
         grid: TileGrid,
         out: Image,
-        sharpen: Callable[[Image, Image], None] | None = None,
+        classes: tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]] | None,
     ) -> None:
-        """Put the person over the background in ``out``, from the working-size alpha;
-        ``sharpen(image_region, out_region)`` first finishes the background where it shows (the
-        tiles not wholly inside the person, and the margins)."""
+        """Put the person over the background in ``out``, from the working-size alpha and the
+        tiles' ``classes`` (:meth:`_classify`, which set :attr:`_inside`)."""
         rows, cols = self._rows, self._cols
-        if rows and cols:
-            tmin, tmax = grid.classify(a8s, rows, cols)
-            inside = tmin == 255
-            if sharpen is not None:
-                for ys, xs in self._tile_blocks(~inside):
-                    sharpen(image[ys, xs], out[ys, xs])
-            for ys, xs in self._tile_blocks(inside):
+        if classes is not None:
+            tmin, tmax = classes
+            for ys, xs in self._tile_blocks(self._inside):
                 np.copyto(out[ys, xs], image[ys, xs])
             ty, tx = np.nonzero((tmin < 255) & (tmax > 0))
             if len(ty):
                 self._blend_tiles(image, out, ty, tx, lambda al: grid.tiles(ty, tx, rows, cols, al))
-        if sharpen is not None:
-            for ys, xs in self._margins:
-                sharpen(image[ys, xs], out[ys, xs])
         s = grid.s
         self._blend_margins(image, out, lambda x0, y0, x1, y1: alpha_rect(a8s, s, x0, y0, x1, y1))
 
@@ -442,6 +465,14 @@ class CpuCompositor:
         for ys, xs in self._margins:
             a8 = alpha_of(xs.start, ys.start, xs.stop, ys.stop)
             self._exact.blend(image[ys, xs], out[ys, xs], a8)
+
+
+def _copy_rects(src: Image, dst: Image, rects: list[Rect] | None) -> None:
+    """Copy ``src`` into ``dst`` (the same size) in ``rects``, or wholly."""
+    if rects is None:
+        np.copyto(dst, src)
+    for ys, xs in rects or ():
+        np.copyto(dst[ys, xs], src[ys, xs])
 
 
 @register("cpu")

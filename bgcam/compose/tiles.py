@@ -189,3 +189,104 @@ class TileGrid:
         if rest:
             out[full * per :] = inner[full, :rest]
         return out
+
+
+BAND_ROWS = 4
+"""Tile rows per band of :class:`BackgroundCover` (64 px)."""
+CALL_PX = 16 * 1024
+"""What one more rectangle costs, in pixels drawn: a warp call costs ~5 µs here, a pixel of it
+~0.35 ns (a copy: ~1 µs a call). A hole narrower than this is drawn over (the person covers it
+afterwards), and :attr:`BackgroundCover.pays` says whether skipping paid for the calls."""
+
+Rect = tuple[slice, slice]
+"""A frame region: (rows, columns)."""
+
+
+class BackgroundCover:
+    """Rectangles that hold every pixel where the background can show: all but the tiles
+    wholly inside the person (and always the margins that whole tiles do not cover).
+
+    The frame is cut into bands of :data:`BAND_ROWS` tile rows. In each band, the widest run
+    of columns whose tiles are inside the person in every row of the band is the band's hole;
+    the band is then the rectangles left and right of it (the whole band when the hole holds
+    fewer than :data:`CALL_PX` pixels). Bands of the same shape one below the other are merged.
+    A few rectangles, not one per run of tiles: each costs a call; the inside tiles left in
+    them are covered by the person anyway.
+    """
+
+    def __init__(self, frame_size: tuple[int, int], band: int = BAND_ROWS) -> None:
+        w, h = self.frame_size = (int(frame_size[0]), int(frame_size[1]))
+        self.rows, self.cols = rows, cols = h // TILE, w // TILE
+        self.band = band
+        nb = -(-rows // band) if rows else 0
+        self._stack = np.ones((nb * band, cols), np.bool_)
+        """The flags, padded with rows inside (neutral for the band's AND)."""
+        self._common = np.empty((nb, cols), np.bool_)
+        self.whole: list[Rect] = [(slice(0, h), slice(0, w))]
+        self.skipped = 0
+        """Pixels the last :meth:`rects` left out."""
+
+    def pays(self, rects: list[Rect]) -> bool:
+        """Whether ``rects`` (the last :meth:`rects`) skip enough to pay for their warp calls
+        beyond one (else one warp of the whole frame is cheaper)."""
+        return self.skipped > CALL_PX * (len(rects) - 1)
+
+    def rects(self, inside: npt.NDArray[np.bool_]) -> list[Rect]:
+        """The rectangles for ``inside`` (rows, cols): True where a tile is wholly inside."""
+        rows, cols, band = self.rows, self.cols, self.band
+        w, h = self.frame_size
+        self.skipped = 0
+        if not (rows and cols):
+            return self.whole
+        stack, common = self._stack, self._common
+        stack[:rows] = inside
+        np.logical_and.reduce(stack.reshape(-1, band, cols), axis=1, out=common)
+        firsts = common.argmax(axis=1).tolist()
+        ends = (cols - common[:, ::-1].argmax(axis=1)).tolist()
+        counts = np.count_nonzero(common, axis=1).tolist()
+        out: list[Rect] = []
+        shape: tuple[int, int] | None = None  # the hole of the rects last appended
+        hc, bh = rows * TILE, band * TILE
+        for b, (a, e, n) in enumerate(zip(firsts, ends, counts, strict=True)):
+            y0, y1 = b * bh, min(hc, (b + 1) * bh)
+            if n == 0:
+                a = e = 0
+            elif n != e - a:  # more than one run: the widest
+                a, e = _widest_run(common[b])
+            if (e - a) * TILE * (y1 - y0) < CALL_PX:
+                a = e = 0
+            self.skipped += (e - a) * TILE * (y1 - y0)
+            if shape == (a, e):  # the same shape as the band above: extend its rects
+                k = 1 if a == e else int(a > 0) + int(e * TILE < w)
+                for i in range(len(out) - k, len(out)):
+                    ys, xs = out[i]
+                    out[i] = (slice(ys.start, y1), xs)
+                continue
+            shape = (a, e)
+            if a == e:
+                out.append((slice(y0, y1), slice(0, w)))
+                continue
+            if a > 0:
+                out.append((slice(y0, y1), slice(0, a * TILE)))
+            if e * TILE < w:
+                out.append((slice(y0, y1), slice(e * TILE, w)))
+        if hc < h:
+            if shape == (0, 0):
+                ys, xs = out[-1]
+                out[-1] = (slice(ys.start, h), xs)
+            else:
+                out.append((slice(hc, h), slice(0, w)))
+        return out
+
+
+def _widest_run(flags: npt.NDArray[np.bool_]) -> tuple[int, int]:
+    """The widest run of True in ``flags`` (1-D): (first, end) index."""
+    best, start = (0, 0), -1
+    for i, v in enumerate([*flags.tolist(), False]):
+        if v and start < 0:
+            start = i
+        elif not v and start >= 0:
+            if i - start > best[1] - best[0]:
+                best = (start, i)
+            start = -1
+    return best

@@ -11,7 +11,7 @@ import pytest
 
 from bgcam.compose import create_compositor
 from bgcam.compose.cpu import CpuCompositor
-from bgcam.compose.tiles import TileGrid
+from bgcam.compose.tiles import BackgroundCover, Rect, TileGrid
 from bgcam.config import ComposeConfig
 from bgcam.effects import blur_sigma, cover_resize
 from bgcam.errors import InputError
@@ -535,3 +535,74 @@ def test_a_framed_picture_drawn_into_the_output_composes_the_same(
         got = comp.compose_framed(picture, hint, matte)
         np.testing.assert_array_equal(got, want)
     comp.close()
+
+
+class _WholeCover(BackgroundCover):
+    """The background everywhere: the reference for the partial one."""
+
+    def rects(self, inside: np.ndarray) -> list[Rect]:
+        self.skipped = 0
+        return self.whole
+
+
+@pytest.mark.parametrize(
+    ("size", "small", "bound"),
+    [((1280, 720), (320, 180), 0), ((648, 364), (162, 91), 0), ((1288, 724), (322, 181), 1)],
+    ids=["720p", "margins", "margins-inexact-warp"],
+)
+@pytest.mark.parametrize("warp_rects", [False, True], ids=["one-warp", "warp-per-rect"])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"blur": 60},
+        {"blur": 5},  # weak: the sharp frame's share, only where the background shows
+        {"blur": 30, "blur_type": "box"},
+        {"blur": 10, "blur_type": "median"},
+        {"blur": 60, "blur_type": "bilateral"},
+        {"blur": 100, "blur_type": "lens"},
+        {"blur": 0},
+        {"mode": "remove"},
+        {"mode": "replace", "background": "file"},
+        {"mode": "replace"},  # no background file: the blur
+        {"mode": "off"},
+    ],
+    ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()),
+)
+def test_the_background_made_only_where_it_shows_composes_the_same(
+    size: tuple[int, int],
+    small: tuple[int, int],
+    bound: int,
+    warp_rects: bool,
+    setting: dict[str, object],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The background built only outside the tiles wholly inside the person (and in the
+    margins) gives the frame that the whole-frame background gives, in every mode, for a
+    person moving across tile borders and the margins: bit for bit, or within the warp's
+    bound (1 level) where a region's shifted map is inexact (``warp_rects``: a warp per
+    region forced; else one warp of the whole frame unless skipping pays)."""
+    from tests.compose.compose_cases import background_file
+
+    if setting.get("background") == "file":
+        setting = {**setting, "background": background_file(tmp_path)}
+    if warp_rects:
+        monkeypatch.setattr("bgcam.compose.tiles.CALL_PX", 0)
+    image = np.random.default_rng(9).integers(0, 256, (size[1], size[0], 3), np.uint8)
+    hint = cv2.resize(image, small, interpolation=cv2.INTER_LINEAR)
+    cfg = ComposeConfig(**setting)
+    part, whole = CpuCompositor(cfg, size), CpuCompositor(cfg, size)
+    whole._cover = _WholeCover(size)
+    sw, sh = small
+    yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    skipped = 0
+    for t in np.linspace(-0.2, 1.2, 8):  # across the frame and out at both sides
+        d = np.hypot(xx - t * sw, yy - 0.9 * sh)
+        a8s = np.clip((0.55 * sh - d) * 60 + 128, 0, 255).astype(np.uint8)
+        got = part.compose_matte(ShrunkFrame(image, hint), a8s).astype(np.int16)
+        skipped += part._cover.skipped
+        want = whole.compose_matte(ShrunkFrame(image, hint), a8s)
+        assert np.abs(got - want).max() <= bound
+    assert skipped > 0 or setting.get("mode") == "off" or setting.get("blur") == 0
+    part.close()
+    whole.close()
