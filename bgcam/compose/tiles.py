@@ -193,10 +193,10 @@ class TileGrid:
 
 BAND_ROWS = 4
 """Tile rows per band of :class:`BackgroundCover` (64 px)."""
-CALL_PX = 16 * 1024
-"""What one more rectangle costs, in pixels drawn: a warp call costs ~5 µs here, a pixel of it
-~0.35 ns (a copy: ~1 µs a call). A hole narrower than this is drawn over (the person covers it
-afterwards), and :attr:`BackgroundCover.pays` says whether skipping paid for the calls."""
+CALL_PX = 32 * 1024
+"""A hole holding fewer pixels than this is drawn over (the person covers it afterwards): about
+what one more rectangle costs (a warp call ~6 µs here, a pixel of it ~0.35 ns; narrow
+rectangles cost more a pixel)."""
 
 Rect = tuple[slice, slice]
 """A frame region: (rows, columns)."""
@@ -225,11 +225,6 @@ class BackgroundCover:
         self.whole: list[Rect] = [(slice(0, h), slice(0, w))]
         self.skipped = 0
         """Pixels the last :meth:`rects` left out."""
-
-    def pays(self, rects: list[Rect]) -> bool:
-        """Whether ``rects`` (the last :meth:`rects`) skip enough to pay for their warp calls
-        beyond one (else one warp of the whole frame is cheaper)."""
-        return self.skipped > CALL_PX * (len(rects) - 1)
 
     def rects(self, inside: npt.NDArray[np.bool_]) -> list[Rect]:
         """The rectangles for ``inside`` (rows, cols): True where a tile is wholly inside."""
