@@ -17,7 +17,10 @@ that its height stays at or above ``refine.work_height`` (with the default 128: 
    (``still_weight``) where the scene is still, almost none (``motion_weight``) where it moves, so
    flicker is suppressed without the "cut-off head" lag. The history is first warped along the
    optical flow (DIS, computed on a grey frame of at most :data:`FLOW_HEIGHT` rows), so a moving
-   person is followed rather than smeared. A whole-frame change (a scene cut) resets the state.
+   person is followed rather than smeared; a flow that stays within the camera's noise
+   everywhere near the person (:data:`STILL_FLOW`) is taken as zero and the history *held* as it
+   is, since re-sampling it along noise makes its soft edge drift. A whole-frame change (a scene
+   cut) resets the state.
 4. **Hysteresis.** Each working pixel keeps a person/background label that flips only when the
    smoothed value crosses ``0.5 ± hysteresis``; the output is nudged towards the kept label near
    0.5 so that noise cannot make the edge flicker by a pixel back and forth.
@@ -26,7 +29,9 @@ that its height stays at or above ``refine.work_height`` (with the default 128: 
    nothing near the person moved beyond the flow by more than ``motion_threshold`` (where the
    smoother would take only ``still_weight`` of a new mask anyway). Then
    :meth:`MaskRefiner.propagate` stands in for the model, the guided filter and the smoother:
-   the warped state and labels are this frame's (see :meth:`bgcam.engine.Engine.mask`).
+   the warped (on a still scene: held) state and labels are this frame's, so a run of
+   propagated frames on a still scene repeats the keyframe's matte exactly (see
+   :meth:`bgcam.engine.Engine.mask`).
 6. **Output.** The sharpened matte is rounded to 8 bits at the working size
    (:attr:`MaskRefiner.alpha8_small`); that is what the compositors take. Its frame-size form
    (:attr:`MaskRefiner.alpha8`, :func:`bgcam.frame.upsample_alpha8`: bilinear, 8-bit fixed
@@ -97,6 +102,14 @@ the frame's height on every side (where an arm or a head moves next)."""
 NEAR_MOVING = 0.01
 """A frame is predictable (:meth:`MaskRefiner.track`) while under this share of the pixels near
 the person move beyond the optical flow: camera noise never does, a moving hand does."""
+
+STILL_FLOW = 0.1
+"""While the flow near the person stays under this many pixels at the flow's size (at most
+:data:`FLOW_HEIGHT` rows: about a thousandth of the frame's height), it is taken as zero and the
+history is *held*, not re-sampled (:meth:`MaskRefiner._align`). Camera noise on a still scene
+reads as flow of at most 0.05 such pixels, the slowest davis-dev clip as 0.43 and more
+(docs/BENCHMARKS.md); re-sampling the history along the noise moved its soft edge a little on
+every frame, and the output flickered by it."""
 
 TINY = 1e-4
 """Mask values below this are zero (keeps subnormal floats out of the arithmetic)."""
@@ -210,6 +223,9 @@ class MaskRefiner:
         self._map = (f32(), f32())
         self._wstate = f32()
         self._wlabel = u8()
+        self._speed = np.empty((fh, fw), np.float32)
+        self.held = False
+        """The last frame's history was held (no motion beyond noise), not warped."""
         self._fnear = np.empty((fh, fw), np.uint8)
         self._fmoving = np.empty((fh, fw), np.uint8)
         r = max(1, round(NEAR * fh))
@@ -369,11 +385,8 @@ class MaskRefiner:
         near, moving = self._fnear, self._fmoving
         cvcompat.compare_scalar(self._fmotion, self.cfg.motion_threshold, cv2.CMP_GT, moving)
         self._moving_share = cv2.countNonZero(moving) / moving.size
-        if self._flow_size == self.work_size:
-            np.copyto(near, self._wlabel)
-        else:
-            cv2.resize(self._wlabel, self._flow_size, dst=near, interpolation=cv2.INTER_AREA)
-        cv2.dilate(near, self._near_kernel, dst=near)
+        if not self.held:  # (held: _hold found it from the same labels)
+            self._near(self._wlabel)
         area = cv2.countNonZero(near)
         if area == 0:
             return True  # nobody: the model runs again after max_skip frames anyway
@@ -381,43 +394,47 @@ class MaskRefiner:
         self.near_moving = cv2.countNonZero(moving) / area
         return self.near_moving < NEAR_MOVING
 
+    def _near(self, label: _U8) -> None:
+        """``_fnear``: ``label`` at the flow's size, widened by :data:`NEAR` on every side."""
+        near = self._fnear
+        if self._flow_size == self.work_size:
+            np.copyto(near, label)
+        else:
+            cv2.resize(label, self._flow_size, dst=near, interpolation=cv2.INTER_AREA)
+        cv2.dilate(near, self._near_kernel, dst=near)
+
     # -- temporal --------------------------------------------------------------------------
 
     def _start(self) -> None:
         """Take the current mask as it is (first frame, scene cut, smoothing off)."""
         np.copyto(self._state, self._edge)
         cvcompat.compare_scalar(self._state, 0.5, cv2.CMP_GE, self._label)
+        self.held = False
         self._fresh = False
         self.motion_ratio = 1.0
 
     def _align(self) -> bool:
         """Warp the history onto the current frame; False when the scene changed (a cut).
 
+        A flow under :data:`STILL_FLOW` everywhere near the person (:meth:`_hold`) is noise:
+        it is taken as zero, and the history *held* (copied as it is, and the residual motion
+        measured against the previous frame itself), so a still scene's matte does not drift
+        with the noise. (The same limit summed over frames would be crossed by the noise too,
+        after a hundred frames or so, and the one warp along the summed noise then moved the
+        edge at once; a motion slower than the limit is followed by the smoother instead.)
+
         Also measures the residual image motion (``_fmotion``, grey levels, at the flow size):
         the current grey frame minus the warped previous one, less the global exposure change.
         """
         warped_prev = self._fprev
+        self.held = False
         if self.cfg.motion_compensation:
             self._dis.calc(self._fgray, self._fprev, self._flow)  # current -> previous
-            linear, nearest = RELATIVE | cv2.INTER_LINEAR, RELATIVE | cv2.INTER_NEAREST
-            flow_xy = self._flow_xy
             cv2.split(self._flow, self._flow_planes)
-            fx, fy = self._flow_planes
-            cvcompat.remap(self._fprev, fx, self._fwarp, linear, y=fy)
-            warped_prev = self._fwarp
-            if self._flow_size == self.work_size:
-                cvcompat.remap(self._state, fx, self._wstate, linear, y=fy)
-                cvcompat.remap(self._label, fx, self._wlabel, nearest, y=fy)
-            else:
-                # Scaled to working pixels at the flow's size (a quarter of the pixels), then
-                # upsampled: the same as upsampling first (exactly so for a power of two).
-                np.multiply(flow_xy, np.float32(self._flow_scale), out=flow_xy)
-                for plane, xy in zip(flow_xy, self._map, strict=True):
-                    cv2.resize(plane, self.work_size, dst=xy, interpolation=cv2.INTER_LINEAR)
-                mx, my = self._map
-                cvcompat.remap(self._state, mx, self._wstate, linear, y=my)
-                cvcompat.remap(self._label, mx, self._wlabel, nearest, y=my)
-        else:
+            self.held = self._hold()
+            if not self.held:
+                warped_prev = self._warp()
+        if not self.cfg.motion_compensation or self.held:
             np.copyto(self._wstate, self._state)
             np.copyto(self._wlabel, self._label)
         diff = self._fdiff
@@ -431,6 +448,37 @@ class MaskRefiner:
         k = self._motion_ksize
         cv2.blur(diff, (k, k), dst=self._fmotion, borderType=cv2.BORDER_REPLICATE)
         return True
+
+    def _warp(self) -> _U8:
+        """The history (state, labels) and the previous grey frame warped along the flow (in
+        ``_wstate``, ``_wlabel``; the grey frame is returned)."""
+        linear, nearest = RELATIVE | cv2.INTER_LINEAR, RELATIVE | cv2.INTER_NEAREST
+        fx, fy = self._flow_planes
+        cvcompat.remap(self._fprev, fx, self._fwarp, linear, y=fy)
+        if self._flow_size == self.work_size:
+            cvcompat.remap(self._state, fx, self._wstate, linear, y=fy)
+            cvcompat.remap(self._label, fx, self._wlabel, nearest, y=fy)
+        else:
+            # Scaled to working pixels at the flow's size (a quarter of the pixels), then
+            # upsampled: the same as upsampling first (exactly so for a power of two).
+            flow_xy = self._flow_xy
+            np.multiply(flow_xy, np.float32(self._flow_scale), out=flow_xy)
+            for plane, xy in zip(flow_xy, self._map, strict=True):
+                cv2.resize(plane, self.work_size, dst=xy, interpolation=cv2.INTER_LINEAR)
+            mx, my = self._map
+            cvcompat.remap(self._state, mx, self._wstate, linear, y=my)
+            cvcompat.remap(self._label, mx, self._wlabel, nearest, y=my)
+        return self._fwarp
+
+    def _hold(self) -> bool:
+        """Is the flow under :data:`STILL_FLOW` everywhere near the person (the history's labels
+        widened by :data:`NEAR`; the whole frame when nobody is there)? Leaves that
+        neighbourhood in ``_fnear`` (:meth:`_near_still` reuses it when held)."""
+        fx, fy = self._flow_planes
+        cv2.magnitude(fx, fy, magnitude=self._speed)
+        self._near(self._label)
+        near = self._fnear if cv2.countNonZero(self._fnear) else None
+        return cv2.minMaxLoc(self._speed, near)[1] < STILL_FLOW
 
     def _smooth(self) -> None:
         """state = warped + k * (edge - warped), k per pixel from motion and disagreement.
