@@ -218,7 +218,9 @@ class Engine:
         """Segment and refine ``image`` (the segment side); the result is :meth:`matte`.
 
         A *keyframe* runs the model; a *propagated* frame (``segment.max_skip`` > 0) does not:
-        the refiner's history, warped along the optical flow, stands as its matte. A frame is
+        the refiner's history, warped along the optical flow (held as it is while the flow is
+        within the camera's noise: a still scene's propagated frames repeat the keyframe's
+        matte exactly), stands as its matte. A frame is
         propagated only when all of these hold: fewer than ``max_skip`` frames were propagated
         since the last keyframe; the refiner finds it predictable
         (:meth:`~bgcam.refine.MaskRefiner.track`: a history to follow, no scene cut, nothing

@@ -226,6 +226,8 @@ class MaskRefiner:
         self._speed = np.empty((fh, fw), np.float32)
         self.held = False
         """The last frame's history was held (no motion beyond noise), not warped."""
+        self._drift = (0.0, 0.0)
+        """The mean flow near the person summed over the frames held since the last warp."""
         self._fnear = np.empty((fh, fw), np.uint8)
         self._fmoving = np.empty((fh, fw), np.uint8)
         r = max(1, round(NEAR * fh))
@@ -410,6 +412,7 @@ class MaskRefiner:
         np.copyto(self._state, self._edge)
         cvcompat.compare_scalar(self._state, 0.5, cv2.CMP_GE, self._label)
         self.held = False
+        self._drift = (0.0, 0.0)
         self._fresh = False
         self.motion_ratio = 1.0
 
@@ -434,6 +437,7 @@ class MaskRefiner:
             self.held = self._hold()
             if not self.held:
                 warped_prev = self._warp()
+                self._drift = (0.0, 0.0)
         if not self.cfg.motion_compensation or self.held:
             np.copyto(self._wstate, self._state)
             np.copyto(self._wlabel, self._label)
@@ -478,7 +482,17 @@ class MaskRefiner:
         cv2.magnitude(fx, fy, magnitude=self._speed)
         self._near(self._label)
         near = self._fnear if cv2.countNonZero(self._fnear) else None
-        return cv2.minMaxLoc(self._speed, near)[1] < STILL_FLOW
+        if cv2.minMaxLoc(self._speed, near)[1] >= STILL_FLOW:
+            return False
+        mx, my = cv2.mean(self._flow, near)[:2]
+        dx, dy = self._drift
+        if math.hypot(dx + mx, dy + my) < STILL_FLOW:
+            self._drift = (dx + mx, dy + my)
+            return True
+        # A slow drift: the frames held so far join this one's warp (nothing is lost).
+        np.add(fx, np.float32(dx), out=fx)
+        np.add(fy, np.float32(dy), out=fy)
+        return False
 
     def _smooth(self) -> None:
         """state = warped + k * (edge - warped), k per pixel from motion and disagreement.
