@@ -93,6 +93,29 @@ def test_still_frames_are_propagated_moving_ones_are_not(model_dir: Path, scene:
     assert keys[STILL + MOVING + 2 :].count(False) >= 2
 
 
+@pytest.mark.parametrize("max_skip", [2, 4])
+def test_propagated_frames_on_a_still_scene_repeat_the_keyframe(
+    model_dir: Path, scene: Scene, max_skip: int
+) -> None:
+    """No drift along the runs: on a still scene (sensor noise only: the flow near the person
+    is within STILL_FLOW, the refiner holds its history) every propagated frame's matte is the
+    last keyframe's, exactly, however many follow it."""
+    cfg = Config().replace(**{"segment.max_skip": max_skip})
+    runs, run, key = [], 0, None
+    with Engine(cfg, (W, H)) as engine:
+        for _ in range(24):
+            engine.mask(scene.at(40))
+            matte = engine.refiner.alpha8_small
+            if engine.keyframe:
+                key, run = matte.copy(), 0
+            else:
+                assert key is not None
+                np.testing.assert_array_equal(matte, key)
+                run += 1
+                runs.append(run)
+    assert runs.count(max_skip) >= 3  # (full runs: 24 frames hold at least 3)
+
+
 def test_a_scene_cut_a_setting_change_and_the_first_frame_are_keyframes(
     model_dir: Path, scene: Scene
 ) -> None:
