@@ -109,7 +109,7 @@ def test_run_bench_reports_every_segmenter_and_backend(model_dir: Path) -> None:
     keyframes = res["keyframes"]
     assert set(keyframes) == {"moving", "still"}
     for rows in keyframes.values():
-        assert (rows["on"]["max_skip"], rows["off"]["max_skip"]) == (1, 0)
+        assert (rows["on"]["max_skip"], rows["off"]["max_skip"]) == (Config().segment.max_skip, 0)
         assert rows["off"]["propagated"] == 0.0 and 0.0 <= rows["on"]["propagated"] <= 0.5
         _check_stage_keys(rows["on"])
         assert rows["on"]["ms_mean"] > 0

@@ -111,7 +111,7 @@ class SegmentConfig(Section):
         "newcomers outside the crop (15 = 0.5 s at 30 fps)",
     )
     max_skip: int = Field(
-        1,
+        2,
         ge=0,
         le=4,
         description="keyframes: run the model only when the matte is not predictable from the "

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bgcam.config import Config
 from bgcam.control.socket import ControlServer
 from bgcam.pipeline import Pipeline
 from tests.live_media import RunningPipeline
@@ -99,7 +100,7 @@ def test_status_plain_and_json(daemon: Pipeline, rundir: Path) -> None:
     status = json.loads(res.stdout)
     assert status["mode"] == "blur" and status["frames_out"] > 0
     assert status["keyframes"] + status["propagated"] == status["segmentations"]
-    assert status["config"]["segment"]["max_skip"] == 1
+    assert status["config"]["segment"]["max_skip"] == Config().segment.max_skip == 2
     res = bgcam(rundir, "status")
     assert res.returncode == 0 and "frames_out" in res.stdout and "fps_out" in res.stdout
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import stat
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ import httpx
 import numpy as np
 import pytest
 
+from bgcam import web
+from bgcam.config import Config
 from bgcam.control.socket import ControlClient
 from bgcam.pipeline import Pipeline
 from bgcam.web.access import TOKEN_NAME, URL_NAME, csrf_token, read_access
@@ -439,3 +442,21 @@ def test_preview_is_downscaled_to_640_wide(web_models: Path, rundir: Path, tmp_p
 def test_upload_form_keeps_image_bytes_off_the_json_route(api: httpx.Client) -> None:
     r = api.post("/api/command", files={"image": ("a.png", io.BytesIO(png_bytes()))})
     assert r.status_code == 415
+
+
+@pytest.mark.parametrize(
+    ("field", "key"),
+    [
+        ("blur", "compose.blur"),
+        ("roi-margin", "segment.roi_margin"),
+        ("roi-full-every", "segment.roi_full_every"),
+        ("max-skip", "segment.max_skip"),
+    ],
+)
+def test_panel_fields_start_at_the_defaults(field: str, key: str) -> None:
+    """Before the first status arrives, each number field shows the setting's default."""
+    html = (Path(web.__file__).parent / "static" / "index.html").read_text(encoding="utf-8")
+    found = re.search(rf'<input[^>]*\bid="{field}"[^>]*\bvalue="([^"]+)"', html)
+    assert found, field
+    section, name = key.split(".")
+    assert float(found.group(1)) == getattr(getattr(Config(), section), name)
