@@ -454,11 +454,16 @@ class MaskRefiner:
         return True
 
     def _warp(self) -> _U8:
-        """The history (state, labels) and the previous grey frame warped along the flow (in
-        ``_wstate``, ``_wlabel``; the grey frame is returned)."""
+        """The previous grey frame warped along the flow (returned), and the history (state,
+        labels: ``_wstate``, ``_wlabel``) along the flow plus the drift of the frames held
+        since it was last warped (:meth:`_hold`)."""
         linear, nearest = RELATIVE | cv2.INTER_LINEAR, RELATIVE | cv2.INTER_NEAREST
         fx, fy = self._flow_planes
         cvcompat.remap(self._fprev, fx, self._fwarp, linear, y=fy)
+        dx, dy = self._drift  # (the mean flow of the frames held since the last warp)
+        if dx or dy:
+            np.add(fx, np.float32(dx), out=fx)
+            np.add(fy, np.float32(dy), out=fy)
         if self._flow_size == self.work_size:
             cvcompat.remap(self._state, fx, self._wstate, linear, y=fy)
             cvcompat.remap(self._label, fx, self._wlabel, nearest, y=fy)
@@ -476,7 +481,8 @@ class MaskRefiner:
 
     def _hold(self) -> bool:
         """Is the flow under :data:`STILL_FLOW` everywhere near the person (the history's labels
-        widened by :data:`NEAR`; the whole frame when nobody is there)? Leaves that
+        widened by :data:`NEAR`; the whole frame when nobody is there), and its mean there,
+        summed over the frames held since the last warp (``_drift``), too? Leaves that
         neighbourhood in ``_fnear`` (:meth:`_near_still` reuses it when held)."""
         fx, fy = self._flow_planes
         cv2.magnitude(fx, fy, magnitude=self._speed)
@@ -489,10 +495,7 @@ class MaskRefiner:
         if math.hypot(dx + mx, dy + my) < STILL_FLOW:
             self._drift = (dx + mx, dy + my)
             return True
-        # A slow drift: the frames held so far join this one's warp (nothing is lost).
-        np.add(fx, np.float32(dx), out=fx)
-        np.add(fy, np.float32(dy), out=fy)
-        return False
+        return False  # a slow drift: the frames held so far join this one's warp (_warp)
 
     def _smooth(self) -> None:
         """state = warped + k * (edge - warped), k per pixel from motion and disagreement.
