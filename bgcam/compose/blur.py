@@ -215,6 +215,24 @@ class BackgroundBlur:
             for ys, xs in _WHOLE if rects is None else rects:
                 np.copyto(dst[ys, xs], image[ys, xs])
             return dst
+        bg8 = self.small_background(image, alpha8, small)
+        if rects is None:
+            self.upsample(bg8, dst)
+            if sharpen:
+                self.sharpen(image, dst)
+            return dst
+        self.upsample(bg8, dst, rects if warp_rects else None)
+        if sharpen:
+            for ys, xs in rects:
+                self.sharpen(image[ys, xs], dst[ys, xs])
+        return dst
+
+    def small_background(
+        self, image: Image, alpha8: npt.NDArray[np.uint8] | None, small: Image | None = None
+    ) -> Image:
+        """The blurred background at the working size (owned, reused by the next call), before
+        :meth:`run` upsamples it and adds a weak blur's share of the sharp frame."""
+        p = self.plan
         small = self._shrink(image, small)
         weights = self._weights(alpha8)
         kind = self.blur_type
@@ -244,16 +262,7 @@ class BackgroundBlur:
                 cv2.pow(self._bgf, 1.0 / 2.2, dst=self._bgf)
                 cv2.convertScaleAbs(self._bgf, dst=self._bg8, alpha=255.0)  # rounded, saturated
             bg8 = self._bg8
-        if rects is None:
-            self.upsample(bg8, dst)
-            if sharpen:
-                self.sharpen(image, dst)
-            return dst
-        self.upsample(bg8, dst, rects if warp_rects else None)
-        if sharpen:
-            for ys, xs in rects:
-                self.sharpen(image[ys, xs], dst[ys, xs])
-        return dst
+        return bg8
 
     def upsample(
         self, bg8: Image, dst: Image, rects: Sequence[tuple[slice, slice]] | None = None
