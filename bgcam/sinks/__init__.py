@@ -2,7 +2,11 @@
 
 A sink is opened once with the output size and rate, then receives exactly ``output.fps`` frames
 a second from the pipeline (which does the pacing and repeats frames when late). ``send`` must not
-keep a reference to the image: the pipeline reuses the buffer. Built by name::
+keep a reference to the image: the pipeline reuses the buffer. A sink that sends I420 anyway
+(PipeWire; v4l2loopback in I420) says so with ``accepts_i420`` and takes the frame as an I420
+(YU12) array, (H * 3/2, W), in ``send_i420``: the CPU compositor then writes I420 directly
+(:mod:`bgcam.compose.i420`) and nobody converts the whole frame (:func:`takes_i420`). Built by
+name::
 
     auto            virtualcam when the v4l2loopback device exists, else pipewire
     virtualcam      the "BgCam" virtual camera (pyvirtualcam; v4l2loopback on Linux)
@@ -19,7 +23,7 @@ from typing import Protocol
 from bgcam.errors import ConfigError
 from bgcam.frame import Image
 
-__all__ = ["Sink", "SinkClosed", "create_sink", "sink_names"]
+__all__ = ["Sink", "SinkClosed", "create_sink", "sink_names", "takes_i420"]
 
 
 class SinkClosed(Exception):
@@ -43,6 +47,11 @@ class Sink(Protocol):
     def send(self, image: Image) -> None: ...
 
     def close(self) -> None: ...
+
+
+def takes_i420(sink: object) -> bool:
+    """Whether ``sink`` takes I420 frames (``accepts_i420`` true and a ``send_i420`` method)."""
+    return bool(getattr(sink, "accepts_i420", False)) and callable(getattr(sink, "send_i420", None))
 
 
 def sink_names() -> list[str]:

@@ -1,7 +1,8 @@
 """Several sinks fed the same composed frame (``--sink virtualcam,pipewire``).
 
-The frame is composed once; each sink gets the same buffer in turn (sinks never keep it). A sink
-that fails to open closes the ones already open. On demand: a reader of any of them counts.
+The frame is composed once; each sink gets the same buffer in turn (sinks never keep it), in I420
+only when every one of them takes it (:func:`~bgcam.sinks.takes_i420`). A sink that fails to
+open closes the ones already open. On demand: a reader of any of them counts.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 from typing import Protocol
 
 from bgcam.frame import Image
-from bgcam.sinks import Sink
+from bgcam.sinks import Sink, takes_i420
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class MultiSink:
         self.sinks = sinks
         self.name = ",".join(s.name for s in sinks)
         self.device: str | None = next((s.device for s in sinks if s.device), None)
+        self.accepts_i420 = all(takes_i420(s) for s in sinks)
 
     def locate(self) -> None:
         for sink in self.sinks:
@@ -71,6 +73,11 @@ class MultiSink:
     def send(self, image: Image) -> None:
         for sink in self.sinks:
             sink.send(image)
+
+    def send_i420(self, frame: Image) -> None:
+        """Only when :attr:`accepts_i420` (every sink takes I420)."""
+        for sink in self.sinks:
+            sink.send_i420(frame)  # type: ignore[attr-defined]
 
     def close(self) -> None:
         for sink in self.sinks:

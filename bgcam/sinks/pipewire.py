@@ -37,9 +37,11 @@ does not wait for a reader before it starts, and ``sync=false``: frames go out a
 them (BgCam paces).
 
 **Never stalls the pipeline.** :meth:`PipeWireSink.send` converts the frame into a free I420
-buffer (:class:`I420Slots`) and returns; a writer thread hands the buffers to the child in
-order. While nobody reads the camera, ``pipewiresink`` blocks and the child takes no more
-frames: the oldest unsent frame gives its buffer to the newest (counted as ``dropped``).
+buffer (:class:`I420Slots`) and returns (:meth:`PipeWireSink.send_i420` only copies a frame the
+CPU compositor wrote in I420 itself, :mod:`bgcam.compose.i420`); a writer thread hands the
+buffers to the child in order. While nobody reads the camera, ``pipewiresink`` blocks and the
+child takes no more frames: the oldest unsent frame gives its buffer to the newest (counted as
+``dropped``).
 
 **Readers.** Through shared memory one child serves several readers at once, and a reader that
 opens the camera right after another closed it (tests/sinks/test_pipewire_e2e.py). Through the
@@ -241,6 +243,21 @@ class PipeWireSink:
         if (w, h) != self._size or image.ndim != 3:
             raise ValueError(f"PipeWire camera frame: expected {self._size}, got {(w, h)}")
         slots.put(image)
+
+    accepts_i420 = True
+    """Frames may come in I420 already (:func:`bgcam.sinks.takes_i420`): only copied."""
+
+    def send_i420(self, frame: Image) -> None:
+        """Send an I420 frame (H * 3/2, W) of the output size (copied into a free buffer)."""
+        slots = self._slots
+        if slots is None:
+            raise DeviceError("the PipeWire camera is not open")
+        w, h = self._size
+        if frame.shape != (h * 3 // 2, w):
+            raise ValueError(
+                f"PipeWire camera I420 frame: expected {(h * 3 // 2, w)}, got {frame.shape}"
+            )
+        slots.put(frame, i420=True)
 
     def close(self) -> None:
         self._stop.set()

@@ -43,8 +43,12 @@ class I420Slots:
         self._cond = threading.Condition()
         self.dropped = 0
 
-    def put(self, image: Image) -> None:
-        cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420, dst=self._bufs[self._fill])
+    def put(self, image: Image, *, i420: bool = False) -> None:
+        """Convert BGR ``image`` (``i420``: copy the I420 frame) into a free buffer."""
+        if i420:
+            np.copyto(self._bufs[self._fill], image)
+        else:
+            cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420, dst=self._bufs[self._fill])
         with self._cond:
             if self._free:
                 self._pending.append(self._fill)

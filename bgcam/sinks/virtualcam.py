@@ -4,8 +4,8 @@ Linux: a v4l2loopback device. ``scripts/setup-v4l2loopback.sh`` loads the module
 ``card_label=BgCam exclusive_caps=1`` (Chrome lists only devices that advertise capture alone).
 The device is found by its V4L2 card name, read from ``/sys/class/video4linux/video*/name``
 (pyvirtualcam itself cannot pick a device by name), or taken from ``output.device``. Frames go
-through pyvirtualcam as BGR; its v4l2loopback backend converts them to I420 (YU12), a 4:2:0
-format Chrome, Firefox, Zoom and OBS all accept, which is why widths (and heights) must be even.
+to the device in I420 (YU12, see **Pixel format**), a 4:2:0 format Chrome, Firefox, Zoom and OBS
+all accept, which is why widths (and heights) must be even.
 
 Windows / macOS: pyvirtualcam's own backends (OBS Virtual Camera; on Windows Unity Capture, which
 can be registered under the name BgCam and then chosen with ``output.device = "BgCam"``).
@@ -27,7 +27,9 @@ uses it, or reload the module).
 **Pixel format** (``output.pixel_format``): I420 (default: 4:2:0, 1.5 bytes a pixel, what Chrome,
 Firefox and Zoom read natively) or YUYV (4:2:2 packed, 2 bytes a pixel, what OBS's virtual camera
 writes; a few apps list only packed formats). YUYV frames are converted here into an owned
-buffer; I420 is converted by pyvirtualcam.
+buffer. In I420 the device is opened in pyvirtualcam's ``PixelFormat.I420``, which takes the
+buffer as it is: the sink takes I420 frames (``send_i420``, composed straight into I420 by the CPU
+compositor) and converts a BGR frame itself (OpenCV, into an owned buffer).
 
 **One reader at a time** (v4l2loopback ≥ 0.14 with ``exclusive_caps=1``): a second app that opens
 the camera while one streams may fail; make a second device for it (README).
@@ -238,6 +240,8 @@ class VirtualCamSink:
         self._cam: object | None = None
         self._size = (0, 0)
         self._next_check = 0.0
+        self._i420 = False
+        """Opened in pyvirtualcam's I420 (v4l2loopback, pixel format I420)."""
 
     def locate(self) -> str | None:
         """The device to open (Linux: found or checked now, so errors come before the camera)."""
@@ -266,7 +270,14 @@ class VirtualCamSink:
         linux = sys.platform.startswith("linux")
         backend = "v4l2loopback" if linux else None
         yuyv = self.pixel_format == "YUYV"
-        fmt = pyvirtualcam.PixelFormat.YUYV if yuyv else pyvirtualcam.PixelFormat.BGR
+        self._i420 = linux and not yuyv  # the other backends: BGR, converted by pyvirtualcam
+        fmt = (
+            pyvirtualcam.PixelFormat.YUYV
+            if yuyv
+            else pyvirtualcam.PixelFormat.I420
+            if self._i420
+            else pyvirtualcam.PixelFormat.BGR
+        )
         if linux and device and advertises_output(device) is False:
             log.warning("%s offers no output side (a writer died?); resetting it", device)
             reset_device(device)
@@ -289,8 +300,8 @@ class VirtualCamSink:
                 )
                 reset_device(device)
                 time.sleep(0.5)
+        self._yuv = np.empty((h * 3 // 2, w), np.uint8)
         if yuyv:
-            self._yuv = np.empty((h * 3 // 2, w), np.uint8)
             self._packed = np.empty((h, w * 2), np.uint8)
         self._size = size
         log.info(
@@ -309,6 +320,40 @@ class VirtualCamSink:
         h, w = image.shape[:2]
         if (w, h) != self._size or image.ndim != 3:
             raise ValueError(f"virtual camera frame: expected {self._size}, got {(w, h)}")
+        self._check_device()
+        assert self._yuv is not None
+        if self._packed is not None:
+            bgr_to_yuyv(image, self._yuv, self._packed)
+            cam.send(self._packed)  # type: ignore[attr-defined]
+            return
+        if not self._i420:
+            cam.send(image)  # type: ignore[attr-defined]
+            return
+        cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420, dst=self._yuv)
+        cam.send(self._yuv)  # type: ignore[attr-defined]
+
+    @property
+    def accepts_i420(self) -> bool:
+        """I420 frames go to the device as they are (:func:`bgcam.sinks.takes_i420`)."""
+        return self.pixel_format == "I420" and sys.platform.startswith("linux")
+
+    def send_i420(self, frame: Image) -> None:
+        """Send an I420 frame (H * 3/2, W): handed to the device as is (only with pixel format
+        I420)."""
+        cam = self._cam
+        if cam is None:
+            raise DeviceError("virtual camera is not open")
+        w, h = self._size
+        if frame.shape != (h * 3 // 2, w) or not self._i420:
+            raise ValueError(
+                f"virtual camera I420 frame: expected {(h * 3 // 2, w)} in pixel format I420, "
+                f"got {frame.shape} in {self.pixel_format}"
+            )
+        self._check_device()
+        cam.send(frame)  # type: ignore[attr-defined]
+
+    def _check_device(self) -> None:
+        """Once a second: the device node still exists (v4l2loopback was not unloaded)."""
         now = time.monotonic()
         if self.device and now >= self._next_check:
             self._next_check = now + 1.0
@@ -317,11 +362,6 @@ class VirtualCamSink:
                     f"the virtual camera {self.device} disappeared (v4l2loopback unloaded?)",
                     hint=SETUP_HINT,
                 )
-        if self._packed is not None and self._yuv is not None:
-            bgr_to_yuyv(image, self._yuv, self._packed)
-            cam.send(self._packed)  # type: ignore[attr-defined]
-            return
-        cam.send(image)  # type: ignore[attr-defined]
 
     def close(self) -> None:
         cam, self._cam = self._cam, None
