@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from bgcam.compose import Compositor, Prepared, create_compositor
 from bgcam.compose.cpu import CpuCompositor
+from bgcam.compose.i420 import I420Composer
 from bgcam.config import ComposeConfig, Config, SegmentConfig
 from bgcam.frame import Image, Mask, ShrunkFrame, resize_bilinear, upsample_alpha8
 from bgcam.refine import MaskRefiner
@@ -119,7 +120,7 @@ def builds_models(old: Config, new: Config) -> bool:
 
 
 def composite(
-    compositor: Compositor,
+    compositor: Compositor | I420Composer,
     picture: Image | FramedPicture,
     matte: npt.NDArray[np.uint8] | None,
     small: Image | None,
@@ -127,9 +128,10 @@ def composite(
     """The compositor's output for what the studio effects hand over (:meth:`Engine.compose`):
     a picture, or a :class:`~bgcam.studio.FramedPicture` that the CPU compositor draws straight
     into its output (the studio defers the crop only to it, and only with a matte and a shrunk
-    picture); ``matte=None`` blurs everything."""
+    picture); ``matte=None`` blurs everything. An :class:`I420Composer` gives the same in I420."""
     if isinstance(picture, FramedPicture):
-        assert isinstance(compositor, CpuCompositor) and matte is not None and small is not None
+        assert isinstance(compositor, CpuCompositor | I420Composer)
+        assert matte is not None and small is not None
         return compositor.compose_framed(picture, small, matte)
     if matte is None:
         return compositor.compose(picture, None)
@@ -180,6 +182,8 @@ class Engine:
         self._framed: npt.NDArray[np.uint8] | None = None
         self._framed_a8: npt.NDArray[np.uint8] | None = None
         self._framed_alpha: Mask | None = None
+        self._i420: I420Composer | None = None
+        self._i420_said: object = None
 
     @property
     def alpha(self) -> Mask | None:
@@ -282,8 +286,11 @@ class Engine:
         t: float | None = None,
         fresh: bool = True,
         matte_small: Image | None = None,
+        i420: bool = False,
     ) -> Image:
         """The compose side: ``frame`` with ``alpha8_small`` (None: blur the whole frame).
+        ``i420``: an I420 frame when the compositor makes one (:meth:`i420_composer`), else BGR
+        as always (tell them apart with :func:`bgcam.compose.i420.is_i420`).
 
         The studio effects (:mod:`bgcam.studio`: auto-framing, low-light correction) run first,
         so the compositor works on the framed, relit picture with the matte framed alike (the
@@ -311,11 +318,29 @@ class Engine:
             )
         self._framed = None if matte is alpha8_small else matte
         t1 = time.monotonic()
-        out = composite(self.compositor, picture, matte, small)
+        composer = self.i420_composer() if i420 else None
+        out = composite(composer or self.compositor, picture, matte, small)
         t2 = time.monotonic()
         self.times.studio = (t1 - t0) * 1e3
         self.times.compose = (t2 - t1) * 1e3
         return out
+
+    def i420_composer(self) -> I420Composer | None:
+        """The I420 output path of the current compositor (the CPU one, frames of an even
+        size), made on first use; None for the others (their BGR output is converted)."""
+        compositor = self.compositor
+        composer = self._i420
+        if composer is not None and composer.cpu is compositor:
+            return composer
+        w, h = self.frame_size
+        if not isinstance(compositor, CpuCompositor) or w % 2 or h % 2:
+            if self._i420_said is not compositor:
+                self._i420_said = compositor
+                log.info("the %s compositor makes BGR: converted to I420", compositor.name)
+            return None
+        self._i420 = composer = I420Composer(compositor)
+        log.info("the CPU compositor writes I420 for the sink")
+        return composer
 
     def _reads_whole(self, frame: ShrunkFrame, matte: npt.NDArray[np.uint8] | None) -> bool:
         """Whether the compositor reads the (framed) picture where the matte is 0, given the

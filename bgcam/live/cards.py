@@ -9,6 +9,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from bgcam.compose.i420 import is_i420, to_bgr
 from bgcam.frame import Image
 from bgcam.sources import as_image
 
@@ -48,21 +49,25 @@ class LastOutput:
             self._seq += 1
 
     def get(self, copy: bool = True) -> tuple[Image | None, int]:
-        """The last frame (a copy, unless ``copy=False``: the live buffer) and its number."""
+        """The last frame in BGR (a copy, unless ``copy=False``: the live buffer, which is I420
+        when the output is: :func:`~bgcam.compose.i420.is_i420`) and its number."""
         with self._lock:
             out = self._image
             if out is not None and copy:
-                out = out.copy()
+                out = out.copy() if not is_i420(out) else to_bgr(out)
             return out, self._seq
 
 
 def make_card(text: str, size: tuple[int, int], base: Image | None) -> Image:
-    """``base`` shrunk, blurred and darkened (or plain grey) at ``size``, with ``text`` centred."""
+    """``base`` (BGR or I420) shrunk, blurred and darkened (or plain grey) at ``size``, with
+    ``text`` centred."""
     w, h = size
     if base is None:
         card = np.full((h, w, 3), 40, np.uint8)
     else:
-        small = cv2.resize(base, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(
+            to_bgr(base), (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA
+        )
         small = cv2.GaussianBlur(small, (0, 0), max(1.0, h / 8 / 30))
         card = as_image(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR))
         cv2.convertScaleAbs(card, dst=card, alpha=0.6)

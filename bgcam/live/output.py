@@ -14,13 +14,16 @@ import logging
 import time
 from collections.abc import Callable
 
+import numpy as np
+
+from bgcam.compose.i420 import I420, to_i420
 from bgcam.config import Config
 from bgcam.engine import Engine
 from bgcam.frame import Frame, Image, ShrunkFrame
 from bgcam.live.cards import Cards, LastOutput
 from bgcam.live.clock import OutputClock
 from bgcam.live.masks import MaskExchange
-from bgcam.sinks import Sink, SinkClosed
+from bgcam.sinks import Sink, SinkClosed, takes_i420
 from bgcam.sources import Source, SourceState
 from bgcam.stats import Stats
 
@@ -81,6 +84,12 @@ class Output:
         self._cost = 0.0
         """Seconds compose + send take (a decaying maximum): a matte wait leaves them room."""
         self._t_compose = 0.0
+        self._i420 = takes_i420(sink)
+        """The sink takes I420: compose straight into it (the CPU compositor), convert the rest."""
+        w, h = engine.frame_size
+        self._conv: I420 | None = np.empty((h * 3 // 2, w), np.uint8) if self._i420 else None
+        self._conv_of: Image | None = None
+        """The still (a card) whose I420 :attr:`_conv` holds."""
 
     def tick(self, source: Source, clock: OutputClock, *, paused: bool) -> bool:
         """Send one frame; False when the source ended or the sink closed."""
@@ -109,7 +118,7 @@ class Output:
             out, placeholder = self.cards.card("camera unavailable"), True
         else:
             out = self._last.image
-        if not self.send(out):
+        if not self.send(out, still=placeholder):
             return False
         if new:
             spent = time.monotonic() - self._t_compose
@@ -146,21 +155,34 @@ class Output:
         if now < self._next_card:
             return True
         self._next_card = now + IDLE_CARD_PERIOD
-        if not self.send(self.cards.card("BgCam: waiting for a viewer")):
+        if not self.send(self.cards.card("BgCam: waiting for a viewer"), still=True):
             return False
         self._stats.frame_out(new=False, placeholder=True)
         return True
 
-    def send(self, image: Image) -> bool:
-        """Send ``image``; False when the sink was closed from its side."""
+    def send(self, image: Image, *, still: bool = False) -> bool:
+        """Send ``image`` (BGR or I420); False when the sink was closed from its side.
+        ``still``: a card, sent again unchanged while it shows (converted once for I420)."""
         t0 = time.monotonic()
         try:
-            self._sink.send(image)
+            if self._conv is None:
+                self._sink.send(image)
+            else:
+                self._sink.send_i420(self._as_i420(image, still))  # type: ignore[attr-defined]
         except SinkClosed as exc:
             log.info("%s: stopping", exc)
             return False
         self._stats.stage("send", (time.monotonic() - t0) * 1e3)
         return True
+
+    def _as_i420(self, image: Image, still: bool) -> I420:
+        """``image`` in I420: itself, or converted (a card once while it shows; the frames of
+        a compositor that makes BGR each time)."""
+        assert self._conv is not None
+        if still and image is self._conv_of:
+            return self._conv
+        self._conv_of = image if still else None
+        return to_i420(image, self._conv)
 
     def _compose(self, frame: Frame, source_fps: float, deadline: float) -> tuple[Image, bool]:
         """``frame`` composed with the newest usable matte (its own when it comes before
@@ -177,7 +199,9 @@ class Output:
             )
         if got is None:
             out = self._last.update(
-                lambda: engine.compose(ShrunkFrame(frame.image), None, t=frame.t_capture)
+                lambda: engine.compose(
+                    ShrunkFrame(frame.image), None, t=frame.t_capture, i420=self._i420
+                )
             )
         else:
             matte, same = got
@@ -185,7 +209,11 @@ class Output:
             shrunk = ShrunkFrame(frame.image, matte.small if same else None)
             out = self._last.update(
                 lambda: engine.compose(
-                    shrunk, matte.alpha8, t=frame.t_capture, matte_small=matte.small
+                    shrunk,
+                    matte.alpha8,
+                    t=frame.t_capture,
+                    matte_small=matte.small,
+                    i420=self._i420,
                 )
             )
         self._stats.stage("compose", engine.times.compose)
