@@ -97,6 +97,22 @@ def _tile_view(a: _U8, rows: int, cols: int, t: int) -> _U8:
     return view
 
 
+def _chroma(buf: I420, h: int, w: int) -> _U8:
+    """The U and V planes of an I420 buffer as one (2, h/2, w/2) view."""
+    q = (h // 2) * (w // 2)
+    return buf.reshape(-1)[h * w : h * w + 2 * q].reshape(2, h // 2, w // 2)
+
+
+def _uv_tiles(uv: _U8, rows: int, cols: int) -> _U8:
+    """A (2, rows, cols, 8, 8) view of the chroma of the frame's tiles (``uv``: :func:`_chroma`)."""
+    c = TILE // 2
+    s0, s1, s2 = uv.strides
+    view: _U8 = np.lib.stride_tricks.as_strided(
+        uv, shape=(2, rows, cols, c, c), strides=(s0, s1 * c, s2 * c, s1, s2), writeable=True
+    )
+    return view
+
+
 class _Scratch:
     """Flat uint8 / uint16 scratch that grows by half again when too small (no allocation per
     frame once the silhouette's size has been seen)."""
@@ -136,6 +152,7 @@ class I420Composer:
         self._w, self._h = w, h
         self._buf = np.empty((h * 3 // 2, w), np.uint8)
         self._y, self._u, self._v = i420_planes(self._buf, h, w)
+        self._uv = _chroma(self._buf, h, w)
         self._yuv_small: Image | None = None
         self._planes_small: list[_U8] = []
         self._block = np.empty(h * 3 // 2 * w, np.uint8)
@@ -181,7 +198,7 @@ class I420Composer:
                 self._copy_block(cam, ys, xs, r0 * t, c0 * t)
             ty, tx = np.nonzero((tmin < 255) & seen)
             if len(ty):
-                self._edge_tiles(cam, alpha8_small, grid, ty, tx, r0, c0)
+                self._edge_tiles(cam, grid, ty, tx, r0, c0)
         s = grid.s
         for ys, xs in cpu._margins:
             a8 = alpha_rect(alpha8_small, s, xs.start, ys.start, xs.stop, ys.stop)
@@ -239,53 +256,42 @@ class I420Composer:
         warp_linear(us, half, self._u)
         warp_linear(vs, half, self._v)
 
-    def _convert(self, bgr: Image) -> tuple[_U8, _U8, _U8]:
-        """``bgr`` (even sides) in I420 in the block scratch: its Y, U, V views."""
+    def _convert(self, bgr: Image) -> tuple[_U8, _U8]:
+        """``bgr`` (even sides) in I420 in the block scratch: its Y and its U, V (as one
+        (2, h/2, w/2) view: the planes follow each other)."""
         bh, bw = bgr.shape[:2]
         n = bh * bw
         dst = self._block[: n * 3 // 2].reshape(bh * 3 // 2, bw)
         cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420, dst=dst)
-        return i420_planes(dst, bh, bw)
+        return dst[:bh], _chroma(dst, bh, bw)
 
-    def _block_put(
-        self, image: Image, ys: slice, xs: slice, a8: npt.NDArray[np.uint8] | None
-    ) -> None:
-        """The region (ys, xs) of ``image`` (even bounds) converted into the planes; blended
-        over the background there by ``a8`` (the region's alpha) unless None."""
-        y, u, v = self._convert(image[ys, xs])
+    def _block_put(self, image: Image, ys: slice, xs: slice, a8: npt.NDArray[np.uint8]) -> None:
+        """The region (ys, xs) of ``image`` (even bounds) converted and blended over the
+        background there by ``a8`` (the region's alpha)."""
+        y, uv = self._convert(image[ys, xs])
         cy, cx = slice(ys.start // 2, ys.stop // 2), slice(xs.start // 2, xs.stop // 2)
-        planes = ((self._y[ys, xs], y), (self._u[cy, cx], u), (self._v[cy, cx], v))
-        if a8 is None:
-            for dst, src in planes:
-                np.copyto(dst, src)
-            return
         sc = self._s
-        ac = np.ascontiguousarray(a8[::2, ::2])
-        for (dst, src), a in zip(planes, (a8, ac, ac), strict=True):
-            n = a.size
+        ac = a8[np.newaxis, ::2, ::2]  # broadcast over U and V
+        for dst, src, a in ((self._y[ys, xs], y, a8), (self._uv[:, cy, cx], uv, ac)):
+            n = src.size
             sc.grow(n)
             bg, im, al = sc.u8[0][:n], sc.u8[1][:n], sc.u8[2][:n]
             np.copyto(bg.reshape(dst.shape), dst)
-            np.copyto(im, src.reshape(-1))
-            np.copyto(al.reshape(a.shape), a)
+            np.copyto(im.reshape(src.shape), src)
+            np.copyto(al.reshape(src.shape), a)
             sc.blend(im, bg, al)
             np.copyto(dst, bg.reshape(dst.shape))
 
-    def _copy_block(
-        self, cam: tuple[_U8, _U8, _U8], ys: slice, xs: slice, oy: int, ox: int
-    ) -> None:
+    def _copy_block(self, cam: tuple[_U8, _U8], ys: slice, xs: slice, oy: int, ox: int) -> None:
         """The region (ys, xs) of the frame from the converted box ``cam`` at (ox, oy)."""
         y0, y1, x0, x1 = ys.start - oy, ys.stop - oy, xs.start - ox, xs.stop - ox
         np.copyto(self._y[ys, xs], cam[0][y0:y1, x0:x1])
         cy, cx = slice(ys.start // 2, ys.stop // 2), slice(xs.start // 2, xs.stop // 2)
-        y0, y1, x0, x1 = y0 // 2, y1 // 2, x0 // 2, x1 // 2
-        np.copyto(self._u[cy, cx], cam[1][y0:y1, x0:x1])
-        np.copyto(self._v[cy, cx], cam[2][y0:y1, x0:x1])
+        np.copyto(self._uv[:, cy, cx], cam[1][:, y0 // 2 : y1 // 2, x0 // 2 : x1 // 2])
 
     def _edge_tiles(
         self,
-        cam: tuple[_U8, _U8, _U8],
-        alpha8_small: npt.NDArray[np.uint8],
+        cam: tuple[_U8, _U8],
         grid: TileGrid,
         ty: npt.NDArray[np.intp],
         tx: npt.NDArray[np.intp],
@@ -293,33 +299,28 @@ class I420Composer:
         c0: int,
     ) -> None:
         """Blend the silhouette's tiles (ty, tx), the camera's from the converted box ``cam``
-        whose first tile is (r0, c0): the planes' tiles gathered into one long row (Y, U, V),
-        blended at once, put back."""
+        whose first tile is (r0, c0): the planes' tiles gathered into one long row (Y, then U
+        and V), blended at once, put back."""
         cpu = self.cpu
         rows, cols = cpu._rows, cpu._cols
         n = len(ty)
         t, c = TILE, TILE // 2
-        ny, nc = n * t * t, n * c * c
-        total = ny + 2 * nc
+        ny = n * t * t
+        total = ny + 2 * n * c * c
         sc = self._s
         sc.grow(total)
         bg, im, al = sc.u8[0][:total], sc.u8[1][:total], sc.u8[2][:total]
         tiles_al = al[:ny].reshape(n, t, t)
         grid.tiles(ty, tx, rows, cols, tiles_al)
-        np.copyto(al[ny : ny + nc].reshape(n, c, c), tiles_al[:, ::2, ::2])
-        np.copyto(al[ny + nc :], al[ny : ny + nc])
+        np.copyto(al[ny:].reshape(2, n, c, c), tiles_al[:, ::2, ::2])
         br, bc = ty - r0, tx - c0
-        parts = (slice(0, ny), slice(ny, ny + nc), slice(ny + nc, total))
-        views = []
-        for plane, box, side, part in zip(
-            (self._y, self._u, self._v), cam, (t, c, c), parts, strict=True
-        ):
-            bh, bw = box.shape
-            out = _tile_view(plane, rows, cols, side)
-            np.copyto(bg[part].reshape(n, side, side), out[ty, tx])
-            src = _tile_view(box, bh // side, bw // side, side)
-            np.copyto(im[part].reshape(n, side, side), src[br, bc])
-            views.append((out, bg[part].reshape(n, side, side)))
+        (by, buv), (hy, hx) = cam, cam[0].shape
+        out_y, out_uv = _tile_view(self._y, rows, cols, t), _uv_tiles(self._uv, rows, cols)
+        bg_y, bg_uv = bg[:ny].reshape(n, t, t), bg[ny:].reshape(2, n, c, c)
+        np.copyto(bg_y, out_y[ty, tx])
+        np.copyto(bg_uv, out_uv[:, ty, tx])
+        np.copyto(im[:ny].reshape(n, t, t), _tile_view(by, hy // t, hx // t, t)[br, bc])
+        np.copyto(im[ny:].reshape(2, n, c, c), _uv_tiles(buv, hy // t, hx // t)[:, br, bc])
         sc.blend(im, bg, al)
-        for out, tiles in views:
-            out[ty, tx] = tiles
+        out_y[ty, tx] = bg_y
+        out_uv[:, ty, tx] = bg_uv
