@@ -14,7 +14,12 @@ own CPU is the application's, not BgCam's.
 to a ``NullSink``, then to a ``PipeWireSink`` per transport (same reader), this process's CPU
 plus the child's and the ``pw-dump`` calls'. No segmentation or compositing runs beside it, so
 the machine's load disturbs the figure far less than the daemon's total, which varies by several
-points from run to run on a shared machine.
+points from run to run on a shared machine. ``--i420`` adds, per transport, a run that hands the
+sink I420 frames (``send_i420``: what it gets when the CPU compositor writes I420 itself), beside
+the BGR frames it converts.
+
+Each daemon run also prints the output thread's compose and send times (``stage_ms``, median
+milliseconds a frame), which show the I420 path's effect with less noise than the CPU totals.
 """
 
 from __future__ import annotations
@@ -57,7 +62,12 @@ READER = [
 
 
 def run_once(
-    session: PipeWireSession, sink: str, size: str, seconds: float, transport: str = "auto"
+    session: PipeWireSession,
+    sink: str,
+    size: str,
+    seconds: float,
+    transport: str = "auto",
+    source: str = "",
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         stats_path = Path(tmp) / "stats.json"
@@ -67,7 +77,7 @@ def run_once(
             "bgcam",
             "run",
             "--source",
-            f"synthetic:{size}@30",
+            source or f"synthetic:{size}@30",
             "--sink",
             sink,
             "--seconds",
@@ -106,11 +116,14 @@ def run_once(
     child = float(counters.get("child_cpu_percent", 0.0)) + float(
         counters.get("monitor_cpu_percent", 0.0)
     )
+    stages: dict[str, float] = stats.get("stage_ms", {})
     return {
         "cpu": float(stats["cpu_percent"]),
         "child": child,
         "total": float(stats["cpu_percent"]) + child,
         "fps": float(stats["fps_out"]),
+        "compose": float(stages.get("compose", 0.0)),
+        "send": float(stages.get("send", 0.0)),
     }
 
 
@@ -120,11 +133,18 @@ def own_cpu() -> float:
 
 
 def sink_once(
-    session: PipeWireSession, transport: str | None, size: tuple[int, int], seconds: float
+    session: PipeWireSession,
+    transport: str | None,
+    size: tuple[int, int],
+    seconds: float,
+    i420: bool = False,
 ) -> dict[str, float]:
-    """CPU % of one core that sending frames at 30 fps to one sink costs (``None``: null)."""
+    """CPU % of one core that sending frames at 30 fps to one sink costs (``None``: null);
+    ``i420``: the frames are I420 already."""
     w, h = size
     frame = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    if i420:
+        frame = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420)
     sink = NullSink() if transport is None else PipeWireSink(transport=transport)
     sink.locate()
     sink.open(size, 30.0)
@@ -159,8 +179,9 @@ def pump(
     """Send ``frame`` 30 times a second for ``seconds`` (or until ``until()``); frames sent."""
     t0 = time.monotonic()
     n = 0
+    send = sink.send_i420 if frame.ndim == 2 and isinstance(sink, PipeWireSink) else sink.send
     while n < seconds * 30:
-        sink.send(frame)
+        send(frame)
         n += 1
         if until is not None and n % 15 == 0 and until():
             break
@@ -188,7 +209,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--size", default="1280x720")
     ap.add_argument("--transports", default="shm,pipe", help="comma-separated: shm, pipe, auto")
+    ap.add_argument("--source", default="", help="instead of synthetic:SIZE@30 (e.g. a clip)")
     ap.add_argument("--sink-only", action="store_true", help="the sink alone, in this process")
+    ap.add_argument("--i420", action="store_true", help="--sink-only: also send I420 frames")
     args = ap.parse_args()
     require_pipewire()
     if args.sink_only:
@@ -200,11 +223,12 @@ def main() -> None:
     with PipeWireSession() as session:
         for r in range(args.rounds):
             for label, sink, transport in runs:
-                res = run_once(session, sink, args.size, args.seconds, transport)
+                res = run_once(session, sink, args.size, args.seconds, transport, args.source)
                 results[label].append(res)
                 print(
                     f"round {r + 1} {label:8s} daemon {res['cpu']:5.1f} %  child "
-                    f"{res['child']:5.1f} %  total {res['total']:5.1f} %  fps {res['fps']:.2f}",
+                    f"{res['child']:5.1f} %  total {res['total']:5.1f} %  fps {res['fps']:.2f}  "
+                    f"compose {res['compose']:.2f} ms  send {res['send']:.2f} ms",
                     flush=True,
                 )
     med = {k: statistics.median(x["total"] for x in v) for k, v in results.items()}
@@ -223,21 +247,25 @@ def main() -> None:
 def sink_only(args: argparse.Namespace) -> None:
     w, h = (int(v) for v in args.size.split("x"))
     transports = [t.strip() for t in args.transports.split(",") if t.strip()]
-    runs: list[tuple[str, str | None]] = [("null", None)] + [(f"pw-{t}", t) for t in transports]
-    results: dict[str, list[float]] = {label: [] for label, _ in runs}
+    runs: list[tuple[str, str | None, bool]] = [("null", None, False)]
+    for t in transports:
+        runs.append((f"pw-{t}", t, False))
+        if args.i420:
+            runs.append((f"pw-{t}-i420", t, True))
+    results: dict[str, list[float]] = {label: [] for label, _, _ in runs}
     cv2.setNumThreads(opencv_threads())  # as the daemon's pipeline does while it runs
     with PipeWireSession() as session:
         os.environ.update(session.env)  # the sink finds PipeWire through this process's env
         for r in range(args.rounds):
-            for label, transport in runs:
-                res = sink_once(session, transport, (w, h), args.seconds)
+            for label, transport, i420 in runs:
+                res = sink_once(session, transport, (w, h), args.seconds, i420)
                 results[label].append(res["total"])
                 print(
                     f"round {r + 1} {label:8s} this process {res['cpu']:5.2f} %  child "
                     f"{res['child']:5.2f} %  total {res['total']:5.2f} %  fps {res['fps']:.2f}",
                     flush=True,
                 )
-    for label, _ in runs[1:]:
+    for label, _, _ in runs[1:]:
         diffs = [p - n for p, n in zip(results[label], results["null"], strict=True)]
         print(
             f"{label}: sink alone {statistics.median(diffs):+.2f} points of one core over null "
