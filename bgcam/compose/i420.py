@@ -34,7 +34,7 @@ import numpy.typing as npt
 from bgcam.compose.cpu import CpuCompositor, LazyPicture
 from bgcam.compose.tiles import TILE, TileGrid, alpha_rect
 from bgcam.effects import ImageBackground
-from bgcam.frame import Image, ShrunkFrame, _resize_map, warp_linear
+from bgcam.frame import Image, ShrunkFrame, resize_map, warp_linear
 
 __all__ = ["I420", "I420Composer", "i420_planes", "to_bgr", "to_i420"]
 
@@ -249,7 +249,7 @@ class I420Composer:
         cv2.transform(small, _BGR2YUV, dst=self._yuv_small)
         cv2.split(self._yuv_small, self._planes_small)
         ys, us, vs = self._planes_small
-        m = _resize_map(sw, sh, self._w, self._h)
+        m = resize_map(sw, sh, self._w, self._h)
         warp_linear(ys, m, self._y)
         half = m.copy()
         half[:, :2] *= 2.0  # chroma pixel (x, y) is the frame's pixel (2x, 2y)
