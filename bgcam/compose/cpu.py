@@ -114,8 +114,8 @@ class CpuCompositor:
         self._rows, self._cols = h // TILE, w // TILE
         self._tiles = np.empty((self._rows, self._cols), np.uint8)
         # Scratch of _tile_blocks: the flags with a zero column each side, their steps.
-        self._runs_pad = np.zeros((self._rows, self._cols + 2), np.int8)
-        self._runs_edges = np.empty((self._rows, self._cols + 1), np.int8)
+        self._runs_pad = np.zeros((self._rows, self._cols + 2), np.bool_)
+        self._runs_edges = np.empty((self._rows, self._cols + 1), np.bool_)
         self._exact = ExactBlend()
         self._grid: TileGrid | None = None
         self._grid_small: tuple[int, int] | None = None
@@ -413,31 +413,28 @@ class CpuCompositor:
     def _tile_blocks(self, flags: npt.NDArray[np.bool_]) -> list[tuple[slice, slice]]:
         """The frame regions (rows, columns) covering the tiles marked in ``flags``: one per
         run of such tiles in a tile row, a run merged with the one before it (in row-major
-        order) when that run is the same columns in the row above. Found with whole-array
-        steps rather than a Python loop over the runs (0.13 → 0.11 ms at 1080p)."""
+        order) when that run is the same columns in the row above. The runs' ends are where
+        the flags (a False column added each side) change, in row-major order start, end,
+        start, end…: one ``flatnonzero`` of a boolean array (numpy's fast path), then a loop
+        over the runs (~40 at 720p; 77 → ~25 µs here against ~20 array calls).
+        """
         padded, edges = self._runs_pad, self._runs_edges  # (rows, cols + 2), (rows, cols + 1)
         padded[:, 1:-1] = flags
-        np.subtract(padded[:, 1:], padded[:, :-1], out=edges)
-        rs, c0 = np.nonzero(edges == 1)
-        c1 = np.nonzero(edges == -1)[1]
-        if not len(rs):
-            return []
-        # A run starts a block unless it continues the previous run one row down.
-        starts = np.ones(len(rs), np.bool_)
-        starts[1:] = (rs[1:] != rs[:-1] + 1) | (c0[1:] != c0[:-1]) | (c1[1:] != c1[:-1])
-        first = np.flatnonzero(starts)
-        last = np.append(first[1:], len(rs)) - 1
-        t = TILE
-        return [
-            (slice(r0 * t, (r1 + 1) * t), slice(a * t, b * t))
-            for r0, r1, a, b in zip(
-                rs[first].tolist(),
-                rs[last].tolist(),
-                c0[first].tolist(),
-                c1[first].tolist(),
-                strict=True,
-            )
-        ]
+        np.not_equal(padded[:, 1:], padded[:, :-1], out=edges)
+        ends = np.flatnonzero(edges).tolist()
+        width, t = edges.shape[1], TILE
+        blocks: list[tuple[slice, slice]] = []
+        last = (-2, -1, -1)  # the previous run: (row, first, end) in tiles
+        for i in range(0, len(ends), 2):
+            row, first = divmod(ends[i], width)
+            run = (row, first, ends[i + 1] - row * width)
+            if run == (last[0] + 1, last[1], last[2]):
+                ys, xs = blocks[-1]
+                blocks[-1] = (slice(ys.start, (row + 1) * t), xs)
+            else:
+                blocks.append((slice(row * t, (row + 1) * t), slice(first * t, run[2] * t)))
+            last = run
+        return blocks
 
     def _blend_tiles(
         self,

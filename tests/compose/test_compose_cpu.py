@@ -599,3 +599,26 @@ def test_the_background_made_only_where_it_shows_composes_the_same(
         assert skipped > 0  # the weak blur's share left out where the person is
     part.close()
     whole.close()
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (648, 364), (37, 23), (16, 16)])
+def test_the_inside_tiles_are_copied_in_blocks_that_hold_them_exactly(
+    size: tuple[int, int],
+) -> None:
+    """The blocks the person is copied in hold exactly the marked tiles, each once, for random
+    flags, a person rising from the bottom edge, all and none; a run below the same run is
+    merged into one block."""
+    comp = CpuCompositor(ComposeConfig(), size)
+    rows, cols = size[1] // 16, size[0] // 16
+    rng = np.random.default_rng(size[0])
+    person = np.zeros((rows, cols), bool)
+    person[rows // 3 :, cols // 4 : max(cols // 4 + 1, 3 * cols // 4)] = True
+    cases = [rng.random((rows, cols)) < p for p in (0.1, 0.5, 0.9)]
+    cases += [person, np.ones((rows, cols), bool), np.zeros((rows, cols), bool)]
+    for flags in cases:
+        hits = np.zeros((rows * 16, cols * 16), np.int32)
+        blocks = comp._tile_blocks(flags)
+        for ys, xs in blocks:
+            hits[ys, xs] += 1
+        np.testing.assert_array_equal(hits, np.repeat(np.repeat(flags, 16, 0), 16, 1))
+    assert len(comp._tile_blocks(person)) == 1
