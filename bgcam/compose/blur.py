@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from bgcam.compose.plan import LINEAR_TYPES, BlurPlan, gaussian_ksize
 from bgcam.effects import disc_kernel
-from bgcam.frame import Image, resize_bilinear, resize_map, warp_linear
+from bgcam.frame import Image, resize_bilinear
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,6 @@ class BackgroundBlur:
         self._bgf = np.empty((wh, ww, 3), np.float32)
         self._bg8 = np.empty((wh, ww, 3), np.uint8)
         self._fill8 = np.empty((wh, ww, 3), np.uint8)
-        self._bg_pad = np.empty((wh + 2, ww + 2, 3), np.uint8)
-        self._pad_map = resize_map(ww, wh, *self.frame_size).copy()
-        self._pad_map[:, 2] += 1.0  # read from the bordered copy
-        self._rect_map = self._pad_map.copy()
         self._kernel = np.array([[1.0]], np.float32)
         self._k3 = np.ones((3, 3), np.uint8)
         self._fill_sigma = p.fill_sigma
@@ -202,12 +198,11 @@ class BackgroundBlur:
         small: Image | None = None,
         sharpen: bool = True,
         rects: Sequence[tuple[slice, slice]] | None = None,
-        warp_rects: bool = True,
     ) -> Image:
-        """Write the blurred background of ``image`` at full size into ``dst``: only into the
-        regions ``rects`` (rows, columns) of the frame when given (see :meth:`upsample`; with
-        ``warp_rects=False`` the upsample still covers the whole frame, in one call, and only
-        the sharp share is limited to ``rects``).
+        """Write the blurred background of ``image`` at full size into ``dst`` (the whole
+        frame, in one upsample: per region measured no faster here, docs/BENCHMARKS.md round
+        7); a weak blur's share of the sharp frame only in the regions ``rects`` (rows,
+        columns) when given.
         ``sharpen=False`` leaves out a weak blur's share of the sharp frame: the caller then
         adds it with :meth:`sharpen` where the background shows."""
         p = self.plan
@@ -221,7 +216,7 @@ class BackgroundBlur:
             if sharpen:
                 self.sharpen(image, dst)
             return dst
-        self.upsample(bg8, dst, rects if warp_rects else None)
+        self.upsample(bg8, dst)
         if sharpen:
             for ys, xs in rects:
                 self.sharpen(image[ys, xs], dst[ys, xs])
@@ -264,37 +259,14 @@ class BackgroundBlur:
             bg8 = self._bg8
         return bg8
 
-    def upsample(
-        self, bg8: Image, dst: Image, rects: Sequence[tuple[slice, slice]] | None = None
-    ) -> None:
+    def upsample(self, bg8: Image, dst: Image) -> None:
         """The working-size background ``bg8`` upsampled (:func:`~bgcam.frame.resize_bilinear`)
-        into ``dst``, or into its regions ``rects`` alone.
-
-        A region is warped on its own, with its offset in the map, from a copy of ``bg8`` with
-        a replicated one-pixel border (so that no output pixel reads past the source: at the
-        border the OpenCV warp takes another path, which differed by 1 level from the whole
-        frame's at the last rows and columns). Regions start at tile corners
-        (:class:`~bgcam.compose.tiles.BackgroundCover`'s): then bit-exact against the whole-frame
-        upsample at 720p's 1/8 and 1/16 and 1080p's 1/12; at other scales (1080p's 120x68 at
-        1/16: 68/1080 a row) the warp's single-precision coordinates of a shifted map can round
-        the other way, by at most 1 level (bounded so in ``tests/compose/test_compose_blur.py``).
-        A region starting elsewhere differed by 1 level even at 1/8.
-        """
+        into ``dst``, or copied when it is already at the frame size."""
         w, h = self.frame_size
         if bg8.shape[:2] == (h, w):
-            for ys, xs in _WHOLE if rects is None else rects:
-                np.copyto(dst[ys, xs], bg8[ys, xs])
-            return
-        if rects is None:
+            np.copyto(dst, bg8)
+        else:
             resize_bilinear(bg8, dst)
-            return
-        cv2.copyMakeBorder(bg8, 1, 1, 1, 1, cv2.BORDER_REPLICATE, dst=self._bg_pad)
-        base, m = self._pad_map, self._rect_map
-        kx, ky, cx, cy = base[0, 0], base[1, 1], base[0, 2], base[1, 2]
-        for ys, xs in rects:
-            m[0, 2] = cx + kx * xs.start
-            m[1, 2] = cy + ky * ys.start
-            warp_linear(self._bg_pad, m, dst[ys, xs])
 
     def sharpen(self, image: Image, dst: Image) -> None:
         """A weak blur's detail finer than its working size, from the frame: blend ``image``'s

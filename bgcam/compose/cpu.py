@@ -338,7 +338,7 @@ class CpuCompositor:
             np.copyto(out, self._slot.current.frame())
         else:  # blur, and replace without a background (blur is the safe fallback)
             assert self._blur is not None
-            self._blur.run(image, alpha8, out, small=small, rects=rects, warp_rects=False)
+            self._blur.run(image, alpha8, out, small=small, rects=rects)
         return out
 
     def _cover_rects(

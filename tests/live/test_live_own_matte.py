@@ -146,6 +146,9 @@ def test_a_stop_wakes_an_output_that_waits_for_its_matte(
     rig.segmenter.hold = {1}
     rig.tick(clock)
     rig.settle(0)
+    # Frame 0 waits for its matte too when the worker took it before the tick (a busy machine
+    # schedules either first): count frame 1's waits alone.
+    waits_before = rig.stats.summary()["matte_waits"]
     done = threading.Event()
     thread = threading.Thread(target=lambda: (rig.tick(clock), done.set()))
     thread.start()  # frame 1: the worker holds it, the output waits for its matte
@@ -154,4 +157,5 @@ def test_a_stop_wakes_an_output_that_waits_for_its_matte(
     thread.join(20.0)  # far less than the 100 s budget: the stop ended the wait
     assert done.is_set() and not rig.segmenter.release.is_set()
     s = rig.stats.summary()
-    assert s["frames_new"] == 2 and s["matte_waits"] == 1 and s["mattes_own"] <= 1, s
+    assert s["frames_new"] == 2 and s["matte_waits"] - waits_before == 1, s
+    assert s["mattes_own"] <= 1, s
