@@ -10,17 +10,18 @@ with the refiner's working-size matte and the tiles):
   half the frame with the same bilinear geometry (:func:`~bgcam.frame.resize_bilinear`): 1.5
   bytes a pixel written instead of 3. A replace picture is converted once (a still) or per
   frame (a video); the colour of mode remove is three constants.
-- **the person's tiles** (wholly inside it) are converted from the camera frame block by block
-  (16-pixel tiles: the 2x2 chroma blocks line up);
-- **the silhouette's tiles and the margins** are converted likewise and blended with the
-  background in YUV: ``round((I · a + bg · (255 − a)) / 255)`` per plane, Y with the alpha of
-  each pixel, U and V with the alpha of each 2x2 block's top-left pixel (OpenCV's I420 takes the
-  chroma of that pixel, so this is the blend that conversion would see).
+- **the person's tiles** (wholly inside it): the camera's tiles that the matte reaches are
+  converted in one box (``cvtColor`` is fast on wide rows, slow on a tile's 16 pixels; 16-pixel
+  tiles keep the 2x2 chroma blocks lined up) and copied out of it;
+- **the silhouette's tiles** (from the same box) **and the margins** (converted per margin) are
+  blended with the background in YUV: ``round((I · a + bg · (255 − a)) / 255)`` per plane, Y
+  with the alpha of each pixel, U and V with the alpha of each 2x2 block's top-left pixel
+  (OpenCV's I420 takes the chroma of that pixel, so this is the blend that conversion would see).
 
 Against ``cvtColor(compose, COLOR_BGR2YUV_I420)`` the result differs by rounding only: at most
-2 levels, mean below 0.5 (tests/compose/test_i420.py). Every other case (a weak blur's share of
-the sharp frame, no matte, auto-framing, a frame size the tiles do not fit, a blur at full size)
-composes BGR and converts it: the same result, at the old cost.
+2 levels, mean below 0.5 (tests/compose/test_compose_i420.py). Every other case (a weak blur's
+share of the sharp frame, no matte, auto-framing, a frame size the tiles do not fit, a blur at
+full size) composes BGR and converts it: the same result, at the old cost.
 """
 
 from __future__ import annotations
