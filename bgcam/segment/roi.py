@@ -16,7 +16,12 @@ crop rule and the constants named below live in :mod:`bgcam.segment.roibox`):
   that may move inwards does so only when it is more than half a margin too wide, by
   :data:`SHRINK_RATE` of the distance per frame: the box does not jitter with the model's noise
   (a jittering crop would show as flicker). Where the person touches the crop's border (and
-  that border is not the frame's), that side grows by a second margin at once.
+  that border is not the frame's), that side grows by a second margin at once. The crop
+  itself moves in steps (:data:`~bgcam.segment.roibox.CROP_STEP`): a crop of the same shape as
+  the last one is kept while the new one would be within 5 % of its side, since the model's
+  mask changes with the crop's placement (a box at a shape's limit re-placed its square crop
+  by up to 6 pixels every frame on a still DAVIS scene: 1.3e-3 mean alpha change, 3.3 % of
+  the pixels flipping; kept: 0.54e-3).
 - **No back-and-forth between shapes.** A box right at a shape's limit can alternate every
   frame: the whole frame's mask gives a box that just fits a square crop, the square model then
   sees the person (or a bystander) reach the crop's border, and the grown box no longer fits.
@@ -27,10 +32,11 @@ crop rule and the constants named below live in :mod:`bgcam.segment.roibox`):
   without letting the back-and-forth resume first (:data:`HOLD_STILL`).
   A hold only ever keeps a *larger* crop: a box that outgrows it still gets the larger shape.
 - **Full-frame pass.** Every ``segment.roi_full_every`` frames (segmented or propagated) the
-  whole frame is also segmented (the configured model, exactly as without ROI); person pixels
-  found *outside* the crop are taken into the output there and the box grows at once to cover
-  them. So someone who enters at the frame's edge is found within that many frames (15 = 0.5 s
-  at 30 fps) and shown from then on.
+  whole frame is also segmented (the configured model, exactly as without ROI); when it finds
+  someone *outside* the crop (:data:`MIN_OUTSIDE`), its mask is taken into the output there and
+  the box grows at once to cover them. Otherwise the pass leaves the output alone: outside the
+  crop it is zero in every frame. So someone who enters at the frame's edge is found within
+  that many frames (15 = 0.5 s at 30 fps) and shown from then on.
 - **Keyframes** (``segment.max_skip``, :meth:`bgcam.engine.Engine.mask`): a frame propagated
   without the model counts towards the full-frame pass (:meth:`RoiSegmenter.skipped`), so the
   pass still comes every ``roi_full_every`` *frames*; a frame with a pass due, a box that just
@@ -39,7 +45,14 @@ crop rule and the constants named below live in :mod:`bgcam.segment.roibox`):
   frame is segmented whole (exactly as without ROI; fail-closed handling is downstream and
   unchanged). When a whole frame finds someone, their crop is segmented in the same frame (a
   second model run, only then), so the output never switches from the whole-frame mask to the
-  crop's a frame later.
+  crop's a frame later. The crop's own mask then moves the box (the two models' extents
+  differ, and a touched border grows it); while the crop that box asks for is not the one just
+  run, it is run again, up to :data:`SETTLE_RUNS` more times, in the same frame (the whole
+  frame when the box now asks for it). The model's mask depends on the crop's placement (a
+  crop moved by 12 pixels changed single pixels from 0.03 to 0.38), and the temporal smoother
+  takes some 30 frames to forget a first frame's mask: one crop for the first frame and
+  another from the second on was 0.078 % of a noisy still's pixels flipping (DAVIS lucia,
+  docs/BENCHMARKS.md, issue 16).
 
 **Which model, which crop shape** (:func:`crop_for`). The two selfie models give the same
 network different inputs: general 256x256, landscape 256x144. Model pixels landing on a box of
@@ -73,7 +86,7 @@ import cv2
 import numpy as np
 
 from bgcam.config import RefineConfig, SegmentConfig
-from bgcam.frame import Mask, ShrunkFrame
+from bgcam.frame import Image, Mask, ShrunkFrame
 from bgcam.refine import work_size
 from bgcam.segment import Segmenter
 from bgcam.segment.roibox import (
@@ -90,6 +103,10 @@ from bgcam.segment.roibox import (
 )
 
 log = logging.getLogger(__name__)
+
+SETTLE_RUNS = 2
+"""Extra crop runs, in the frame someone is found, while the crop their mask asks for is not
+the one just run (see the module docstring, *Lost / nobody*)."""
 
 
 class _Extent:
@@ -176,18 +193,20 @@ class RoiSegmenter:
         """The last crop's shape: square (general model), wide (landscape) or whole."""
 
     def segment(self, frame: ShrunkFrame) -> Mask:
-        image, small = frame.image, frame.small
+        small = frame.small
         if small is not None and small.shape[:2] != self._canvas.shape:
             h, w = small.shape[:2]
             self.canvas_size = (w, h)  # the refiner's working size (changes with its config)
             self._canvas = np.zeros((h, w), np.float32)
+        searching = self.tracker.box is None
         plan = self.tracker.plan()
         canvas = self._canvas
-        outside = found = None
+        outside = None
+        settle = 0
         fw, fh = self.frame_size
         if plan.crop is None or plan.full:
             low = self._whole.segment(frame)
-            cv2.resize(low, self.canvas_size, dst=canvas, interpolation=cv2.INTER_LINEAR)
+            keep = False
             if plan.crop is None:
                 found = self._frame_box(self._extent(low), low.shape, (0, 0, fw, fh))
                 self.tracker.observe(plan, found)
@@ -196,37 +215,71 @@ class RoiSegmenter:
                 # scene that switch alone was a 0.013 mean alpha change).
                 plan = self.tracker.plan()
                 if plan.crop is None:
+                    cv2.resize(low, self.canvas_size, dst=canvas, interpolation=cv2.INTER_LINEAR)
                     self.crop, self.shape = None, WHOLE
                     self.tracker.settle(WHOLE)
                     return canvas
                 plan = Plan(plan.crop, plan.shape, True)
+                settle = SETTLE_RUNS if searching else 0
             else:
+                # Only a newcomer outside the crop takes the whole frame's mask into the output;
+                # else the pass changes nothing (its mask of a still scene differs from the
+                # crop's, and a periodic switch between the two would be flicker).
                 outside = self._outside_box(low, plan.crop)
+                keep = outside is not None
+            if keep:
+                cv2.resize(low, self.canvas_size, dst=canvas, interpolation=cv2.INTER_LINEAR)
+            else:
+                canvas.fill(0.0)
         else:
             canvas.fill(0.0)
-        touches = (False, False, False, False)
-        if plan.crop is not None:
-            x0, y0, x1, y1 = plan.crop
-            crop = image[y0:y1, x0:x1]
-            # The crop given as its own "shrunk copy" too: a segmenter's Shrinker then takes one
-            # bilinear pass for a crop up to twice its input (0.16 ms for 520 → 256 px here)
-            # instead of INTER_AREA at a fractional ratio (1.36 ms), two passes above that.
-            low = self._model(plan).segment(ShrunkFrame(crop, crop))
-            self._place(low, plan.crop)
-            ext = self._extent(low)
-            found = self._frame_box(ext, low.shape, plan.crop)
-            if ext is not None:
-                h, w = low.shape
-                touches = (
-                    ext[0] == 0 and x0 > 0,
-                    ext[1] == 0 and y0 > 0,
-                    ext[2] == w - 1 and x1 < fw,
-                    ext[3] == h - 1 and y1 < fh,
-                )
-        self.tracker.observe(plan, found, touches, outside)
+        while True:
+            found, touches = self._crop_pass(frame.image, plan)
+            self.tracker.observe(plan, found, touches, outside)
+            if settle == 0:
+                break
+            settle -= 1
+            nxt = self.tracker.plan()
+            if nxt.crop == plan.crop:
+                break
+            if nxt.crop is None:  # the settled box asks for the whole frame after all
+                low = self._whole.segment(frame)
+                cv2.resize(low, self.canvas_size, dst=canvas, interpolation=cv2.INTER_LINEAR)
+                self.crop, self.shape = None, WHOLE
+                self.tracker.settle(WHOLE)
+                return canvas
+            log.debug("roi: crop %s settles to %s in the frame it was found", plan.crop, nxt.crop)
+            plan, outside = Plan(nxt.crop, nxt.shape, True), None
+            canvas.fill(0.0)
         self.crop, self.shape = plan.crop, plan.shape
         self.tracker.settle(plan.shape)
         return canvas
+
+    def _crop_pass(
+        self, image: Image, plan: Plan
+    ) -> tuple[tuple[float, float, float, float] | None, tuple[bool, bool, bool, bool]]:
+        """Segment ``plan``'s crop of ``image`` into the canvas: (the person extent found in
+        frame pixels or None, which crop sides it touches that are not the frame's)."""
+        assert plan.crop is not None
+        fw, fh = self.frame_size
+        x0, y0, x1, y1 = plan.crop
+        crop = image[y0:y1, x0:x1]
+        # The crop given as its own "shrunk copy" too: a segmenter's Shrinker then takes one
+        # bilinear pass for a crop up to twice its input (0.16 ms for 520 → 256 px here)
+        # instead of INTER_AREA at a fractional ratio (1.36 ms), two passes above that.
+        low = self._model(plan).segment(ShrunkFrame(crop, crop))
+        self._place(low, plan.crop)
+        ext = self._extent(low)
+        if ext is None:
+            return None, (False, False, False, False)
+        h, w = low.shape
+        touches = (
+            ext[0] == 0 and x0 > 0,
+            ext[1] == 0 and y0 > 0,
+            ext[2] == w - 1 and x1 < fw,
+            ext[3] == h - 1 and y1 < fh,
+        )
+        return self._frame_box(ext, low.shape, plan.crop), touches
 
     def _model(self, plan: Plan) -> Segmenter:
         """The segmenter for ``plan``'s crop: a tall crop's is the narrow input of its aspect."""

@@ -46,6 +46,11 @@ causes of the back-and-forth are still there, and letting it resume for the five
 start the next hold is a burst of flicker (and a reframing jump for auto-framing) every time.
 The middle, not the start: the held shape's own mask moves the box at first (a whole frame's
 mask is not a square crop's), and the box has settled to it well before then."""
+CROP_STEP = 0.05
+"""A crop of the same shape as the last one run is kept while no side of the new one would be
+further than this x the last crop's larger side from it: the crop is then placed in steps, not
+re-sampled a pixel here and there as the box breathes. Inside that step the people stay well
+inside the kept crop (the box grows when they come within 0.9 margin of it)."""
 MIN_OUTSIDE = 0.002
 """Person pixels outside the crop in a full-frame pass count (a newcomer) only above this share
 of the frame: a speck of false positive does not grow the box."""
@@ -150,6 +155,8 @@ class RoiTracker:
         self.wide = wide
         self.talls = tuple(sorted(talls))
         self._aspect: float | None = None
+        self._last: tuple[Box, str] | None = None
+        """The last crop run and its shape (kept by :meth:`plan` within :data:`CROP_STEP`)."""
         """The last square or tall crop's aspect (one of ``talls`` or 1.0), kept if it fits."""
         self.box: tuple[float, float, float, float] | None = None
         self.grew = False
@@ -173,6 +180,7 @@ class RoiTracker:
         self.held, self._hold_left, self._hold_len, self._calm = None, 0, 0, 0
         self._hold_box = None
         self._aspect = None
+        self._last = None
 
     def plan(self) -> Plan:
         if self.box is None:
@@ -189,7 +197,18 @@ class RoiTracker:
         )
         if crop is None:
             return Plan(None, WHOLE, True)
+        crop = self._kept(crop, shape)
         return Plan(crop, shape, self._since_full + 1 >= self.full_every)
+
+    def _kept(self, crop: Box, shape: str) -> Box:
+        """The last crop instead of ``crop`` when of the same shape and within CROP_STEP."""
+        last = self._last
+        if last is None or last[1] != shape:
+            return crop
+        tol = CROP_STEP * max(last[0][2] - last[0][0], last[0][3] - last[0][1])
+        if all(abs(a - b) <= tol for a, b in zip(crop, last[0], strict=True)):
+            return last[0]
+        return crop
 
     def skipped(self) -> None:
         """A frame went by without segmentation (a propagated one, see
@@ -258,13 +277,15 @@ class RoiTracker:
         self._since_full = 0 if plan.full else self._since_full + 1
         self._aspect = None
         self.grew = False
+        if plan.crop is not None:
+            self._last = (plan.crop, plan.shape)
         if plan.crop is not None and plan.shape in (SQUARE, TALL):
             x0, y0, x1, y1 = plan.crop
             self._aspect = min((*self.talls, 1.0), key=lambda a: abs(a - (x1 - x0) / (y1 - y0)))
         if found is None and outside is None:
             if self.box is not None:
                 log.debug("roi: nobody in the crop; whole frames until someone is found")
-            self.box = None
+            self.box, self._last = None, None
             return
         ext = _union(found, outside)
         target = list(self._widened(ext))
