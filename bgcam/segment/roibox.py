@@ -48,9 +48,10 @@ The middle, not the start: the held shape's own mask moves the box at first (a w
 mask is not a square crop's), and the box has settled to it well before then."""
 CROP_STEP = 0.05
 """A crop of the same shape as the last one run is kept while no side of the new one would be
-further than this x the last crop's larger side from it: the crop is then placed in steps, not
-re-sampled a pixel here and there as the box breathes. Inside that step the people stay well
-inside the kept crop (the box grows when they come within 0.9 margin of it)."""
+further than this x the last crop's larger side from it, unless the box has just grown: the
+crop is then placed in steps, not re-sampled a pixel here and there as the box breathes, and
+it follows at once when someone moves towards its border (keeping it then too let a walking
+person slip out of a frame-high crop for up to 23 frames in a tracker simulation)."""
 MIN_OUTSIDE = 0.002
 """Person pixels outside the crop in a full-frame pass count (a newcomer) only above this share
 of the frame: a speck of false positive does not grow the box."""
@@ -201,9 +202,10 @@ class RoiTracker:
         return Plan(crop, shape, self._since_full + 1 >= self.full_every)
 
     def _kept(self, crop: Box, shape: str) -> Box:
-        """The last crop instead of ``crop`` when of the same shape and within CROP_STEP."""
+        """The last crop instead of ``crop`` when of the same shape and within CROP_STEP, and
+        the box did not just grow."""
         last = self._last
-        if last is None or last[1] != shape:
+        if last is None or last[1] != shape or self.grew:
             return crop
         tol = CROP_STEP * max(last[0][2] - last[0][0], last[0][3] - last[0][1])
         if all(abs(a - b) <= tol for a, b in zip(crop, last[0], strict=True)):
