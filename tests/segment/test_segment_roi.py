@@ -410,6 +410,12 @@ def test_a_crop_is_placed_in_steps_not_moved_by_every_pixel_the_box_moves() -> N
     tr.box = (400.0 + 2 * step, 100.0, 800.0 + 2 * step, 600.0)
     moved = tr.plan().crop
     assert moved is not None and moved[0] >= first.crop[0] + 1.5 * step
+    # Someone moving towards the border grows the box: the crop follows at once, however little.
+    tr.box = (400.0, 100.0, 800.0, 600.0)
+    tr.observe(tr.plan(), (480.0, 200.0, 720.0, 500.0))
+    kept = tr.plan().crop
+    tr.observe(tr.plan(), (480.0, 200.0, 720.0 + step, 500.0))
+    assert tr.grew and tr.plan().crop != kept
     # Nobody found: the kept crop is forgotten with the box.
     tr.observe(tr.plan(), None)
     assert tr.box is None and tr.plan().crop is None
