@@ -28,6 +28,19 @@ def _pair(row: dict[str, Any], prefix: str) -> str:
     return f"{_fmt(row.get(prefix + '_p50'))}/{_fmt(row.get(prefix + '_p99'))}"
 
 
+def _engine_row(table: Table, name: str, row: dict[str, Any], naive_ms: float) -> None:
+    """One engine variant's row: its stage times and its speed-up over the naive reference."""
+    table.add_row(
+        "",
+        name,
+        _pair(row, "ms"),
+        _pair(row, "segment_ms"),
+        _pair(row, "refine_ms"),
+        _pair(row, "compose_ms"),
+        f"{naive_ms / row['ms_p50']:.1f}x",
+    )
+
+
 def print_table(result: dict[str, Any], console: Console) -> None:
     """The benchmark result as a rich table (milliseconds, median/p99)."""
     table = Table(
@@ -51,44 +64,18 @@ def print_table(result: dict[str, Any], console: Console) -> None:
             _pair(res, "compose_ms"),
             f"[bold]{res['ratio']:.1f}x[/]",
         )
+        naive = res["naive_ms_p50"]
         for seg, backends in res["segmenters"].items():
             for backend, row in backends.items():
-                if (seg, backend) == (res["segmenter"], res["backend"]):
-                    continue
-                name = f"{seg}/{backend}"
-                if "skipped" in row:
-                    continue  # listed under the table, once per reason
-                table.add_row(
-                    "",
-                    name,
-                    _pair(row, "ms"),
-                    _pair(row, "segment_ms"),
-                    _pair(row, "refine_ms"),
-                    _pair(row, "compose_ms"),
-                    f"{res['naive_ms_p50'] / row['ms_p50']:.1f}x",
-                )
+                if (seg, backend) == (res["segmenter"], res["backend"]) or "skipped" in row:
+                    continue  # the default above; a skipped one is listed under the table
+                _engine_row(table, f"{seg}/{backend}", row, naive)
         for framing, rows in res.get("roi", {}).items():
             for onoff, row in rows.items():
-                table.add_row(
-                    "",
-                    f"roi {onoff}, {framing} person",
-                    _pair(row, "ms"),
-                    _pair(row, "segment_ms"),
-                    _pair(row, "refine_ms"),
-                    _pair(row, "compose_ms"),
-                    f"{res['naive_ms_p50'] / row['ms_p50']:.1f}x",
-                )
+                _engine_row(table, f"roi {onoff}, {framing} person", row, naive)
         for scene, rows in res.get("keyframes", {}).items():
             for onoff, row in rows.items():
-                table.add_row(
-                    "",
-                    f"keyframes {onoff}, {scene}",
-                    _pair(row, "ms"),
-                    _pair(row, "segment_ms"),
-                    _pair(row, "refine_ms"),
-                    _pair(row, "compose_ms"),
-                    f"{res['naive_ms_p50'] / row['ms_p50']:.1f}x",
-                )
+                _engine_row(table, f"keyframes {onoff}, {scene}", row, naive)
         table.add_row(
             "",
             "naive reference",
