@@ -215,10 +215,7 @@ class RoiSegmenter:
                 # scene that switch alone was a 0.013 mean alpha change).
                 plan = self.tracker.plan()
                 if plan.crop is None:
-                    cv2.resize(low, self.canvas_size, dst=canvas, interpolation=cv2.INTER_LINEAR)
-                    self.crop, self.shape = None, WHOLE
-                    self.tracker.settle(WHOLE)
-                    return canvas
+                    return self._whole_frame(low)
                 plan = Plan(plan.crop, plan.shape, True)
                 settle = SETTLE_RUNS if searching else 0
             else:
@@ -243,17 +240,20 @@ class RoiSegmenter:
             if nxt.crop == plan.crop:
                 break
             if nxt.crop is None:  # the settled box asks for the whole frame after all
-                low = self._whole.segment(frame)
-                cv2.resize(low, self.canvas_size, dst=canvas, interpolation=cv2.INTER_LINEAR)
-                self.crop, self.shape = None, WHOLE
-                self.tracker.settle(WHOLE)
-                return canvas
+                return self._whole_frame(self._whole.segment(frame))
             log.debug("roi: crop %s settles to %s in the frame it was found", plan.crop, nxt.crop)
             plan, outside = Plan(nxt.crop, nxt.shape, True), None
             canvas.fill(0.0)
         self.crop, self.shape = plan.crop, plan.shape
         self.tracker.settle(plan.shape)
         return canvas
+
+    def _whole_frame(self, low: Mask) -> Mask:
+        """This frame's output is the whole frame's mask ``low``, in the canvas."""
+        cv2.resize(low, self.canvas_size, dst=self._canvas, interpolation=cv2.INTER_LINEAR)
+        self.crop, self.shape = None, WHOLE
+        self.tracker.settle(WHOLE)
+        return self._canvas
 
     def _crop_pass(
         self, image: Image, plan: Plan

@@ -156,9 +156,9 @@ class RoiTracker:
         self.wide = wide
         self.talls = tuple(sorted(talls))
         self._aspect: float | None = None
+        """The last square or tall crop's aspect (one of ``talls`` or 1.0), kept if it fits."""
         self._last: tuple[Box, str] | None = None
         """The last crop run and its shape (kept by :meth:`plan` within :data:`CROP_STEP`)."""
-        """The last square or tall crop's aspect (one of ``talls`` or 1.0), kept if it fits."""
         self.box: tuple[float, float, float, float] | None = None
         self.grew = False
         """The last :meth:`observe` grew the box (someone moved out of it, or was found)."""
