@@ -185,7 +185,9 @@ class I420Composer:
         rows, cols = cpu._rows, cpu._cols
         if grid is None or not (rows and cols) or not self._background(image, alpha8_small, frame):
             return to_i420(cpu.compose_matte(frame, alpha8_small), self._buf)
-        tmin, tmax = grid.classify(alpha8_small, rows, cols)
+        classes = cpu._classify(grid, alpha8_small)  # sets cpu._inside
+        assert classes is not None  # there are whole tiles (above)
+        tmin, tmax = classes
         seen = tmax > 0
         tr, tc = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
         if len(tr):
@@ -195,7 +197,7 @@ class I420Composer:
             t = TILE
             by, bx = slice(r0 * t, (int(tr[-1]) + 1) * t), slice(c0 * t, (int(tc[-1]) + 1) * t)
             cam = self._convert(image[by, bx])
-            for ys, xs in cpu._tile_blocks(tmin == 255):
+            for ys, xs in cpu._tile_blocks(cpu._inside):
                 self._copy_block(cam, ys, xs, r0 * t, c0 * t)
             ty, tx = np.nonzero((tmin < 255) & seen)
             if len(ty):
