@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bgcam.config import Config, SegmentConfig, load_config
-from bgcam.control.commands import Command
+from bgcam.control.grammar import Command
 from bgcam.frame import Image, Mask, ShrunkFrame
 from bgcam.live.state import PipelineState
 from bgcam.live.worker import opencv_threads

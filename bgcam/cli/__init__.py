@@ -169,8 +169,40 @@ def warn_unused_background(cfg: Any, overrides: tuple[str, ...]) -> None:
         )
 
 
+COMMAND_MODULES: dict[str, str] = {
+    "bench": "bench",
+    "ctl": "ctl",
+    "demo": "demo",
+    "devices": "devices",
+    "doctor": "doctor",
+    "models": "models",
+    "open": "web",
+    "render": "render",
+    "run": "run",
+    "service": "service",
+    "status": "ctl",
+}
+"""Each command and the module of this package that defines it (in its ``COMMANDS`` list). A
+command's module is imported only when that command runs or help lists it, so ``bgcam ctl``
+does not pay for the imports of ``bgcam run`` (OpenCV, onnxruntime, the config model)."""
+
+
 class BgCamGroup(click.Group):
-    """Turns BgCamError into a clean message and exit code."""
+    """Loads each command's module on first use (:data:`COMMAND_MODULES`), and turns
+    BgCamError into a clean message and exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMAND_MODULES.get(cmd_name)
+        if module_name is not None and cmd_name not in self.commands:
+            import importlib
+
+            module = importlib.import_module(f"{__name__}.{module_name}")
+            for cmd in module.COMMANDS:
+                self.add_command(cmd)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -196,17 +228,3 @@ def main(verbose: bool) -> None:
       bgcam bench                    # how fast each stage is on this machine
     """
     setup_logging("debug" if verbose else "info")
-
-
-def _register() -> None:
-    """Add the commands of every module in this package (each lists its own in ``COMMANDS``)."""
-    import importlib
-    import pkgutil
-
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        for cmd in getattr(module, "COMMANDS", []):
-            main.add_command(cmd)
-
-
-_register()

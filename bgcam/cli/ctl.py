@@ -9,9 +9,9 @@ from typing import Any
 import click
 
 from bgcam.cli import examples
-from bgcam.control.commands import COMMANDS as COMMAND_SET
-from bgcam.control.commands import Command, CommandError
-from bgcam.control.socket import ControlClient
+from bgcam.control.client import ControlClient
+from bgcam.control.grammar import COMMANDS as COMMAND_SET
+from bgcam.control.grammar import Command, CommandError
 from bgcam.errors import BgCamError
 
 _NAMES = [name.replace("_", "-") for name in COMMAND_SET]

@@ -32,7 +32,8 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 from bgcam.config import ControlConfig
-from bgcam.control.commands import Command, CommandError, CommandQueue
+from bgcam.control.commands import CommandQueue
+from bgcam.control.grammar import Command, CommandError
 from bgcam.status import DaemonStatus
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bgcam.control.commands import Command, CommandError, CommandQueue, ControlledPipeline
+from bgcam.control.commands import CommandQueue, ControlledPipeline
+from bgcam.control.grammar import Command, CommandError
 from bgcam.control.hotkeys import Hotkeys, start_hotkeys
 from bgcam.control.signals import SignalDispatcher
 from bgcam.control.socket import ControlServer

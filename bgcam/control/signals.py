@@ -29,7 +29,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bgcam.control.commands import Command, CommandError, CommandTimeout, ControlledPipeline
+from bgcam.control.commands import ControlledPipeline
+from bgcam.control.grammar import Command, CommandError, CommandTimeout
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""The control socket: newline-delimited JSON over a Unix socket, and its client.
+"""The control socket: newline-delimited JSON over a Unix socket (the daemon's side; the client
+is :mod:`bgcam.control.client`).
 
 Where: ``$XDG_RUNTIME_DIR/bgcam/control.sock``. Without ``XDG_RUNTIME_DIR`` (no systemd login
 session, e.g. a container or cron), ``/tmp/bgcam-<uid>/`` is used instead; ``BGCAM_RUNTIME_DIR``
@@ -33,7 +34,6 @@ import os
 import select
 import socket
 import stat
-import struct
 import sys
 import threading
 import time
@@ -41,8 +41,18 @@ from pathlib import Path
 from typing import IO, Any
 
 from bgcam.control import wire
-from bgcam.control.commands import Command, CommandError, CommandQueue, frame_size, prepare
-from bgcam.errors import BgCamError, DeviceError
+from bgcam.control.client import (
+    MAX_LINE,
+    SOCKET_NAME,
+    ControlClient,
+    NotRunningError,
+    default_socket_path,
+    peer_cred,
+    runtime_dir,
+)
+from bgcam.control.commands import CommandQueue, frame_size, prepare
+from bgcam.control.grammar import Command, CommandError
+from bgcam.errors import DeviceError
 
 if sys.platform != "win32":
     import fcntl
@@ -54,6 +64,7 @@ __all__ = [
     "MAX_CLIENTS",
     "MAX_LINE",
     "MAX_PER_PEER",
+    "SOCKET_NAME",
     "ControlClient",
     "ControlServer",
     "NotRunningError",
@@ -63,30 +74,12 @@ __all__ = [
     "runtime_dir",
 ]
 
-MAX_LINE = 64 * 1024  # bytes in one request line
 MAX_CLIENTS = 16  # connections served at once; more are told "busy" and closed
 MAX_PER_PEER = 2  # connections one process may hold at once
 REPLY_TIMEOUT = 5.0  # seconds to wait for the pipeline to apply a command
 IDLE_TIMEOUT = 5.0  # seconds a client has to send a complete request (after connecting or a reply)
 ACCEPT_BACKOFF = 0.5  # seconds to wait after a failed accept (e.g. out of descriptors)
-SOCKET_NAME = "control.sock"
 LOCK_NAME = "bgcam.lock"
-
-
-def runtime_dir() -> Path:
-    """The per-user directory for the socket and the lock (not created here)."""
-    override = os.environ.get("BGCAM_RUNTIME_DIR")
-    if override:
-        return Path(override)
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg:
-        return Path(xdg) / "bgcam"
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    return Path("/tmp") / f"bgcam-{uid}"
-
-
-def default_socket_path() -> Path:
-    return runtime_dir() / SOCKET_NAME
 
 
 def ensure_private_dir(path: Path) -> None:
@@ -105,16 +98,6 @@ def ensure_private_dir(path: Path) -> None:
         )
     if stat.S_IMODE(st.st_mode) != 0o700:
         os.chmod(path, 0o700)
-
-
-def _peer_cred(sock: socket.socket) -> tuple[int, int, int] | None:
-    """(pid, uid, gid) of the process at the other end, where the OS tells (Linux)."""
-    opt = getattr(socket, "SO_PEERCRED", None)
-    if opt is None:
-        return None
-    raw = sock.getsockopt(socket.SOL_SOCKET, opt, struct.calcsize("3i"))
-    pid, uid, gid = struct.unpack("3i", raw)
-    return pid, uid, gid
 
 
 def _reply(req_id: Any, result: Any = None, error: str | None = None) -> bytes:
@@ -224,7 +207,7 @@ class ControlServer:
                 log.info("removing a stale control socket left by a crashed daemon: %s", self.path)
                 self.path.unlink(missing_ok=True)
             else:
-                cred = _peer_cred(probe)
+                cred = peer_cred(probe)
                 pid = cred[0] if cred else "unknown"
                 raise DeviceError(
                     f"BgCam is already running (pid {pid}): {self.path} answers",
@@ -297,7 +280,7 @@ class ControlServer:
             self._admit(conn)
 
     def _admit(self, conn: socket.socket) -> None:
-        cred = _peer_cred(conn)
+        cred = peer_cred(conn)
         if cred is not None and cred[1] != os.getuid():
             log.warning(
                 "control socket: refused pid %d of uid %d (only uid %d may control BgCam)",
@@ -408,84 +391,3 @@ class ControlServer:
 
 def _too_long() -> str:
     return f"request line longer than {MAX_LINE} bytes: discarded"
-
-
-# --------------------------------------------------------------------------------------------
-# Client
-
-
-class NotRunningError(BgCamError):
-    """No daemon answers on the control socket."""
-
-    exit_code = 7
-
-
-class ControlClient:
-    """A connection to the running daemon: ``call("blur", 40) -> result dict``."""
-
-    def __init__(self, path: Path | None = None, timeout: float = 10.0) -> None:
-        self.path = Path(path) if path is not None else default_socket_path()
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.settimeout(timeout)
-        try:
-            self._sock.connect(str(self.path))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            self._sock.close()
-            raise NotRunningError(
-                f"BgCam is not running (nothing answers on {self.path}: {exc.strerror})",
-                hint="start it with `bgcam run` (or `systemctl --user start bgcam` for the "
-                "service); if it runs with BGCAM_RUNTIME_DIR, set the same here",
-            ) from None
-        except OSError as exc:
-            self._sock.close()
-            raise NotRunningError(f"cannot connect to {self.path}: {exc}") from None
-        self._file = self._sock.makefile("rb")
-        self._next_id = 0
-
-    @property
-    def server_pid(self) -> int | None:
-        cred = _peer_cred(self._sock)
-        return cred[0] if cred else None
-
-    def request(self, cmd: str, arg: Any = None) -> dict[str, Any]:
-        """Send one request, return the whole reply object."""
-        self._next_id += 1
-        msg: dict[str, Any] = {"id": self._next_id, "cmd": cmd}
-        if arg is not None:
-            msg["arg"] = arg
-        return self.send_raw((json.dumps(msg) + "\n").encode())
-
-    def send_raw(self, data: bytes) -> dict[str, Any]:
-        """Send raw bytes (one or more lines' worth) and read one reply line."""
-        try:
-            self._sock.sendall(data)
-            line = self._file.readline(MAX_LINE * 16)
-        except TimeoutError:
-            wait = self._sock.gettimeout()
-            raise BgCamError(f"the daemon did not reply within {wait} s") from None
-        except OSError as exc:
-            raise BgCamError(f"lost the connection to the daemon: {exc}") from None
-        if not line:
-            raise BgCamError("the daemon closed the connection without a reply")
-        reply = json.loads(line)
-        if not isinstance(reply, dict):
-            raise BgCamError(f"unexpected reply from the daemon: {line!r:.200}")
-        return reply
-
-    def call(self, cmd: str, arg: Any = None) -> dict[str, Any]:
-        """Send a command; return its result, or raise BgCamError with the daemon's error."""
-        reply = self.request(cmd, arg)
-        if not reply.get("ok"):
-            raise BgCamError(str(reply.get("error")))
-        result = reply.get("result")
-        return result if isinstance(result, dict) else {"result": result}
-
-    def close(self) -> None:
-        self._file.close()
-        self._sock.close()
-
-    def __enter__(self) -> ControlClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

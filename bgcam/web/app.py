@@ -52,15 +52,8 @@ from starlette.staticfiles import StaticFiles
 from bgcam import __version__
 from bgcam.config import MODES, BlurType, Config, SegmenterName
 from bgcam.control import wire
-from bgcam.control.commands import (
-    COMMANDS,
-    Command,
-    CommandError,
-    CommandQueue,
-    CommandTimeout,
-    frame_size,
-    prepare,
-)
+from bgcam.control.commands import CommandQueue, frame_size, prepare
+from bgcam.control.grammar import COMMANDS, Command, CommandError, CommandTimeout
 from bgcam.errors import InputError
 from bgcam.frame import Image
 from bgcam.imageload import ImageTooLarge, image_size, read_image

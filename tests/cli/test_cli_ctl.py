@@ -166,3 +166,29 @@ def test_not_running_says_how_to_start(rundir: Path) -> None:
     assert res.returncode == 7
     assert "BgCam is not running" in res.stderr and "bgcam run" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+HEAVY = ("cv2", "numpy", "onnxruntime", "mediapipe", "pydantic", "rich", "bgcam.config")
+"""What `bgcam run` needs and `bgcam ctl` must not import: a hotkey binding or a script may run
+`bgcam ctl` ten times a second, and each of these costs tens of milliseconds of start-up."""
+
+
+def test_ctl_imports_only_the_client(daemon: Pipeline, rundir: Path) -> None:
+    code = (
+        "import sys\n"
+        "from bgcam.cli import main\n"
+        "main(['ctl', 'blur', '35'], standalone_mode=False)\n"
+        f"print('heavy:', [m for m in {HEAVY!r} if m in sys.modules])\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "BGCAM_RUNTIME_DIR": str(rundir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert daemon.config.compose.blur == 35
+    assert res.stdout.strip().splitlines()[-1] == "heavy: []", res.stdout

@@ -15,13 +15,8 @@ from pathlib import Path
 import pytest
 
 from bgcam.config import Config, SegmentConfig
-from bgcam.control.commands import (
-    SETUP_TICKS,
-    Command,
-    CommandError,
-    CommandQueue,
-    CommandTimeout,
-)
+from bgcam.control.commands import SETUP_TICKS, CommandQueue
+from bgcam.control.grammar import Command, CommandError, CommandTimeout
 from bgcam.pipeline import Pipeline
 from bgcam.segment import Segmenter, available, create_segmenter
 from tests.live_media import wait_for

@@ -14,7 +14,7 @@ import pytest
 import bgcam.compose.cpu as cpu_mod
 from bgcam.compose.blur import BackgroundBlur
 from bgcam.config import Config
-from bgcam.control.commands import Command
+from bgcam.control.grammar import Command
 from bgcam.frame import Image
 from bgcam.pipeline import Pipeline
 from tests.live_media import astronaut_frames, wait_for, write_clip
