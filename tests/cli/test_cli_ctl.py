@@ -40,8 +40,13 @@ def daemon(rundir: Path, model_dir: Path) -> Iterator[Pipeline]:
 
 
 def bgcam(rundir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return python(rundir, "-m", "bgcam", *args)
+
+
+def python(rundir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """This Python with ``args``, talking to the daemon in ``rundir``."""
     return subprocess.run(
-        [sys.executable, "-m", "bgcam", *args],
+        [sys.executable, *args],
         cwd=ROOT,
         env={**os.environ, "BGCAM_RUNTIME_DIR": str(rundir)},
         capture_output=True,
@@ -180,15 +185,7 @@ def test_ctl_imports_only_the_client(daemon: Pipeline, rundir: Path) -> None:
         "main(['ctl', 'blur', '35'], standalone_mode=False)\n"
         f"print('heavy:', [m for m in {HEAVY!r} if m in sys.modules])\n"
     )
-    res = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, "BGCAM_RUNTIME_DIR": str(rundir)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    res = python(rundir, "-c", code)
     assert res.returncode == 0, res.stderr
     assert daemon.config.compose.blur == 35
     assert res.stdout.strip().splitlines()[-1] == "heavy: []", res.stdout
