@@ -93,6 +93,26 @@ class CpuPrepared:
             self.background = None
 
 
+@dataclass(frozen=True, slots=True)
+class TileLayout:
+    """Where one frame's working-size matte puts the person on the frame's tiles
+    (:meth:`CpuCompositor.tile_layout`): what another output format of the same composition
+    (:class:`~bgcam.compose.i420.I420Composer`) needs to copy and blend the same pixels."""
+
+    grid: TileGrid
+    """The matte's tile grid (``grid.s``: the frame pixels per matte pixel)."""
+    rows: int
+    cols: int
+    tmin: npt.NDArray[np.uint8]
+    """Each tile's least upsampled alpha, (rows, cols)."""
+    tmax: npt.NDArray[np.uint8]
+    """Each tile's greatest upsampled alpha."""
+    inside: list[tuple[slice, slice]]
+    """The frame regions (rows, columns) of the tiles wholly inside the person, in runs."""
+    margins: list[tuple[slice, slice]]
+    """The right and bottom strips that whole tiles do not cover."""
+
+
 class CpuCompositor:
     """Modes blur / replace / remove / off on the CPU, for frames of one size."""
 
@@ -198,7 +218,7 @@ class CpuCompositor:
     def compose(self, image: Image, alpha: Mask | None) -> Image:
         """The output frame (owned, reused by the next call); ``alpha=None`` hides everything."""
         check_inputs(self.frame_size, image, alpha)
-        if self._passes_through():
+        if self.passes_through():
             np.copyto(self._out, image)
             return self._out
         if alpha is None:
@@ -219,7 +239,7 @@ class CpuCompositor:
         image = frame.image
         check_inputs(self.frame_size, image, None)
         check_matte(self.frame_size, alpha8_small)
-        if self._passes_through():
+        if self.passes_through():
             np.copyto(self._out, image)
             return self._out
         grid = self._grid_for(alpha8_small)
@@ -298,7 +318,7 @@ class CpuCompositor:
         copied or blended (a zero alpha gives the background exactly, whatever the picture
         holds there); only a pass-through or a blur that needs the picture itself reads the
         rest."""
-        if self._passes_through():
+        if self.passes_through():
             return True
         mode = self.cfg.mode
         if mode == "remove" or (mode == "replace" and self._slot.current is not None):
@@ -311,11 +331,43 @@ class CpuCompositor:
         mode = self.cfg.mode
         return mode == "blur" or (mode == "replace" and self._slot.current is None)
 
-    def _passes_through(self) -> bool:
+    def passes_through(self) -> bool:
         """Mode off, or a blur of strength 0: the output is the frame itself."""
         if self.cfg.mode == "off":
             return True
         return self._blurs() and self._blur is not None and self._blur.plan.identity
+
+    @property
+    def remove_color(self) -> tuple[int, int, int]:
+        """Mode remove's colour (BGR)."""
+        assert self._fill_color is not None  # set by the first update
+        return self._fill_color
+
+    @property
+    def replacement(self) -> Background | None:
+        """The picture behind the person in mode replace; None in the other modes, and in
+        replace without a background (the blur stands in)."""
+        return self._slot.current if self.cfg.mode == "replace" else None
+
+    @property
+    def blur(self) -> BackgroundBlur | None:
+        """The blur, when the background is the blur (mode blur, or replace without a
+        background); else None."""
+        return self._blur if self._blurs() else None
+
+    def tile_layout(self, alpha8_small: npt.NDArray[np.uint8]) -> TileLayout | None:
+        """Where ``alpha8_small`` (the refiner's working-size matte) puts the person on the
+        tiles; None when the frame is not a whole number of tiles of that matte, or too small
+        for one tile. Valid until the next composition."""
+        grid = self._grid_for(alpha8_small)
+        if grid is None:
+            return None
+        classes = self._classify(grid, alpha8_small)
+        if classes is None:
+            return None
+        tmin, tmax = classes
+        inside = self._tile_blocks(self._inside)
+        return TileLayout(grid, self._rows, self._cols, tmin, tmax, inside, self._margins)
 
     def _background(
         self,

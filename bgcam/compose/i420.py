@@ -32,8 +32,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from bgcam.compose.cpu import CpuCompositor, LazyPicture
-from bgcam.compose.tiles import TILE, TileGrid, alpha_rect
+from bgcam.compose.cpu import CpuCompositor, LazyPicture, TileLayout
+from bgcam.compose.tiles import TILE, alpha_rect
 from bgcam.effects import ImageBackground
 from bgcam.frame import Image, ShrunkFrame, resize_map, warp_linear
 
@@ -164,7 +164,7 @@ class I420Composer:
 
     def compose(self, image: Image, alpha: npt.NDArray[np.float32] | None) -> I420:
         """:meth:`CpuCompositor.compose` in I420 (converted: a rare path, fail-closed)."""
-        if self.cpu._passes_through():
+        if self.cpu.passes_through():
             return to_i420(image, self._buf)
         return to_i420(self.cpu.compose(image, alpha), self._buf)
 
@@ -179,16 +179,16 @@ class I420Composer:
         apply and the background needs no sharp frame."""
         cpu = self.cpu
         image = frame.image
-        if cpu._passes_through():
+        if cpu.passes_through():
             return to_i420(image, self._buf)
-        grid = cpu._grid_for(alpha8_small)
-        rows, cols = cpu._rows, cpu._cols
-        if grid is None or not (rows and cols) or not self._background(image, alpha8_small, frame):
+        # The background first: a weak blur (which needs the sharp frame) gives up before any
+        # work, and the tiles are classified only when they are used.
+        if not self._background(image, alpha8_small, frame):
             return to_i420(cpu.compose_matte(frame, alpha8_small), self._buf)
-        classes = cpu._classify(grid, alpha8_small)  # sets cpu._inside
-        assert classes is not None  # there are whole tiles (above)
-        tmin, tmax = classes
-        seen = tmax > 0
+        layout = cpu.tile_layout(alpha8_small)
+        if layout is None:  # a frame that is no whole number of the matte's tiles (rare)
+            return to_i420(cpu.compose_matte(frame, alpha8_small), self._buf)
+        seen = layout.tmax > 0
         tr, tc = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
         if len(tr):
             # The camera's tiles the matte reaches, converted in one box: cvtColor is fast on
@@ -197,13 +197,13 @@ class I420Composer:
             t = TILE
             by, bx = slice(r0 * t, (int(tr[-1]) + 1) * t), slice(c0 * t, (int(tc[-1]) + 1) * t)
             cam = self._convert(image[by, bx])
-            for ys, xs in cpu._tile_blocks(cpu._inside):
+            for ys, xs in layout.inside:
                 self._copy_block(cam, ys, xs, r0 * t, c0 * t)
-            ty, tx = np.nonzero((tmin < 255) & seen)
+            ty, tx = np.nonzero((layout.tmin < 255) & seen)
             if len(ty):
-                self._edge_tiles(cam, grid, ty, tx, r0, c0)
-        s = grid.s
-        for ys, xs in cpu._margins:
+                self._edge_tiles(cam, layout, ty, tx, r0, c0)
+        s = layout.grid.s
+        for ys, xs in layout.margins:
             a8 = alpha_rect(alpha8_small, s, xs.start, ys.start, xs.stop, ys.stop)
             self._block_put(image, ys, xs, a8)
         return self._buf
@@ -214,17 +214,15 @@ class I420Composer:
         """The background straight into the I420 planes; False when that is not cheaper here
         (a weak blur's share of the sharp frame, or a blur at full size): nothing written."""
         cpu = self.cpu
-        mode = cpu.cfg.mode
-        if mode == "remove":
-            color = cpu._fill[:2, :2]
-            yuv = cv2.cvtColor(np.ascontiguousarray(color), cv2.COLOR_BGR2YUV_I420).reshape(-1)
+        if cpu.cfg.mode == "remove":
+            color = np.full((2, 2, 3), cpu.remove_color, np.uint8)
+            yuv = cv2.cvtColor(color, cv2.COLOR_BGR2YUV_I420).reshape(-1)
             self._y.fill(int(yuv[0]))
             self._u.fill(int(yuv[4]))
             self._v.fill(int(yuv[5]))
             return True
-        if not cpu._blurs():
-            current = cpu._slot.current
-            assert current is not None
+        current = cpu.replacement
+        if current is not None:
             picture = current.frame()
             if isinstance(current, ImageBackground):  # a still: converted once
                 if self._still is None or self._still[0] is not current:
@@ -233,7 +231,7 @@ class I420Composer:
             else:
                 to_i420(picture, self._buf)
             return True
-        blur = cpu._blur
+        blur = cpu.blur
         assert blur is not None
         if blur.plan.sharp > 0 or blur.factor == 1:
             return False
@@ -295,7 +293,7 @@ class I420Composer:
     def _edge_tiles(
         self,
         cam: tuple[_U8, _U8],
-        grid: TileGrid,
+        layout: TileLayout,
         ty: npt.NDArray[np.intp],
         tx: npt.NDArray[np.intp],
         r0: int,
@@ -304,8 +302,7 @@ class I420Composer:
         """Blend the silhouette's tiles (ty, tx), the camera's from the converted box ``cam``
         whose first tile is (r0, c0): the planes' tiles gathered into one long row (Y, then U
         and V), blended at once, put back."""
-        cpu = self.cpu
-        rows, cols = cpu._rows, cpu._cols
+        grid, rows, cols = layout.grid, layout.rows, layout.cols
         n = len(ty)
         t, c = TILE, TILE // 2
         ny = n * t * t
