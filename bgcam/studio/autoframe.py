@@ -11,14 +11,22 @@
   then moves the frame by half as much as it would with the head on a line);
 - the zoom makes the box at most :data:`FILL_WIDTH` (half) of the crop's width (and fits a
   whole person between the margins). So someone who fills the frame is not zoomed, someone
-  who sits back is zoomed in a little;
+  who sits back is zoomed in a little. The size aimed at is the largest the box asked for in
+  the last :data:`ZOOM_IN_HOLD` (1 s): the view widens at once when the person grows (leans
+  in, raises an arm) and zooms in only once they have stayed smaller that long, so a gesture
+  or a patch that the matte adds for a moment does not pump the zoom;
 - the box aimed at is the union of the boxes of the last :data:`HOLD` (0.1 s): a limb the
   matte finds only on every other frame, or a matte that alternates between two shapes (seen
   with region tracking on a still scene), neither moves the frame nor looks like motion;
-- while the person walks across (their held box centre, low-passed over
-  :data:`POSITION_TIME`, moves faster than :data:`STILL_SPEED`, averaged over
-  :data:`SPEED_TIME`), the view widens in proportion (:data:`WIDEN_SPEED`), so they stay in
-  the picture instead of the frame chasing them; swaying averages out;
+- motion is read from the person's *core* (:attr:`~bgcam.studio.box.Box.core_x`, the column
+  that halves their mass), not from the box's centre: an arm held out, or a patch that the
+  matte adds or drops at one side (seen when the region tracker switches the shape of the
+  crop it segments on a still scene), moves a box edge a long way and the core hardly;
+- while the person walks across (their core moves faster than :data:`STILL_SPEED`, averaged
+  over :data:`SPEED_TIME`), the view widens in proportion (:data:`WIDEN_SPEED`), so they stay
+  in the picture, and the frame leads them as an operator does: it is aimed at where they will
+  be :data:`LEAD`/ω seconds on (ω: the followers' rate, below), which is exactly how far a
+  critically damped follow trails a goal moving at a steady speed. Swaying averages out;
 - the zoom is at most ``effects.autoframe_zoom`` (default 2x: beyond that the bilinear
   upscaling would show) and at least 1x; the crop always lies inside the frame (no borders), so
   near the frame's edge the person is as centred as the frame allows;
@@ -30,10 +38,15 @@
 and its *pan* ``p`` in x and y (0 = against the left/top edge, 1 = against the right/bottom
 edge: centre ``cx = s/2 + p·(1 − s)``), so every state lies inside the frame and nothing has to
 be clamped (a clamp would bend the path). Each of the three follows a goal with a critically
-damped :class:`~bgcam.studio.follow.Follower` (settling in ``effects.autoframe_settle`` s). The
-goal moves only when the person leaves a **dead zone** (``effects.autoframe_dead_zone`` of the
-crop's width or height for the centre, twice that, as a relative change, for the size), and then
-re-centres on them: small movements never move the frame.
+damped :class:`~bgcam.studio.follow.Follower` (settling in ``effects.autoframe_settle`` s, ω =
+:data:`~bgcam.studio.follow.SETTLE_OMEGA_T` / settle). The goal moves only when the person
+leaves a **dead zone** (``effects.autoframe_dead_zone`` of the crop's width or height, twice
+that, as a relative change, for the size), and then re-centres on them: small movements never
+move the frame. Across, it is their core that must leave it (or the box the crop, or the size
+goal move): a box that changes shape around a person who stays does not reframe. The pan is
+placed for the size the crop is heading for when it zooms in (centre and size then agree on
+arrival), for the size it has while it widens (widening is slow, :data:`ACCEL_SIZE`, and the
+crop shows that size meanwhile: placed for the full view, a fast subject was left behind).
 
 **Bounds.** The pan accelerates at most :data:`ACCEL_PAN` (of its range) per s² and moves at
 most :data:`SPEED_PAN` per s; the size :data:`ACCEL_SIZE` and :data:`SPEED_SIZE` (of the frame).
@@ -111,8 +124,6 @@ HOLD = 0.1
 """Seconds over which the boxes are united before aiming: a limb the matte finds only on some
 frames (or a matte that alternates between two shapes frame by frame) neither moves nor
 shrinks the frame; the person's real moves come through with this much delay at most."""
-POSITION_TIME = 0.1
-"""Seconds over which the (held) box centre is low-passed before its velocity is taken."""
 SPEED_TIME = 0.5
 """Seconds over which the person's velocity is averaged."""
 STILL_SPEED = 0.03
@@ -121,6 +132,15 @@ WIDEN_SPEED = 0.25
 """A person crossing the frame this many frame widths per second faster than
 :data:`STILL_SPEED` doubles the crop's size (the view widens, as an operator's does for a
 moving subject, so they stay in the picture); slower, proportionally less."""
+LEAD = 2.0
+"""A critically damped follower chasing a goal that moves at ``v`` trails it by ``2·v/ω`` (ω:
+its rate, :data:`~bgcam.studio.follow.SETTLE_OMEGA_T` / settle): the pan is aimed at where a
+moving person will be ``LEAD/ω`` seconds on (0.34 s at the default settle of 1 s), so that the
+crop keeps up with someone crossing at a steady speed."""
+ZOOM_IN_HOLD = 1.0
+"""Seconds a smaller crop must be wanted before the frame zooms in (it widens at once): longer
+than a gesture or a patch the matte finds for a moment, short enough to follow someone who
+sat back."""
 HOLD_MAX = 64
 """At most this many boxes are held (a source faster than 400 fps holds less than HOLD)."""
 MAX_STEP = 0.1
@@ -210,10 +230,15 @@ class Framer:
         self._missing = LOST_AFTER
         self._clock = 0.0
         self._held: deque[tuple[float, Box]] = deque(maxlen=HOLD_MAX)
-        self._pos: float | None = None
-        self._last_pos: float | None = None
+        self._core: float | None = None
+        """The person's core (:attr:`Box.core_x`) on the last frame."""
+        self._anchor: float | None = None
+        """The person's core when the horizontal pan goal was last placed."""
+        self._sizes: deque[tuple[float, float]] = deque()
+        """(time, size) the person's box asked for in the last ZOOM_IN_HOLD, each larger than
+        all later ones (a sliding maximum)."""
         self.velocity = 0.0
-        """The person box's horizontal velocity, frame widths per s (smoothed)."""
+        """The person's horizontal velocity (their core's), frame widths per s (smoothed)."""
         self.crop = FULL
 
     def configure(self, *, max_zoom: float, settle: float, dead_zone: float) -> None:
@@ -233,7 +258,8 @@ class Framer:
 
     def _forget(self) -> None:
         self._held.clear()
-        self._pos = self._last_pos = None
+        self._core = self._anchor = None
+        self._sizes.clear()
         self.velocity = 0.0
 
     @property
@@ -247,6 +273,7 @@ class Framer:
         """Ease back to the full view (nobody in view, or auto-framing switched off)."""
         self._s.goal = 1.0
         self._missing = LOST_AFTER
+        self._sizes.clear()
 
     def update(self, box: Box | None, dt: float) -> Crop:
         """Move the goal for ``box`` (None: nobody in view) and advance ``dt`` seconds."""
@@ -266,6 +293,7 @@ class Framer:
                 px, py = want.pan()
                 for f, v in ((self._px, px), (self._py, py), (self._s, want.scale)):
                     f.reset(v)
+                self._anchor = box.core_x
             else:
                 self._aim(box)
         dt = min(max(dt, 0.0), MAX_STEP)
@@ -276,7 +304,8 @@ class Framer:
         return self.crop
 
     def _hold(self, box: Box) -> Box:
-        """The union of ``box`` and the boxes of the last :data:`HOLD` seconds."""
+        """The union of ``box`` and the boxes of the last :data:`HOLD` seconds (with the core
+        of ``box``: where the person is now)."""
         held = self._held
         while held and self._clock - held[0][0] > HOLD:
             held.popleft()
@@ -287,39 +316,58 @@ class Framer:
         for _, b in held:
             x0, y0, x1, y1 = min(x0, b.x0), min(y0, b.y0), max(x1, b.x1), max(y1, b.y1)
             area = max(area, b.area)
-        return Box(x0, y0, x1, y1, area)
+        return Box(x0, y0, x1, y1, area, box.mx)
 
     def _track(self, box: Box, dt: float) -> None:
-        """Update :attr:`velocity` from the box centre's move: the centre low-passed over
-        POSITION_TIME (a box that jitters frame by frame has no speed), its change averaged
-        over SPEED_TIME (signed: swaying back and forth averages out, walking across does not)."""
-        if self._pos is None:
-            self._pos = box.cx
-        elif dt > 0:
-            self._pos += min(1.0, dt / POSITION_TIME) * (box.cx - self._pos)
-        if self._last_pos is not None and dt > 0:
+        """Update :attr:`velocity` from the move of the person's core (:attr:`Box.core_x`: a
+        patch of matte that comes and goes at one side moves the box's centre, hardly the core)
+        averaged over SPEED_TIME (signed: swaying back and forth averages out, walking across
+        does not)."""
+        core = box.core_x
+        if self._core is not None and dt > 0:
             k = min(1.0, dt / SPEED_TIME)
-            self.velocity += k * ((self._pos - self._last_pos) / dt - self.velocity)
-        self._last_pos = self._pos
+            self.velocity += k * ((core - self._core) / dt - self.velocity)
+        self._core = core
 
     def _aim(self, box: Box) -> None:
         dz = self.dead_zone
-        want = compose_crop(box, self.max_zoom)
-        widen = 1.0 + max(0.0, abs(self.velocity) - STILL_SPEED) / WIDEN_SPEED
-        if widen > 1.0:
-            want = compose_crop(box, self.max_zoom, scale=want.scale * widen)
+        scale = self._largest(compose_crop(box, self.max_zoom).scale)
+        speed = max(0.0, abs(self.velocity) - STILL_SPEED)
+        want = compose_crop(box, self.max_zoom, scale=scale * (1.0 + speed / WIDEN_SPEED))
         gs = self._s.goal
-        if abs(want.scale - gs) > 2 * dz * gs:
-            self._s.goal = gs = want.scale
-        if gs >= 1.0 - 1e-6:
+        resized = abs(want.scale - gs) > 2 * dz * gs
+        if resized:
+            self._s.goal = want.scale
+        # Place the crop at the size it is heading for, so that its centre and size agree; but
+        # while it widens (slowly: ACCEL_SIZE) at the size it has, which is what shows meanwhile.
+        at = min(self._s.goal, self._s.value)
+        if at >= 1.0 - 1e-6:
             return  # no room to pan: keep the pan goal
-        # Place the crop at the size it is heading for, so its centre and size agree.
-        px, py = compose_crop(box, self.max_zoom, scale=gs).pan()
-        room = 1.0 - gs
-        if abs(px - self._px.goal) * room > dz * gs:
+        lead = math.copysign(speed * LEAD / self._px.omega, self.velocity)
+        ahead = Box(box.x0 + lead, box.y0, box.x1 + lead, box.y1, box.area)
+        px, py = compose_crop(ahead, self.max_zoom, scale=at).pan()
+        room = 1.0 - at
+        # Across, the frame follows the person's core, not the box: a box that changes shape
+        # around a core that stays (an arm held out, a patch of matte that comes and goes)
+        # moves it only when it no longer fits in the crop.
+        left = self._px.goal * room
+        moved = self._anchor is None or abs(box.core_x - self._anchor) > dz * at
+        outside = box.x0 < left or box.x1 > left + at
+        if (moved or outside or resized) and abs(px - self._px.goal) * room > dz * at:
             self._px.goal = px
-        if abs(py - self._py.goal) * room > dz * gs:
+            self._anchor = box.core_x
+        if abs(py - self._py.goal) * room > dz * at:
             self._py.goal = py
+
+    def _largest(self, size: float) -> float:
+        """The largest of ``size`` and the sizes asked for in the last :data:`ZOOM_IN_HOLD`."""
+        sizes = self._sizes
+        while sizes and sizes[-1][1] <= size:
+            sizes.pop()
+        sizes.append((self._clock, size))
+        while self._clock - sizes[0][0] > ZOOM_IN_HOLD:
+            sizes.popleft()
+        return sizes[0][1]
 
 
 class CropWarp:

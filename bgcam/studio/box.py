@@ -3,7 +3,10 @@
 :class:`BoxFinder` reads an 8-bit matte at the refiner's working size (320x180 for 720p; the
 whole frame, or whatever the segment stage tracked) and returns the union box of all person
 pixels (alpha ≥ 128) in coordinates normalised to the frame (0–1 in x and y), or ``None`` when
-too few pixels are person to trust (nobody in view).
+too few pixels are person to trust (nobody in view), with the person's *core*: the column that
+halves the person mass. An arm held out, or a patch the matte adds or drops at one side (seen
+when the region tracker changes the crop it segments), moves a box edge and so the box's centre
+a long way, the core only by that patch's share of the mass.
 
 Cheap and robust: two row/column sums into owned buffers (a few µs at the working size), then
 the box's edges are where the cumulative person mass passes :data:`TRIM` of the total on each
@@ -37,6 +40,13 @@ class Box:
     y1: float
     area: float
     """Share of the frame that is person."""
+    mx: float | None = None
+    """x of the column that halves the person mass (None: not known)."""
+
+    @property
+    def core_x(self) -> float:
+        """Where the person's body is across: :attr:`mx`, or the box's centre without it."""
+        return self.cx if self.mx is None else self.mx
 
     @property
     def cx(self) -> float:
@@ -67,7 +77,7 @@ class BoxFinder:
         self._bits = np.empty((1, 1), np.uint8)
         self._sums = np.empty(2, np.int32)
         self._cum = np.empty(2, np.float64)
-        self._find = np.empty(4, np.float64)
+        self._find = np.empty(5, np.float64)
 
     def find(self, alpha8: npt.NDArray[np.uint8]) -> Box | None:
         """The union box of every person pixel of ``alpha8`` (uint8, (h, w)), or None."""
@@ -96,10 +106,25 @@ class BoxFinder:
         q[1] = total - cut  # last column with less than ``total - cut`` before it
         q[2] = total + q[0]
         q[3] = total + q[1]
-        x0, x1, y0, y1 = np.searchsorted(cum, q).tolist()
+        q[4] = 0.5 * total  # the columns' median
+        x0, x1, y0, y1, mx = np.searchsorted(cum, q).tolist()
         return Box(
-            x0 / w, (y0 - w) / h, min(w, x1 + 1) / w, min(h, y1 - w + 1) / h, total / (h * w)
+            x0 / w,
+            (y0 - w) / h,
+            min(w, x1 + 1) / w,
+            min(h, y1 - w + 1) / h,
+            total / (h * w),
+            _median(cum, sums, mx, float(q[4])) / w,
         )
+
+
+def _median(
+    cum: npt.NDArray[np.float64], sums: npt.NDArray[np.int32], i: int, half: float
+) -> float:
+    """Where the running count ``cum`` passes ``half`` in its bin ``i`` (the first that reaches
+    it), the bin's count taken as spread evenly over it: the median to a fraction of a pixel."""
+    before = float(cum[i - 1]) if i > 0 else 0.0
+    return i + (half - before) / float(sums[i])
 
 
 def reach(alpha8: npt.NDArray[np.uint8], frame_size: tuple[int, int]) -> tuple[int, int, int, int]:

@@ -19,6 +19,21 @@ def test_box_of_a_seated_person() -> None:
     assert 0.25 < box.width < 0.4
 
 
+def test_core_is_the_column_halving_the_person_and_hardly_moves_for_an_arm() -> None:
+    a = np.zeros((180, 320), np.uint8)
+    a[40:120, 100:140] = 255  # a block: the core is its middle column, to a fraction
+    box = BoxFinder().find(a)
+    assert box is not None and box.core_x == pytest.approx(120 / 320)
+    matte = person_matte(0.5, scale=0.6)
+    plain = BoxFinder().find(matte)
+    matte[110:120, 64:144] = 255  # an arm held out to the left
+    patched = BoxFinder().find(matte)
+    assert plain is not None and patched is not None
+    assert plain.core_x == pytest.approx(0.5, abs=0.01)
+    assert plain.cx - patched.cx > 0.09  # the box's centre jumps
+    assert plain.core_x - patched.core_x < 0.3 * (plain.cx - patched.cx)  # the core hardly
+
+
 def test_union_of_two_people_and_specks_ignored() -> None:
     a = person_matte(0.25, scale=0.6)
     a |= person_matte(0.75, scale=0.6)
