@@ -17,7 +17,8 @@
   or a patch that the matte adds for a moment does not pump the zoom;
 - the box aimed at is the union of the boxes of the last :data:`HOLD` (0.1 s): a limb the
   matte finds only on every other frame, or a matte that alternates between two shapes (seen
-  with region tracking on a still scene), neither moves the frame nor looks like motion;
+  with region tracking on a still scene), neither moves nor shrinks the frame (the core,
+  below, moves back and forth by the limb's share of the mass, which averages out);
 - motion is read from the person's *core* (:attr:`~bgcam.studio.box.Box.core_x`, the column
   that halves their mass), not from the box's centre: an arm held out, or a patch that the
   matte adds or drops at one side (seen when the region tracker switches the shape of the
