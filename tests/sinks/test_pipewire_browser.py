@@ -217,6 +217,17 @@ def test_chromium_lists_opens_and_shows_the_blurred_camera(
             print(f"chromium attempt {attempt}: {problem or 'ok'}")
             if problem is None:
                 break
+        if problem is not None and capture_crashed(session):
+            proc.terminate()
+            finish(proc, 30)
+            reference = reference_camera_problem(session, server, tmp_path)
+            if reference is not None:
+                pytest.skip(
+                    f"{chromium_version()} cannot show any PipeWire camera here: its video "
+                    "capture service crashes on BgCam's node and on GStreamer's own test source "
+                    f"alike ({reference}); BgCam's node itself is read by pipewiresrc in "
+                    "test_pipewire_e2e"
+                )
     finally:
         server.close()
         proc.terminate()
@@ -229,6 +240,45 @@ def test_chromium_lists_opens_and_shows_the_blurred_camera(
 
 
 ATTEMPTS = 3
+
+CAPTURE_CRASH = "Detected crash of video capture service"
+"""What chromium logs when its video capture service dies. Debian's chromium 150 does so on
+this machine for every PipeWire camera, GStreamer's own ``videotestsrc`` too (checked by
+:func:`reference_camera_problem` before the test gives up on the browser)."""
+
+
+def capture_crashed(session: PipeWireSession) -> bool:
+    """Whether any chromium of this session logged that its video capture service crashed."""
+    return any(
+        CAPTURE_CRASH in log.read_text(errors="replace")
+        for log in session.root.glob("chromium*.log")
+    )
+
+
+def reference_camera_problem(
+    session: PipeWireSession, server: PageServer, tmp_path: Path
+) -> str | None:
+    """What is wrong when chromium opens a camera that GStreamer makes the way DESIGN.md
+    verified (``videotestsrc ! pipewiresink`` with the camera properties, BgCam's node gone):
+    None when chromium shows it, which would make BgCam's node the culprit."""
+    caps = f"video/x-raw,format=I420,width={SIZE[0]},height={SIZE[1]},framerate=30/1"
+    props = (
+        "props,media.class=Video/Source,media.type=Video,media.role=Camera,"
+        "node.name=bgcam-reference,node.description=BgCam-reference"
+    )
+    session.spawn(
+        ["gst-launch-1.0", "videotestsrc", "is-live=true", "pattern=ball", "!", caps, "!",
+         "pipewiresink", "mode=provide", "client-name=bgcam-reference",
+         f"stream-properties={props}"],
+        "reference.log",
+    )  # fmt: skip
+    wait_for(lambda: session.has_node("bgcam-reference"), 30, "the reference camera's node")
+    return judge(open_in_chromium(session, server, tmp_path / "profile-reference", 0))
+
+
+def chromium_version() -> str:
+    done = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, check=False)
+    return done.stdout.strip() or "chromium"
 
 
 def open_in_chromium(
