@@ -25,7 +25,7 @@ import pytest
 from skimage import data
 
 from bgcam.config import Config
-from bgcam.control.socket import ControlClient
+from bgcam.control.client import ControlClient
 from bgcam.errors import BgCamError
 
 Image = np.ndarray

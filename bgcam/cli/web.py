@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import click
 
 from bgcam.cli import examples
-from bgcam.control.socket import NotRunningError
+from bgcam.control.client import NotRunningError
 from bgcam.web.access import panel_url, read_access
 
 

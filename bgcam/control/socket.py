@@ -41,15 +41,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bgcam.control import wire
-from bgcam.control.client import (
-    MAX_LINE,
-    SOCKET_NAME,
-    ControlClient,
-    NotRunningError,
-    default_socket_path,
-    peer_cred,
-    runtime_dir,
-)
+from bgcam.control.client import MAX_LINE, default_socket_path, peer_cred
 from bgcam.control.commands import CommandQueue, frame_size, prepare
 from bgcam.control.grammar import Command, CommandError
 from bgcam.errors import DeviceError
@@ -62,16 +54,10 @@ log = logging.getLogger(__name__)
 __all__ = [
     "IDLE_TIMEOUT",
     "MAX_CLIENTS",
-    "MAX_LINE",
     "MAX_PER_PEER",
-    "SOCKET_NAME",
-    "ControlClient",
     "ControlServer",
-    "NotRunningError",
-    "default_socket_path",
     "ensure_private_dir",
     "parse_request",
-    "runtime_dir",
 ]
 
 MAX_CLIENTS = 16  # connections served at once; more are told "busy" and closed

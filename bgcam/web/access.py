@@ -21,7 +21,8 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlencode
 
-from bgcam.control.socket import NotRunningError, ensure_private_dir, runtime_dir
+from bgcam.control.client import NotRunningError, runtime_dir
+from bgcam.control.socket import ensure_private_dir
 
 __all__ = [
     "TOKEN_NAME",

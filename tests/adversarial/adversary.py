@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bgcam.control.socket import ControlClient
+from bgcam.control.client import ControlClient
 from bgcam.errors import BgCamError
 from bgcam.web.access import TOKEN_NAME, read_access
 from tests.live_media import DaemonProcess, free_port, wait_for

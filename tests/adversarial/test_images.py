@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from bgcam.control.socket import ControlClient
+from bgcam.control.client import ControlClient
 from bgcam.errors import BgCamError
 from tests.adversarial.adversary import bomb_png, panel, spawn, status
 from tests.live_media import DaemonProcess

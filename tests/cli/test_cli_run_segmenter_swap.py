@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from bgcam.control.socket import SOCKET_NAME, ControlClient
+from bgcam.control.client import SOCKET_NAME, ControlClient
 from tests.live_media import (
     DaemonProcess,
     astronaut_frames,

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from bgcam.control.socket import SOCKET_NAME, ControlClient
+from bgcam.control.client import SOCKET_NAME, ControlClient
 from tests.live_media import ROOT, astronaut_frames, daemon_env, wait_for, write_clip
 
 CLIENTS = 8

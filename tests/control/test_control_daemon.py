@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bgcam.control.socket import ControlClient
+from bgcam.control.client import ControlClient
 from tests.control.control_support import ROOT, spawn_daemon
 
 

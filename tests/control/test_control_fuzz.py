@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bgcam.control.client import MAX_LINE, ControlClient
 from bgcam.control.grammar import COMMANDS
-from bgcam.control.socket import MAX_LINE, ControlClient
 from tests.control.control_support import spawn_daemon
 from tests.live_media import DaemonProcess, wait_for
 

@@ -9,6 +9,7 @@ import evdev
 import pytest
 
 from bgcam.config import ControlConfig, KeysConfig
+from bgcam.control.client import ControlClient
 from bgcam.control.commands import CommandQueue
 from bgcam.control.hotkeys import (
     ChordMatcher,
@@ -17,7 +18,6 @@ from bgcam.control.hotkeys import (
     session_kind,
     start_hotkeys,
 )
-from bgcam.control.socket import ControlClient
 from tests.control.control_support import press, spawn_daemon, start_xvfb
 from tests.live_media import DaemonProcess, wait_for
 

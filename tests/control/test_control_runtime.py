@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bgcam.control.client import ControlClient, NotRunningError
 from bgcam.control.runtime import ServiceWatcher, start_controls
-from bgcam.control.socket import ControlClient, NotRunningError
 from bgcam.errors import DeviceError
 from bgcam.pipeline import Pipeline
 from bgcam.service import SystemdNotifier

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bgcam.config import Config, load_config
+from bgcam.control.client import ControlClient
 from bgcam.control.save import changed_keys, save_config, user_config_path
-from bgcam.control.socket import ControlClient
 from bgcam.errors import ConfigError
 from tests.control.control_support import spawn_daemon
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bgcam.control.socket import ControlClient
+from bgcam.control.client import ControlClient
 from tests.control.control_support import spawn_clobbering, spawn_daemon
 from tests.live_media import wait_for
 

@@ -15,18 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from bgcam.control.commands import CommandQueue
-from bgcam.control.socket import (
-    IDLE_TIMEOUT,
-    MAX_CLIENTS,
+from bgcam.control.client import (
     MAX_LINE,
-    MAX_PER_PEER,
     ControlClient,
-    ControlServer,
     NotRunningError,
     default_socket_path,
     runtime_dir,
 )
+from bgcam.control.commands import CommandQueue
+from bgcam.control.socket import IDLE_TIMEOUT, MAX_CLIENTS, MAX_PER_PEER, ControlServer
 from bgcam.errors import BgCamError, DeviceError
 from bgcam.pipeline import Pipeline
 from tests.live_media import RunningPipeline, wait_for

@@ -21,7 +21,7 @@ import pytest
 
 from bgcam import web
 from bgcam.config import Config
-from bgcam.control.socket import ControlClient
+from bgcam.control.client import ControlClient
 from bgcam.pipeline import Pipeline
 from bgcam.web.access import TOKEN_NAME, URL_NAME, csrf_token, read_access
 from bgcam.web.app import COOKIE, DRAIN_BYTES, MAX_UPLOAD_BYTES

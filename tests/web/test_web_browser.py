@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import pytest
 
-from bgcam.control.socket import ControlClient
+from bgcam.control.client import ControlClient
 from bgcam.pipeline import Pipeline
 from bgcam.web.server import WebHandle
 from tests.live_media import wait_for

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bgcam.control.socket import ControlClient, NotRunningError
+from bgcam.control.client import ControlClient, NotRunningError
 from bgcam.errors import BgCamError
 from bgcam.web.access import TOKEN_NAME, panel_url, read_access
 from tests.live_media import DaemonProcess, free_port, wait_for

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from bgcam.cli import main
 from bgcam.config import WebConfig
-from bgcam.control.socket import NotRunningError
+from bgcam.control.client import NotRunningError
 from bgcam.errors import ConfigError
 from bgcam.pipeline import Pipeline
 from bgcam.web.access import (
