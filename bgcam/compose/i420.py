@@ -183,10 +183,9 @@ class I420Composer:
             return to_i420(image, self._buf)
         # The background first: a weak blur (which needs the sharp frame) gives up before any
         # work, and the tiles are classified only when they are used.
-        if not self._background(image, alpha8_small, frame):
-            return to_i420(cpu.compose_matte(frame, alpha8_small), self._buf)
-        layout = cpu.tile_layout(alpha8_small)
-        if layout is None:  # a frame that is no whole number of the matte's tiles (rare)
+        written = self._background(image, alpha8_small, frame)
+        layout = cpu.tile_layout(alpha8_small) if written else None
+        if layout is None:  # that blur, or a frame no whole number of the matte's tiles (rare)
             return to_i420(cpu.compose_matte(frame, alpha8_small), self._buf)
         seen = layout.tmax > 0
         tr, tc = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
