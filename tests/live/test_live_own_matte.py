@@ -149,10 +149,22 @@ def test_a_stop_wakes_an_output_that_waits_for_its_matte(
     # Frame 0 waits for its matte too when the worker took it before the tick (a busy machine
     # schedules either first): count frame 1's waits alone.
     waits_before = rig.stats.summary()["matte_waits"]
+    # The stop must come while the output waits, not before it starts to (then there is nothing
+    # to wake, and no wait is counted): the exchange's condition tells when the output sleeps
+    # in it (the stop's notify needs the lock, which that sleep releases).
+    waiting = threading.Event()
+    sleep = rig.masks._changed.wait
+
+    def flagged_sleep(timeout: float | None = None) -> bool:
+        waiting.set()
+        return sleep(timeout)
+
+    monkeypatch.setattr(rig.masks._changed, "wait", flagged_sleep)
     done = threading.Event()
     thread = threading.Thread(target=lambda: (rig.tick(clock), done.set()))
     thread.start()  # frame 1: the worker holds it, the output waits for its matte
     assert rig.segmenter.started.wait(20.0)
+    assert waiting.wait(20.0)
     assert rig.worker.stop(0.05) is False  # still stuck in the segmenter, but told to stop
     thread.join(20.0)  # far less than the 100 s budget: the stop ended the wait
     assert done.is_set() and not rig.segmenter.release.is_set()
